@@ -1,1 +1,45 @@
-fn main() {}
+//! baton: the in-pod entrypoint. `main` only parses and maps outcomes to exit codes; each concern
+//! lives in its own module.
+
+mod cli;
+mod clock;
+mod init;
+mod report;
+mod run;
+mod signals;
+mod spawn;
+mod stepdir;
+mod supervise;
+mod sys;
+mod wait;
+
+use baton_contract::record::EXIT_BATON_FAILED;
+use clap::Parser;
+
+use crate::cli::{Cli, Command};
+
+fn main() {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            let _ = e.print();
+            // Usage errors are baton's own failures (125), so they never pass for the command's code.
+            std::process::exit(if e.use_stderr() { EXIT_BATON_FAILED } else { 0 });
+        }
+    };
+    let code = match cli.command {
+        Command::Init(args) => match init::init(&args.dir.dir) {
+            Ok(path) => {
+                println!("{}", path.display());
+                0
+            }
+            Err(e) => {
+                eprintln!("baton: {e:#}");
+                EXIT_BATON_FAILED
+            }
+        },
+        Command::Run(args) => run::run(args),
+        Command::Wait(args) => wait::wait_command(args),
+    };
+    std::process::exit(code);
+}

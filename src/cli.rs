@@ -1,0 +1,136 @@
+//! Command-line arguments: what was asked, before anything is checked against the system.
+
+use std::ffi::OsString;
+use std::path::PathBuf;
+use std::time::Duration;
+
+use baton_contract::layout::{DEFAULT_DIR, ENV_DIR, ENV_STEP};
+use clap::{Args, Parser, Subcommand, ValueEnum};
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "baton",
+    version,
+    about = "In-pod entrypoint for workflow steps: wait for the start condition, run the command, \
+             forward signals, reap zombies, report the end.",
+    max_term_width = 100
+)]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Copy this binary to DIR/bin/baton (run it in an init container).
+    Init(InitArgs),
+    /// Wait for the start condition, run COMMAND as a child, report how it ended.
+    Run(RunArgs),
+    /// Wait like `run` does, without running anything (for shell scripts).
+    Wait(WaitArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct DirArg {
+    /// The shared directory (an emptyDir mounted in every container).
+    #[arg(long, env = ENV_DIR, default_value = DEFAULT_DIR, value_name = "DIR")]
+    pub dir: PathBuf,
+}
+
+#[derive(Args, Debug)]
+pub struct InitArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum OnError {
+    /// A failed command fails the step.
+    Stop,
+    /// A failed command still lets the step (and its successors) succeed; the real code is recorded.
+    Continue,
+}
+
+#[derive(Args, Debug)]
+pub struct RunArgs {
+    /// This step's name; unnamed steps run but publish nothing.
+    #[arg(long, env = ENV_STEP, value_name = "NAME")]
+    pub name: Option<String>,
+
+    #[command(flatten)]
+    pub dir: DirArg,
+
+    /// Wait until STEP has ended; plain STEP must have succeeded, STEP:done accepts any end.
+    /// Repeatable: all of them.
+    #[arg(long, value_name = "STEP[:done]")]
+    pub after: Vec<String>,
+
+    /// Wait until PATH exists (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub wait_file: Vec<PathBuf>,
+
+    /// Wait until PATH exists and is not empty (repeatable).
+    #[arg(long, value_name = "PATH")]
+    pub wait_nonempty: Vec<PathBuf>,
+
+    /// Give up waiting after DUR: exit 125, reason WaitTimedOut.
+    #[arg(long, value_name = "DUR", value_parser = duration)]
+    pub wait_timeout: Option<Duration>,
+
+    /// Stop the command after DUR: SIGTERM to its process group, SIGKILL after --grace; exit 124.
+    #[arg(long, value_name = "DUR", value_parser = duration)]
+    pub timeout: Option<Duration>,
+
+    /// Time between SIGTERM and SIGKILL when baton stops the command.
+    #[arg(long, value_name = "DUR", value_parser = duration, default_value = "10s")]
+    pub grace: Duration,
+
+    /// After the command exits, every regular file in DIR is a result (name = file name).
+    #[arg(long, value_name = "DIR")]
+    pub results: Option<PathBuf>,
+
+    /// Where the exit record goes (the container's terminationMessagePath)
+    /// [default: /dev/termination-log, written only if it exists]
+    #[arg(long, value_name = "PATH")]
+    pub termination_path: Option<PathBuf>,
+
+    /// The most bytes the exit record may take: 4096, or 12288 / (containers in the pod) if smaller.
+    #[arg(long, value_name = "BYTES", default_value_t = 4096)]
+    pub message_limit: usize,
+
+    /// What a failed command means for the step.
+    #[arg(long, value_enum, value_name = "stop|continue", default_value_t = OnError::Stop)]
+    pub on_error: OnError,
+
+    /// Also append the command's standard output to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub stdout: Option<PathBuf>,
+
+    /// Also append the command's standard error to FILE.
+    #[arg(long, value_name = "FILE")]
+    pub stderr: Option<PathBuf>,
+
+    /// The command and its arguments, after `--`.
+    #[arg(last = true, required = true, value_name = "COMMAND")]
+    pub command: Vec<OsString>,
+}
+
+pub const DEFAULT_TERMINATION_PATH: &str = "/dev/termination-log";
+
+#[derive(Args, Debug)]
+pub struct WaitArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+
+    /// Give up after DUR: exit 125.
+    #[arg(long, value_name = "DUR", value_parser = duration)]
+    pub timeout: Option<Duration>,
+
+    /// STEP, STEP:done, file:PATH or nonempty:PATH; all must hold.
+    #[arg(required = true, value_name = "SPEC")]
+    pub specs: Vec<String>,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    baton_contract::duration::parse(text)
+}

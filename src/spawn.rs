@@ -1,0 +1,86 @@
+//! Starting the command: its own process group, the terminal if baton had it, the signal mask baton
+//! was started with, and one clear sentence when it cannot be started at all.
+
+use std::ffi::OsString;
+use std::io;
+use std::os::fd::OwnedFd;
+use std::os::unix::process::CommandExt;
+use std::path::Path;
+use std::process::{Command, Stdio};
+
+use baton_contract::record::{EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND};
+
+use crate::sys::{self, SigSet};
+
+pub struct Child {
+    pub pid: i32,
+    /// Read ends of the command's stdout / stderr when they are copied to files.
+    pub stdout: Option<OwnedFd>,
+    pub stderr: Option<OwnedFd>,
+}
+
+/// The command could not be started: 127 (not found) or 126 (found, not executable).
+#[derive(Debug)]
+pub struct CannotRun {
+    pub code: i32,
+    pub message: String,
+}
+
+pub fn spawn(argv: &[OsString], mask: &SigSet, pipe_stdout: bool, pipe_stderr: bool) -> Result<Child, CannotRun> {
+    let mut command = Command::new(&argv[0]);
+    command.args(&argv[1..]).process_group(0);
+    if pipe_stdout {
+        command.stdout(Stdio::piped());
+    }
+    if pipe_stderr {
+        command.stderr(Stdio::piped());
+    }
+    let give_terminal = sys::owns_terminal();
+    let mask = *mask;
+    // Between fork and exec: only async-signal-safe calls. All signals are still blocked here, so
+    // taking the terminal from the background cannot stop us with SIGTTOU.
+    unsafe {
+        command.pre_exec(move || {
+            if give_terminal {
+                sys::take_terminal();
+            }
+            sys::set_mask(&mask)
+        });
+    }
+    match command.spawn() {
+        Ok(mut child) => Ok(Child {
+            pid: child.id() as i32,
+            stdout: child.stdout.take().map(OwnedFd::from),
+            stderr: child.stderr.take().map(OwnedFd::from),
+        }),
+        Err(e) => Err(explain(&argv[0], &e)),
+    }
+}
+
+fn explain(program: &OsString, e: &io::Error) -> CannotRun {
+    let shown = Path::new(program).display();
+    let has_slash = program.to_string_lossy().contains('/');
+    let (code, why) = match e.raw_os_error() {
+        Some(libc::ENOENT) if has_slash && Path::new(program).exists() => (
+            EXIT_CANNOT_EXECUTE,
+            "the file exists but its interpreter (the #! line) or dynamic loader is missing from the image".to_string(),
+        ),
+        Some(libc::ENOENT) if has_slash => (EXIT_NOT_FOUND, "no such file; check the step's command and image".to_string()),
+        Some(libc::ENOENT) => {
+            let path = std::env::var("PATH").unwrap_or_else(|_| "not set".to_string());
+            (EXIT_NOT_FOUND, format!("not found in PATH ({path}); check the step's command and image"))
+        }
+        Some(libc::EACCES) | Some(libc::EPERM) => (
+            EXIT_CANNOT_EXECUTE,
+            "permission denied; the file must be a regular file with the executable bit (chmod +x), on a file \
+             system not mounted noexec"
+                .to_string(),
+        ),
+        Some(libc::ENOEXEC) => (
+            EXIT_CANNOT_EXECUTE,
+            "not an executable format; give the script a #! line or run it through its interpreter".to_string(),
+        ),
+        _ => (EXIT_CANNOT_EXECUTE, e.to_string()),
+    };
+    CannotRun { code, message: format!("cannot run {shown:?}: {why}") }
+}

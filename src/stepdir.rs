@@ -1,0 +1,141 @@
+//! A named step's folder in the shared directory: claiming it, saying what the wrapper is doing, and
+//! publishing the exit record that releases the steps after it.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use baton_contract::layout::{Layout, PROTOCOL_VERSION};
+use baton_contract::state::{Phase, StepState};
+
+use crate::clock;
+use crate::sys;
+
+/// Shared folders are world-writable and sticky (like /tmp): steps of a pod may run as different UIDs.
+pub const SHARED_DIR_MODE: u32 = 0o1777;
+
+/// Creates `dir` (and its parents) if missing, and opens it to every UID if this process owns it.
+pub fn ensure_shared_dir(dir: &Path) -> io::Result<()> {
+    match fs::create_dir(dir) {
+        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(SHARED_DIR_MODE)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => {
+            if let Some(parent) = dir.parent() {
+                fs::create_dir_all(parent)?;
+            }
+            ensure_shared_dir(dir)
+        }
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes `content` to `path` through a temporary file in the same folder and a rename, so a reader
+/// sees the old file or the whole new one, never a part.
+pub fn write_atomically(path: &Path, content: &[u8], mode: u32) -> io::Result<()> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("file");
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", sys::getpid()));
+    let mut f = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+    let written = f.write_all(content).and_then(|()| f.set_permissions(fs::Permissions::from_mode(mode)));
+    if let Err(e) = written.and_then(|()| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(())
+}
+
+/// A claimed step folder. The wrapper holds an exclusive flock on `lock` for as long as it lives:
+/// when it dies, however it dies, the kernel drops the lock and waiters learn of it at once.
+pub struct StepDir {
+    layout: Layout,
+    name: String,
+    _lock: File,
+    phase: Option<Phase>,
+}
+
+impl StepDir {
+    /// Claims the folder of step `name`. Fails if a living wrapper already owns it.
+    pub fn claim(layout: &Layout, name: &str) -> Result<StepDir> {
+        let steps = layout.steps();
+        ensure_shared_dir(&steps).with_context(|| {
+            format!(
+                "cannot create the shared folder {}: mount a writable emptyDir at {} or pass --dir",
+                steps.display(),
+                layout.root().display()
+            )
+        })?;
+        let folder = layout.step(name);
+        ensure_shared_dir(&folder).with_context(|| format!("cannot create the step folder {}", folder.display()))?;
+
+        let lock_path = layout.lock(name);
+        if let Ok(existing) = File::open(&lock_path) {
+            if !sys::flock(existing.as_raw_fd(), false, false)? {
+                bail!(
+                    "step name {name:?} is taken: another living baton already runs it in {}; give every \
+                     step of the pod its own --name",
+                    layout.root().display()
+                );
+            }
+        }
+        // A record left by an earlier run of this step (a restarted container) is stale now.
+        match fs::remove_file(layout.exit(name)) {
+            Ok(()) => eprintln!("baton: step {name:?} had ended before; running it again"),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e).context(format!("cannot remove the old record of step {name:?}")),
+        }
+        // Lock a fresh file, then rename it into place: nobody ever sees an unlocked `lock`.
+        let tmp = folder.join(format!(".lock.{}.tmp", sys::getpid()));
+        let lock = OpenOptions::new()
+            .read(true)
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o444)
+            .custom_flags(libc::O_CLOEXEC)
+            .open(&tmp)
+            .with_context(|| format!("cannot create {}", tmp.display()))?;
+        sys::flock(lock.as_raw_fd(), true, false)?;
+        fs::rename(&tmp, &lock_path).with_context(|| format!("cannot create {}", lock_path.display()))?;
+        Ok(StepDir { layout: layout.clone(), name: name.to_string(), _lock: lock, phase: None })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+
+    /// Records what the wrapper does now, for `baton status`. Best effort: a status file that cannot
+    /// be written must not stop the step.
+    pub fn set_state(&mut self, phase: Phase, child_pid: Option<u32>, waiting_for: &[String], exit_code: Option<i32>) {
+        let state = StepState {
+            baton: PROTOCOL_VERSION,
+            step: self.name.clone(),
+            state: phase,
+            since: clock::now_rfc3339(),
+            pid: std::process::id(),
+            child_pid,
+            waiting_for: waiting_for.to_vec(),
+            exit_code,
+        };
+        let json = serde_json::to_vec(&state).expect("state serializes");
+        if let Err(e) = write_atomically(&self.layout.state(&self.name), &json, 0o644) {
+            if self.phase.is_none() {
+                eprintln!("baton: cannot write the state of step {:?}: {e}", self.name);
+            }
+        }
+        self.phase = Some(phase);
+    }
+
+    /// Publishes the exit record: the marker the steps after this one wait for.
+    pub fn publish(&self, record_json: &str) -> io::Result<PathBuf> {
+        let path = self.layout.exit(&self.name);
+        write_atomically(&path, record_json.as_bytes(), 0o644)?;
+        let _ = fs::remove_file(self.layout.state(&self.name));
+        Ok(path)
+    }
+}
