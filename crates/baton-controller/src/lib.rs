@@ -1,1 +1,30 @@
-//! Placeholder: filled in by the controller issue.
+//! Reads what baton wrote back out of a Pod, robustly, and writes status as rarely as possible.
+//!
+//! - [`termination`]: one container's termination message, classified (record, cut record, text, …).
+//! - [`status`]: the pure `Pod → RunStatus` function and the status types.
+//! - [`table`]: the status as a table for people.
+//! - [`watch`] (feature `watch`): a pod watcher that prints each status change and, on request,
+//!   writes the status to an annotation only when it changed.
+
+pub mod status;
+pub mod table;
+pub mod termination;
+#[cfg(feature = "watch")]
+pub mod watch;
+
+pub use status::{run_status, PodRunStatus, RunStatus};
+
+/// Why the watcher stopped.
+#[cfg(feature = "watch")]
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    /// Without the right to patch pods every later write would fail too, so the watcher stops.
+    #[error("the API server forbids writing the run status to pod {pod}: grant this identity `patch` on pods ({source})")]
+    Forbidden {
+        pod: String,
+        #[source]
+        source: kube::Error,
+    },
+    #[error("cannot write to standard output: {0}")]
+    Output(#[from] std::io::Error),
+}

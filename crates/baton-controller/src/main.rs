@@ -1,0 +1,242 @@
+//! `batonctl`: reads baton's run status out of pods. Wiring only: the library does the work, and this
+//! file alone maps outcomes to exit codes (0 done, 1 failed, 2 bad usage).
+
+use std::io::{IsTerminal, Read, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::{bail, Context, Result};
+use baton_controller::status::PodRunStatus;
+use baton_controller::{table, watch};
+use clap::{Parser, Subcommand, ValueEnum};
+use k8s_openapi::api::core::v1::Pod;
+use kube::config::{KubeConfigOptions, Kubeconfig};
+
+/// The most `status` reads: far beyond any pod list, small enough that a wrong file fails fast.
+const MAX_INPUT: u64 = 256 << 20;
+
+#[derive(Parser, Debug)]
+#[command(
+    name = "batonctl",
+    version,
+    about = "Reads baton's step results and run status back out of pods.",
+    max_term_width = 100
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Print the run status of a pod (or a list of pods) given as JSON or YAML:
+    /// `kubectl get pod NAME -o json | batonctl status`.
+    Status {
+        /// The file to read; `-` reads standard input.
+        #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "-")]
+        file: String,
+        /// `table` for people, `json` for machines (one JSON object a line, one line a pod).
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
+    /// Watch pods and print one JSON line each time a pod's run status changes.
+    Watch {
+        /// The namespace to watch (default: the kubeconfig's namespace).
+        #[arg(short = 'n', long = "namespace", value_name = "NAMESPACE")]
+        namespace: Option<String>,
+        /// Watch pods in every namespace.
+        #[arg(short = 'A', long = "all-namespaces", conflicts_with = "namespace")]
+        all_namespaces: bool,
+        /// Only pods with these labels, as `kubectl -l` takes them (`app=build,tier!=test`).
+        #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
+        selector: Option<String>,
+        /// The kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account).
+        #[arg(long, value_name = "PATH")]
+        kubeconfig: Option<PathBuf>,
+        /// The kubeconfig context to use (default: its current context).
+        #[arg(long, value_name = "NAME")]
+        context: Option<String>,
+        /// Also write the run status of each pod to its `baton.dev/run-status` annotation (server-side
+        /// apply, field manager `batonctl`), only when it changed.
+        #[arg(long)]
+        annotate: bool,
+        /// Batch window for annotation writes (`2s`, `500ms`): the first change opens it and the status
+        /// at its end is written. A final phase is written at once.
+        #[arg(long, value_name = "DUR", value_parser = duration, default_value = "0s", requires = "annotate")]
+        batch: Duration,
+    },
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Output {
+    Table,
+    Json,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    baton_contract::duration::parse(text)
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let outcome = match cli.command {
+        Command::Status { file, output } => status(&file, output),
+        Command::Watch { namespace, all_namespaces, selector, kubeconfig, context, annotate, batch } => {
+            let target = Target { namespace, all_namespaces, kubeconfig, context };
+            let options = watch::Options { namespace: None, selector, annotate, batch };
+            watch_pods(target, options)
+        }
+    };
+    match outcome {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("batonctl: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn status(file: &str, output: Output) -> Result<()> {
+    let text = read_input(file)?;
+    let pods = parse_pods(&text).with_context(|| format!("{} holds no pod", describe(file)))?;
+    let mut out = std::io::stdout().lock();
+    for (i, pod) in pods.iter().enumerate() {
+        let run = PodRunStatus::of(pod);
+        match output {
+            Output::Json => writeln!(out, "{}", serde_json::to_string(&run)?)?,
+            Output::Table => {
+                if i > 0 {
+                    writeln!(out)?;
+                }
+                write!(out, "{}", table::render(&run))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+fn describe(file: &str) -> String {
+    if file == "-" {
+        "standard input".to_string()
+    } else {
+        file.to_string()
+    }
+}
+
+fn read_input(file: &str) -> Result<String> {
+    let mut bytes = Vec::new();
+    if file == "-" {
+        let stdin = std::io::stdin();
+        if stdin.is_terminal() {
+            bail!("no pod on standard input: pipe one in (kubectl get pod NAME -o json | batonctl status) or pass -f FILE");
+        }
+        stdin.lock().take(MAX_INPUT).read_to_end(&mut bytes).context("cannot read standard input")?;
+    } else {
+        let f = std::fs::File::open(file).with_context(|| format!("cannot open {file}"))?;
+        f.take(MAX_INPUT).read_to_end(&mut bytes).with_context(|| format!("cannot read {file}"))?;
+    }
+    String::from_utf8(bytes).with_context(|| format!("{} is not UTF-8 text", describe(file)))
+}
+
+/// A Pod, or a List / PodList of pods (what `kubectl get pods -o json` prints), as JSON or YAML.
+fn parse_pods(text: &str) -> Result<Vec<Pod>> {
+    let value: serde_json::Value = if text.trim_start().starts_with('{') {
+        serde_json::from_str(text).context("the JSON is not valid")?
+    } else {
+        serde_saphyr::from_str(text).map_err(|e| anyhow::anyhow!("the YAML is not valid: {e}"))?
+    };
+    let kind = value.get("kind").and_then(serde_json::Value::as_str).unwrap_or("");
+    let items = match kind {
+        "List" | "PodList" => match value.get("items") {
+            Some(serde_json::Value::Array(items)) => items.clone(),
+            _ => bail!("the {kind} has no items array"),
+        },
+        "Pod" => vec![value],
+        "" => bail!("the object has no kind; expected a Pod or a List of pods"),
+        other => bail!("the object is a {other}; expected a Pod or a List of pods"),
+    };
+    items
+        .into_iter()
+        .enumerate()
+        .map(|(i, item)| serde_json::from_value(item).with_context(|| format!("item {i} is not a valid Pod")))
+        .collect()
+}
+
+/// Where to watch: resolved against the kubeconfig, which needs the runtime.
+struct Target {
+    namespace: Option<String>,
+    all_namespaces: bool,
+    kubeconfig: Option<PathBuf>,
+    context: Option<String>,
+}
+
+fn watch_pods(target: Target, mut options: watch::Options) -> Result<()> {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let client = client(&target).await?;
+        options.namespace = match (target.all_namespaces, target.namespace) {
+            (true, _) => None,
+            (false, Some(ns)) => Some(ns),
+            (false, None) => Some(client.default_namespace().to_string()),
+        };
+        let mut out = std::io::stdout();
+        tokio::select! {
+            done = watch::run(client, &options, &mut out) => done.map_err(anyhow::Error::from),
+            _ = tokio::signal::ctrl_c() => Ok(()),
+        }
+    })
+}
+
+async fn client(target: &Target) -> Result<kube::Client> {
+    let options = KubeConfigOptions { context: target.context.clone(), ..KubeConfigOptions::default() };
+    let config = match &target.kubeconfig {
+        Some(path) => {
+            let file = Kubeconfig::read_from(path)
+                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
+            kube::Config::from_custom_kubeconfig(file, &options)
+                .await
+                .with_context(|| format!("kubeconfig {} is not usable", path.display()))?
+        }
+        None if target.context.is_some() => {
+            kube::Config::from_kubeconfig(&options).await.context("cannot load the kubeconfig context")?
+        }
+        None => {
+            kube::Config::infer().await.context("cannot find a cluster: no kubeconfig and not in a pod")?
+        }
+    };
+    kube::Client::try_from(config).context("cannot build a Kubernetes client")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn parses_a_pod_a_list_and_yaml() {
+        let pod = r#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"a"},"spec":{"containers":[{"name":"c"}]}}"#;
+        assert_eq!(parse_pods(pod).unwrap().len(), 1);
+        let list = format!(r#"{{"apiVersion":"v1","kind":"List","items":[{pod},{pod}]}}"#);
+        assert_eq!(parse_pods(&list).unwrap().len(), 2);
+        let yaml = "apiVersion: v1\nkind: Pod\nmetadata:\n  name: a\nspec:\n  containers:\n  - name: c\n";
+        assert_eq!(parse_pods(yaml).unwrap()[0].metadata.name.as_deref(), Some("a"));
+    }
+
+    #[test]
+    fn refuses_what_is_not_a_pod_with_a_sentence() {
+        let err = parse_pods(r#"{"kind":"Service"}"#).unwrap_err().to_string();
+        assert!(err.contains("is a Service"), "{err}");
+        assert!(parse_pods("{").unwrap_err().to_string().contains("JSON is not valid"));
+        assert!(parse_pods("- [").is_err());
+        assert!(parse_pods("{}").unwrap_err().to_string().contains("no kind"));
+    }
+
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

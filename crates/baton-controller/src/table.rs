@@ -1,0 +1,107 @@
+//! The run status as a table for people; machines read `-o json` instead.
+
+use std::fmt::Write as _;
+
+use crate::status::{PodRunStatus, StepStatus};
+
+/// The widest a NOTE cell gets; the full text is in `-o json`.
+const NOTE_WIDTH: usize = 100;
+
+/// Renders one pod's run status: a heading line, one row per step, then results and warnings.
+pub fn render(run: &PodRunStatus) -> String {
+    let mut out = String::new();
+    let pod = match &run.namespace {
+        Some(ns) => format!("{ns}/{}", run.pod),
+        None => run.pod.clone(),
+    };
+    let _ = writeln!(out, "pod {pod}: {:?}", run.status.phase);
+
+    let header = ["STEP", "KIND", "STATE", "EXIT", "REASON", "STARTED", "FINISHED", "NOTE"];
+    let rows: Vec<[String; 8]> = run.status.steps.iter().map(row).collect();
+    let mut widths = header.map(str::len);
+    for r in &rows {
+        for (w, cell) in widths.iter_mut().zip(r) {
+            *w = (*w).max(cell.chars().count());
+        }
+    }
+    line(&mut out, &header.map(str::to_string), &widths);
+    for r in &rows {
+        line(&mut out, r, &widths);
+    }
+    if !run.status.results.is_empty() {
+        out.push_str("results:\n");
+        let width = run.status.results.keys().map(|k| k.chars().count()).max().unwrap_or(0);
+        for (name, value) in &run.status.results {
+            let _ = writeln!(out, "  {name:width$}  {}", one_line(value, NOTE_WIDTH));
+        }
+    }
+    if !run.status.warnings.is_empty() {
+        out.push_str("warnings:\n");
+        for w in &run.status.warnings {
+            let _ = writeln!(out, "  - {w}");
+        }
+    }
+    out
+}
+
+fn row(s: &StepStatus) -> [String; 8] {
+    let name = match &s.step {
+        Some(step) if *step != s.name => format!("{} ({step})", s.name),
+        _ => s.name.clone(),
+    };
+    let dash = || "-".to_string();
+    let note =
+        s.error.as_deref().or(s.message.as_deref()).map(|t| one_line(t, NOTE_WIDTH)).unwrap_or_default();
+    [
+        name,
+        format!("{:?}", s.kind).to_lowercase(),
+        format!("{:?}", s.state).to_lowercase(),
+        s.exit_code.map_or_else(dash, |c| c.to_string()),
+        s.reason.clone().unwrap_or_else(dash),
+        s.started_at.clone().unwrap_or_else(dash),
+        s.finished_at.clone().unwrap_or_else(dash),
+        note,
+    ]
+}
+
+fn line(out: &mut String, cells: &[String; 8], widths: &[usize; 8]) {
+    let mut text = String::new();
+    for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
+        if i + 1 == cells.len() {
+            text.push_str(cell);
+        } else {
+            let pad = w.saturating_sub(cell.chars().count());
+            text.push_str(cell);
+            text.push_str(&" ".repeat(pad + 2));
+        }
+    }
+    out.push_str(text.trim_end());
+    out.push('\n');
+}
+
+/// Lines are joined with ` ⏎ ` (a log tail has many), tabs become spaces; past `max` characters the text ends in `…`.
+fn one_line(text: &str, max: usize) -> String {
+    let flat = text
+        .lines()
+        .map(|l| l.replace('\t', " ").trim().to_string())
+        .filter(|l| !l.is_empty())
+        .collect::<Vec<_>>()
+        .join(" ⏎ ");
+    if flat.chars().count() <= max {
+        return flat;
+    }
+    let mut cut: String = flat.chars().take(max.saturating_sub(1)).collect();
+    cut.push('…');
+    cut
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_line_flattens_and_cuts_on_characters() {
+        assert_eq!(one_line("a\nb\n\n  c\t", 80), "a ⏎ b ⏎ c");
+        assert_eq!(one_line(&"é".repeat(10), 4), "ééé…");
+    }
+}

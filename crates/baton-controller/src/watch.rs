@@ -1,0 +1,318 @@
+//! Watches pods and reports run-status changes: one JSON line per change (a pod event that leaves the
+//! status as it was prints nothing) and, with `--annotate`, a server-side apply of the status to an
+//! annotation of the pod, only when what it would write differs from what is there.
+//!
+//! Write rule, to keep etcd quiet: the annotation holds [`RunStatus::ended`] (the phase and the steps
+//! that have terminated), so a container going from waiting to running costs nothing; nothing is
+//! written before the first step ends; and a value equal to the pod's annotation, or to what this
+//! watcher last wrote, is never written again. With a batch window, the first change opens the window
+//! and the status at its end is written (one write per window per pod); a final phase is written at once.
+
+use std::collections::hash_map::Entry;
+use std::collections::{HashMap, HashSet};
+use std::io::Write;
+use std::time::Duration;
+
+use futures::StreamExt;
+use k8s_openapi::api::core::v1::Pod;
+use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::watcher::{self, Event};
+use kube::runtime::WatchStreamExt;
+use kube::Client;
+use tokio::time::Instant;
+
+use crate::status::{run_status, PodRunStatus, RunStatus};
+use crate::Error;
+
+/// The annotation the run status is written to.
+pub const ANNOTATION: &str = "baton.dev/run-status";
+/// The field manager of the server-side apply: the owner of the annotation.
+pub const FIELD_MANAGER: &str = "batonctl";
+/// How long a failed write waits before it is tried again.
+const RETRY: Duration = Duration::from_secs(10);
+
+/// Which pods to watch and what to do on a change.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// The namespace to watch; `None` watches all namespaces.
+    pub namespace: Option<String>,
+    /// A label selector (`app=x,tier!=y`), as `kubectl -l` takes it.
+    pub selector: Option<String>,
+    /// Write the status to the [`ANNOTATION`] of each pod.
+    pub annotate: bool,
+    /// The batch window for writes; zero writes each change at once.
+    pub batch: Duration,
+}
+
+/// Runs until the output fails or a write is forbidden; watch errors are retried with backoff.
+pub async fn run(client: Client, options: &Options, out: &mut (dyn Write + Send)) -> Result<(), Error> {
+    let api: Api<Pod> = match &options.namespace {
+        Some(ns) => Api::namespaced(client.clone(), ns),
+        None => Api::all(client.clone()),
+    };
+    let mut config = watcher::Config::default();
+    if let Some(selector) = &options.selector {
+        config = config.labels(selector);
+    }
+    let mut events = watcher::watcher(api, config).default_backoff().boxed();
+    let mut tracker = Tracker::new(options.annotate, options.batch);
+    loop {
+        let due = tracker.next_due();
+        let event = tokio::select! {
+            event = events.next() => event,
+            () = sleep_until(due) => {
+                for write in tracker.due(Instant::now()) {
+                    apply(&client, &mut tracker, write).await?;
+                }
+                continue;
+            }
+        };
+        match event {
+            None => return Ok(()),
+            Some(Err(e)) => eprintln!("batonctl: watching pods failed, retrying: {e}"),
+            Some(Ok(event)) => {
+                for action in tracker.on_event(event, Instant::now()) {
+                    match action {
+                        Action::Print(line) => {
+                            writeln!(out, "{line}")?;
+                            out.flush()?;
+                        }
+                        Action::Write(write) => apply(&client, &mut tracker, write).await?,
+                    }
+                }
+            }
+        }
+    }
+}
+
+async fn sleep_until(due: Option<Instant>) {
+    match due {
+        Some(at) => tokio::time::sleep_until(at).await,
+        None => std::future::pending().await,
+    }
+}
+
+/// The server-side apply of one annotation; a pod gone meanwhile is forgotten, other failures retried.
+async fn apply(client: &Client, tracker: &mut Tracker, write: PendingWrite) -> Result<(), Error> {
+    let api: Api<Pod> = Api::namespaced(client.clone(), &write.key.namespace);
+    let patch = annotation_patch(&write.key, &write.value);
+    let params = PatchParams::apply(FIELD_MANAGER).force();
+    match api.patch(&write.key.name, &params, &Patch::Apply(&patch)).await {
+        Ok(_) => tracker.wrote(&write.key, write.value),
+        Err(e) => match api_code(&e) {
+            Some(404) => tracker.forget(&write.key),
+            Some(403) => return Err(Error::Forbidden { pod: write.key.to_string(), source: e }),
+            _ => {
+                eprintln!(
+                    "batonctl: writing the run status of pod {} failed, retrying in {RETRY:?}: {e}",
+                    write.key
+                );
+                tracker.retry(&write.key, write.value, Instant::now() + RETRY);
+            }
+        },
+    }
+    Ok(())
+}
+
+fn api_code(e: &kube::Error) -> Option<u16> {
+    match e {
+        kube::Error::Api(status) => Some(status.code),
+        _ => None,
+    }
+}
+
+/// The apply body: only the annotation, so the field manager owns nothing else of the pod.
+pub fn annotation_patch(key: &PodKey, value: &str) -> serde_json::Value {
+    serde_json::json!({
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": key.name,
+            "namespace": key.namespace,
+            "annotations": { ANNOTATION: value },
+        },
+    })
+}
+
+/// What the annotation should hold for a status: `None` while nothing has ended.
+pub fn annotation_value(status: &RunStatus) -> Option<String> {
+    let ended = status.ended();
+    (!ended.steps.is_empty() || ended.phase.is_final()).then(|| ended.to_json())
+}
+
+/// A pod's namespace and name.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct PodKey {
+    pub namespace: String,
+    pub name: String,
+}
+
+impl PodKey {
+    fn of(pod: &Pod) -> Self {
+        PodKey {
+            namespace: pod.metadata.namespace.clone().unwrap_or_default(),
+            name: pod.metadata.name.clone().unwrap_or_default(),
+        }
+    }
+}
+
+impl std::fmt::Display for PodKey {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}/{}", self.namespace, self.name)
+    }
+}
+
+/// What the watcher should do after an event.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Action {
+    /// Print this JSON line.
+    Print(String),
+    /// Apply this annotation value now.
+    Write(PendingWrite),
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct PendingWrite {
+    pub key: PodKey,
+    pub value: String,
+}
+
+/// What the watcher knows of one pod.
+struct Tracked {
+    uid: Option<String>,
+    status: RunStatus,
+    /// The value this watcher last wrote and saw accepted.
+    written: Option<String>,
+    /// A write waiting for its batch window (or retry) to end.
+    due: Option<(Instant, String)>,
+}
+
+impl Tracked {
+    fn new(uid: Option<String>, status: RunStatus) -> Self {
+        Tracked { uid, status, written: None, due: None }
+    }
+}
+
+/// The decisions of the watcher, apart from the I/O: which lines to print and which writes to make.
+pub struct Tracker {
+    annotate: bool,
+    batch: Duration,
+    pods: HashMap<PodKey, Tracked>,
+    /// The pods seen since a re-list began; the others are gone once it ends.
+    relisting: Option<HashSet<PodKey>>,
+}
+
+impl Tracker {
+    pub fn new(annotate: bool, batch: Duration) -> Self {
+        Tracker { annotate, batch, pods: HashMap::new(), relisting: None }
+    }
+
+    pub fn on_event(&mut self, event: Event<Pod>, now: Instant) -> Vec<Action> {
+        match event {
+            Event::Apply(pod) => self.observe(&pod, now),
+            Event::InitApply(pod) => {
+                if let Some(seen) = self.relisting.as_mut() {
+                    seen.insert(PodKey::of(&pod));
+                }
+                self.observe(&pod, now)
+            }
+            Event::Delete(pod) => {
+                self.forget(&PodKey::of(&pod));
+                Vec::new()
+            }
+            Event::Init => {
+                self.relisting = Some(HashSet::new());
+                Vec::new()
+            }
+            Event::InitDone => {
+                if let Some(seen) = self.relisting.take() {
+                    self.pods.retain(|key, _| seen.contains(key));
+                }
+                Vec::new()
+            }
+        }
+    }
+
+    /// One pod as it is now: print if its status changed, write if its annotation is behind.
+    pub fn observe(&mut self, pod: &Pod, now: Instant) -> Vec<Action> {
+        let key = PodKey::of(pod);
+        let status = run_status(pod);
+        let mut actions = Vec::new();
+        let uid = pod.metadata.uid.clone();
+        // A pod deleted and created again under the same name is a new pod.
+        let (tracked, changed) = match self.pods.entry(key.clone()) {
+            Entry::Occupied(entry) if entry.get().uid == uid => {
+                let tracked = entry.into_mut();
+                let changed = tracked.status != status;
+                tracked.status = status;
+                (tracked, changed)
+            }
+            Entry::Occupied(mut entry) => {
+                entry.insert(Tracked::new(uid, status));
+                (entry.into_mut(), true)
+            }
+            Entry::Vacant(entry) => (entry.insert(Tracked::new(uid, status)), true),
+        };
+        if changed {
+            let line = PodRunStatus {
+                namespace: pod.metadata.namespace.clone(),
+                pod: key.name.clone(),
+                status: tracked.status.clone(),
+            };
+            actions.push(Action::Print(serde_json::to_string(&line).unwrap_or_default()));
+        }
+        if !self.annotate {
+            return actions;
+        }
+        let current = pod.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION));
+        match annotation_value(&tracked.status) {
+            Some(value) if Some(&value) != current && Some(&value) != tracked.written.as_ref() => {
+                if self.batch.is_zero() || tracked.status.phase.is_final() {
+                    tracked.due = None;
+                    actions.push(Action::Write(PendingWrite { key, value }));
+                } else {
+                    let at = tracked.due.as_ref().map_or(now + self.batch, |(at, _)| *at);
+                    tracked.due = Some((at, value));
+                }
+            }
+            _ => tracked.due = None,
+        }
+        actions
+    }
+
+    /// The writes whose window has ended.
+    pub fn due(&mut self, now: Instant) -> Vec<PendingWrite> {
+        let mut writes = Vec::new();
+        for (key, tracked) in &mut self.pods {
+            if tracked.due.as_ref().is_some_and(|(at, _)| *at <= now) {
+                if let Some((_, value)) = tracked.due.take() {
+                    writes.push(PendingWrite { key: key.clone(), value });
+                }
+            }
+        }
+        writes
+    }
+
+    /// When the next window ends.
+    pub fn next_due(&self) -> Option<Instant> {
+        self.pods.values().filter_map(|t| t.due.as_ref().map(|(at, _)| *at)).min()
+    }
+
+    pub fn wrote(&mut self, key: &PodKey, value: String) {
+        if let Some(t) = self.pods.get_mut(key) {
+            t.written = Some(value);
+        }
+    }
+
+    pub fn retry(&mut self, key: &PodKey, value: String, at: Instant) {
+        if let Some(t) = self.pods.get_mut(key) {
+            if t.due.is_none() {
+                t.due = Some((at, value));
+            }
+        }
+    }
+
+    pub fn forget(&mut self, key: &PodKey) {
+        self.pods.remove(key);
+    }
+}
