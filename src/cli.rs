@@ -28,6 +28,54 @@ pub enum Command {
     Run(RunArgs),
     /// Wait like `run` does, without running anything (for shell scripts).
     Wait(WaitArgs),
+    /// Show every step of the shared directory and what it is doing.
+    Status(StatusArgs),
+    /// Send a signal to a step's command (default: this container's step).
+    Kill(KillArgs),
+    /// Open a step's gate (see `run --gate`); remembered if the step has not started yet.
+    Release(StepArgs),
+    /// End a step's breakpoint (see `run --breakpoint-on-failure`).
+    Resume(ResumeArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// Print a JSON array instead of a table.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct KillArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// The signal: a name (TERM, SIGTERM) or a number.
+    #[arg(short = 's', long = "signal", default_value = "TERM", value_name = "SIGNAL")]
+    pub signal: String,
+    /// The step [default: BATON_STEP, or the step whose baton is PID 1 in this container].
+    #[arg(value_name = "STEP")]
+    pub step: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StepArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+    #[arg(value_name = "STEP")]
+    pub step: String,
+}
+
+#[derive(Args, Debug)]
+pub struct ResumeArgs {
+    #[command(flatten)]
+    pub dir: DirArg,
+    /// End the step Failed instead of with its command's own record.
+    #[arg(long)]
+    pub fail: bool,
+    #[arg(value_name = "STEP")]
+    pub step: String,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -109,6 +157,28 @@ pub struct RunArgs {
     /// Also append the command's standard error to FILE.
     #[arg(long, value_name = "FILE")]
     pub stderr: Option<PathBuf>,
+
+    /// Also wait until the step's gate is opened with `baton release NAME`.
+    #[arg(long)]
+    pub gate: bool,
+
+    /// When the command fails, keep the container alive (paused) until `baton resume NAME`.
+    #[arg(long)]
+    pub breakpoint_on_failure: bool,
+
+    /// Sidecar mode: once every STEP listed has ended, stop the command (SIGTERM, SIGKILL after
+    /// --grace) and end with exit 0, reason Stopped. Repeatable.
+    #[arg(long, value_name = "STEP")]
+    pub until: Vec<String>,
+
+    /// Ordered shutdown: hold a SIGTERM back until every STEP listed has ended, then forward it.
+    /// Repeatable.
+    #[arg(long, value_name = "STEP")]
+    pub stop_after: Vec<String>,
+
+    /// The longest a SIGTERM is held back by --stop-after (inside the pod's 30 s grace period).
+    #[arg(long, value_name = "DUR", value_parser = duration, default_value = "25s")]
+    pub stop_timeout: Duration,
 
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND")]

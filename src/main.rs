@@ -3,6 +3,7 @@
 
 mod cli;
 mod clock;
+mod control;
 mod init;
 mod report;
 mod run;
@@ -40,6 +41,10 @@ fn main() {
         },
         Command::Run(args) => run::run(args),
         Command::Wait(args) => wait::wait_command(args),
+        Command::Status(args) => control::status(args),
+        Command::Kill(args) => control::kill(args),
+        Command::Release(args) => control::release(args),
+        Command::Resume(args) => control::resume(args),
     };
     std::process::exit(code);
 }

@@ -5,6 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::PathBuf;
 
+use baton_contract::control::Request;
 use baton_contract::duration::human;
 use baton_contract::layout::Layout;
 use baton_contract::message::{KUBELET_FILE_LIMIT, MIN_LIMIT};
@@ -12,20 +13,22 @@ use baton_contract::record::{ExitRecord, Reason, EXIT_BATON_FAILED, EXIT_TIMED_O
 use baton_contract::state::Phase;
 
 use crate::cli::{OnError, RunArgs, DEFAULT_TERMINATION_PATH};
+use crate::clock;
 use crate::report::{self, Sinks};
-use crate::signals::Signals;
+use crate::signals::{Signals, STOP_SIGNALS};
 use crate::spawn;
 use crate::stepdir::StepDir;
-use crate::supervise::{self, Tee};
+use crate::supervise::{self, Rules, StopCause, Tee};
 use crate::sys;
 use crate::wait::{Cond, WaitEnd, Waiter};
-use crate::clock;
 
 /// Validated options: everything that can be wrong with the command line, found before any waiting.
 struct Plan {
     name: Option<String>,
     layout: Layout,
-    conds: Vec<Cond>,
+    start: Vec<Cond>,
+    until: Vec<Cond>,
+    stop_after: Vec<Cond>,
     termination_path: PathBuf,
     termination_required: bool,
     limit: usize,
@@ -35,18 +38,36 @@ fn plan(args: &RunArgs) -> Result<Plan, String> {
     if let Some(name) = &args.name {
         baton_contract::name::check_step(name).map_err(|e| format!("--name: {e}"))?;
     }
-    let mut conds = Vec::new();
-    for after in &args.after {
-        let cond = Cond::parse_after(after)?;
-        if let (Cond::Step { name, .. }, Some(me)) = (&cond, &args.name) {
-            if name == me {
-                return Err(format!("--after {after}: a step cannot wait for itself"));
-            }
+    for (flag, set) in [("--gate", args.gate), ("--breakpoint-on-failure", args.breakpoint_on_failure)] {
+        if set && args.name.is_none() {
+            return Err(format!("{flag} needs a step name: pass --name or set BATON_STEP"));
         }
-        conds.push(cond);
     }
-    conds.extend(args.wait_file.iter().cloned().map(Cond::File));
-    conds.extend(args.wait_nonempty.iter().cloned().map(Cond::NonEmpty));
+    let steps = |flag: &str, list: &[String], any_end: bool| -> Result<Vec<Cond>, String> {
+        list.iter()
+            .map(|text| {
+                let cond = if any_end {
+                    baton_contract::name::check_step(text)
+                        .map(|()| Cond::Step { name: text.clone(), any_end: true })
+                        .map_err(|e| format!("{flag} {text}: {e}"))?
+                } else {
+                    Cond::parse_after(text)?
+                };
+                match (&cond, &args.name) {
+                    (Cond::Step { name, .. }, Some(me)) if name == me => {
+                        Err(format!("{flag} {text}: a step cannot wait for itself"))
+                    }
+                    _ => Ok(cond),
+                }
+            })
+            .collect()
+    };
+    let mut start = steps("--after", &args.after, false)?;
+    start.extend(args.wait_file.iter().cloned().map(Cond::File));
+    start.extend(args.wait_nonempty.iter().cloned().map(Cond::NonEmpty));
+    if args.gate {
+        start.extend(args.name.clone().map(Cond::Gate));
+    }
     if !(MIN_LIMIT..=KUBELET_FILE_LIMIT).contains(&args.message_limit) {
         return Err(format!(
             "--message-limit {}: use {MIN_LIMIT} to {KUBELET_FILE_LIMIT} bytes (the kubelet keeps at most \
@@ -60,7 +81,9 @@ fn plan(args: &RunArgs) -> Result<Plan, String> {
     Ok(Plan {
         name: args.name.clone(),
         layout: Layout::new(&args.dir.dir),
-        conds,
+        start,
+        until: steps("--until", &args.until, true)?,
+        stop_after: steps("--stop-after", &args.stop_after, true)?,
         termination_path: args.termination_path.clone().unwrap_or_else(|| DEFAULT_TERMINATION_PATH.into()),
         termination_required: args.termination_path.is_some(),
         limit: args.message_limit,
@@ -88,34 +111,31 @@ pub fn run(args: RunArgs) -> i32 {
         },
         None => None,
     };
+    let (mut record, exit) = run_step(&args, &plan, &mut signals, step.as_mut());
+    record.finished_at = clock::now_rfc3339();
+    if let Some(e) = &record.error {
+        eprintln!("baton: {e}");
+    }
     let sinks = Sinks {
-        step: None,
+        step: step.as_ref(),
         termination_path: &plan.termination_path,
         termination_required: plan.termination_required,
         limit: plan.limit,
     };
-    let (record, exit) = run_step(&args, &plan, &mut signals, step.as_mut());
-    report::finish(record, exit, &Sinks { step: step.as_ref(), ..sinks })
+    report::finish(record, exit, &sinks)
 }
 
-/// Waits and runs; returns the record and the container's exit code.
+/// Waits and runs; returns the record (finishedAt still to be set) and the container's exit code.
 fn run_step(args: &RunArgs, plan: &Plan, signals: &mut Signals, mut step: Option<&mut StepDir>) -> (ExitRecord, i32) {
-    let new_record = |reason| ExitRecord::new(plan.name.clone(), reason, String::new());
-    let done = |mut record: ExitRecord, exit: i32| {
-        record.finished_at = clock::now_rfc3339();
-        if let Some(e) = &record.error {
-            eprintln!("baton: {e}");
-        }
-        (record, exit)
-    };
-    let ended_without_running = |reason, exit, error: String| {
-        let mut r = new_record(reason);
-        r.error = Some(error);
-        done(r, exit)
+    let mut record = ExitRecord::new(plan.name.clone(), Reason::Completed, String::new());
+    let mut never_ran = |reason, exit, error: String| {
+        record.reason = reason;
+        record.error = Some(error);
+        (record.clone(), exit)
     };
 
-    if !plan.conds.is_empty() {
-        let waited = Waiter::new(&plan.layout, plan.conds.clone()).and_then(|mut w| {
+    if !plan.start.is_empty() {
+        let waited = Waiter::new(&plan.layout, plan.start.clone()).and_then(|mut w| {
             w.wait(signals, args.wait_timeout, |missing| {
                 if let Some(s) = step.as_deref_mut() {
                     s.set_state(Phase::Waiting, None, missing, None);
@@ -123,53 +143,37 @@ fn run_step(args: &RunArgs, plan: &Plan, signals: &mut Signals, mut step: Option
             })
         });
         match waited {
-            Err(e) => return ended_without_running(Reason::CannotRun, EXIT_BATON_FAILED, format!("waiting failed: {e}")),
             Ok(WaitEnd::Ready) => {}
-            Ok(WaitEnd::PredecessorFailed { step: before, reason, exit_code, detail }) => {
-                let how = match (detail, exit_code) {
-                    (Some(d), _) => d,
-                    (None, Some(code)) => format!("it ended {reason} with exit code {code}"),
-                    (None, None) => format!("it ended {reason}"),
-                };
-                return ended_without_running(Reason::Skipped, 0, format!("skipped because step {before} did not succeed: {how}"));
+            Ok(end) => {
+                let (reason, exit, error) = explain_wait(end, args);
+                return never_ran(reason, exit, error);
             }
-            Ok(WaitEnd::PredecessorLost { step: before }) => {
-                return ended_without_running(
-                    Reason::PredecessorLost,
-                    EXIT_BATON_FAILED,
-                    format!(
-                        "step {before} was lost: its baton died without writing a record (its container was \
-                         killed, e.g. OOM-killed); this step does not run"
-                    ),
-                );
-            }
-            Ok(WaitEnd::TimedOut { missing }) => {
-                let after = human(args.wait_timeout.unwrap_or_default());
-                return ended_without_running(
-                    Reason::WaitTimedOut,
-                    EXIT_BATON_FAILED,
-                    format!("gave up waiting after {after}; still missing: {}", missing.join(", ")),
-                );
-            }
-            Ok(WaitEnd::Cancelled { signal }) => {
-                return ended_without_running(
-                    Reason::Cancelled,
-                    128 + signal,
-                    format!("cancelled by {} while waiting; the command never started", sys::signal_name(signal)),
-                );
-            }
+            Err(e) => return never_ran(Reason::CannotRun, EXIT_BATON_FAILED, format!("waiting failed: {e}")),
         }
     }
+    let until = if plan.until.is_empty() {
+        None
+    } else {
+        match Waiter::new(&plan.layout, plan.until.clone()) {
+            Ok(mut w) => {
+                if w.check().missing.is_empty() {
+                    let why = "every --until step had ended before this sidecar started; it did not run";
+                    return never_ran(Reason::Stopped, 0, why.into());
+                }
+                Some(w)
+            }
+            Err(e) => return never_ran(Reason::CannotRun, EXIT_BATON_FAILED, format!("cannot watch --until steps: {e}")),
+        }
+    };
 
     let tees = match open_tees(args) {
         Ok(t) => t,
-        Err(e) => return ended_without_running(Reason::CannotRun, EXIT_BATON_FAILED, e),
+        Err(e) => return never_ran(Reason::CannotRun, EXIT_BATON_FAILED, e),
     };
     if let Some(dir) = &args.results {
         // Give the command a folder to write into; collect_results reports any real problem later.
         let _ = std::fs::create_dir_all(dir);
     }
-    let mut record = new_record(Reason::Completed);
     record.started_at = Some(clock::now_rfc3339());
     let child = match spawn::spawn(&args.command, signals.original_mask(), tees.0.is_some(), tees.1.is_some()) {
         Ok(c) => c,
@@ -177,14 +181,8 @@ fn run_step(args: &RunArgs, plan: &Plan, signals: &mut Signals, mut step: Option
             record.exit_code = Some(cannot.code);
             record.error = Some(cannot.message);
             return match args.on_error {
-                OnError::Continue => {
-                    record.reason = Reason::Continued;
-                    done(record, 0)
-                }
-                OnError::Stop => {
-                    record.reason = Reason::CannotRun;
-                    done(record, cannot.code)
-                }
+                OnError::Continue => (ExitRecord { reason: Reason::Continued, ..record }, 0),
+                OnError::Stop => (ExitRecord { reason: Reason::CannotRun, ..record }, cannot.code),
             };
         }
     };
@@ -200,33 +198,50 @@ fn run_step(args: &RunArgs, plan: &Plan, signals: &mut Signals, mut step: Option
             }
         }
     }
-    let supervised = match supervise::supervise(child.pid, signals, tee_list, args.timeout, args.grace) {
+    let rules = Rules {
+        timeout: args.timeout,
+        grace: args.grace,
+        step: step.as_deref(),
+        until,
+        stop_after: plan.stop_after.clone(),
+        stop_timeout: args.stop_timeout,
+        layout: &plan.layout,
+    };
+    let supervised = match supervise::supervise(child.pid, signals, tee_list, rules) {
         Ok(s) => s,
         Err(e) => {
             record.reason = Reason::Failed;
             record.error = Some(format!("lost track of the command: {e}"));
-            return done(record, EXIT_BATON_FAILED);
+            return (record, EXIT_BATON_FAILED);
         }
     };
     let code = supervised.ended.code();
     record.exit_code = Some(code);
     let mut exit = code;
-    if supervised.timed_out {
-        record.reason = Reason::TimedOut;
-        let how = supervised.stop_signal.map(sys::signal_name).unwrap_or_default();
-        record.error = Some(format!(
-            "the command ran longer than --timeout {} and was stopped with {how}",
-            human(args.timeout.unwrap_or_default())
-        ));
-        exit = EXIT_TIMED_OUT;
-    } else if code != 0 {
-        record.reason = match args.on_error {
-            OnError::Stop => Reason::Failed,
-            OnError::Continue => {
-                exit = 0;
-                Reason::Continued
-            }
-        };
+    match supervised.stopped {
+        Some((StopCause::Until, _)) => {
+            record.reason = Reason::Stopped;
+            exit = 0;
+        }
+        Some((StopCause::Timeout, signal)) => {
+            record.reason = Reason::TimedOut;
+            record.error = Some(format!(
+                "the command ran longer than --timeout {} and was stopped with {}",
+                human(args.timeout.unwrap_or_default()),
+                sys::signal_name(signal)
+            ));
+            exit = EXIT_TIMED_OUT;
+        }
+        None if code != 0 => {
+            record.reason = match args.on_error {
+                OnError::Stop => Reason::Failed,
+                OnError::Continue => {
+                    exit = 0;
+                    Reason::Continued
+                }
+            };
+        }
+        None => {}
     }
     if let Some(dir) = &args.results {
         match report::collect_results(dir) {
@@ -239,7 +254,91 @@ fn run_step(args: &RunArgs, plan: &Plan, signals: &mut Signals, mut step: Option
             Err(e) => record.error = Some(e),
         }
     }
-    done(record, exit)
+    if args.breakpoint_on_failure && code != 0 && record.reason != Reason::Stopped {
+        if let Some(s) = step {
+            if pause(s, signals, code) {
+                record.reason = Reason::Failed;
+                record.error.get_or_insert_with(|| "failed at a breakpoint with baton resume --fail".into());
+                exit = code;
+            }
+        }
+    }
+    (record, exit)
+}
+
+/// The record's reason, the exit code and the sentence for a wait that ended without running.
+fn explain_wait(end: WaitEnd, args: &RunArgs) -> (Reason, i32, String) {
+    match end {
+        WaitEnd::Ready => unreachable!("a ready wait runs the command"),
+        WaitEnd::PredecessorFailed { step, reason, exit_code, detail } => {
+            let how = match (detail, exit_code) {
+                (Some(d), _) => d,
+                (None, Some(code)) => format!("it ended {reason} with exit code {code}"),
+                (None, None) => format!("it ended {reason}"),
+            };
+            (Reason::Skipped, 0, format!("skipped because step {step} did not succeed: {how}"))
+        }
+        WaitEnd::PredecessorLost { step } => (
+            Reason::PredecessorLost,
+            EXIT_BATON_FAILED,
+            format!(
+                "step {step} was lost: its baton died without writing a record (its container was killed, \
+                 e.g. OOM-killed); this step does not run"
+            ),
+        ),
+        WaitEnd::TimedOut { missing } => (
+            Reason::WaitTimedOut,
+            EXIT_BATON_FAILED,
+            format!(
+                "gave up waiting after {}; still missing: {}",
+                human(args.wait_timeout.unwrap_or_default()),
+                missing.join(", ")
+            ),
+        ),
+        WaitEnd::Cancelled { signal } => (
+            Reason::Cancelled,
+            128 + signal,
+            format!("cancelled by {} while waiting; the command never started", sys::signal_name(signal)),
+        ),
+    }
+}
+
+/// Keeps a failed step open for debugging until `baton resume` (or a stop signal). Returns true
+/// when it was resumed with `--fail`.
+fn pause(step: &mut StepDir, signals: &mut Signals, code: i32) -> bool {
+    step.set_state(Phase::Paused, None, &[], Some(code));
+    let name = step.name().to_string();
+    let pod = std::env::var("HOSTNAME").unwrap_or_else(|_| "<pod>".into());
+    let exe = step.layout().bin();
+    eprintln!(
+        "baton: step {name} failed with exit code {code} and is paused at a breakpoint.\n\
+         baton:   look around:  kubectl exec -it {pod} -c <container> -- {exe} status\n\
+         baton:   go on:        kubectl exec {pod} -c <container> -- {exe} resume {name}\n\
+         baton:   fail it:      kubectl exec {pod} -c <container> -- {exe} resume --fail {name}\n\
+         baton: the steps after it wait until then; deleting the pod ends the pause too.",
+        exe = exe.display()
+    );
+    loop {
+        let mut fds = [sys::pollfd(signals.fd()), sys::pollfd(step.control_fd())];
+        if sys::poll(&mut fds, None).is_err() {
+            return false;
+        }
+        while let Ok(Some(signal)) = signals.next() {
+            if signal == libc::SIGCHLD {
+                sys::reap(None);
+            } else if STOP_SIGNALS.contains(&signal) {
+                eprintln!("baton: {} ended the breakpoint of step {name}", sys::signal_name(signal));
+                return false;
+            }
+        }
+        for request in step.requests() {
+            match request {
+                Request::Resume => return false,
+                Request::ResumeFail => return true,
+                Request::Kill(_) => eprintln!("baton: step {name} is paused: its command has ended; ignoring kill"),
+            }
+        }
+    }
 }
 
 type Tees = (Option<File>, Option<File>);

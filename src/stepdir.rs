@@ -3,11 +3,13 @@
 
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
+use std::os::fd::{AsRawFd, RawFd};
+use std::os::unix::fs::FileTypeExt;
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use baton_contract::control::Request;
 use baton_contract::layout::{Layout, PROTOCOL_VERSION};
 use baton_contract::state::{Phase, StepState};
 
@@ -52,6 +54,8 @@ pub struct StepDir {
     layout: Layout,
     name: String,
     _lock: File,
+    /// The read side of the `control` FIFO, opened read-write so it never reports end of file.
+    control: File,
     phase: Option<Phase>,
 }
 
@@ -97,8 +101,37 @@ impl StepDir {
             .open(&tmp)
             .with_context(|| format!("cannot create {}", tmp.display()))?;
         sys::flock(lock.as_raw_fd(), true, false)?;
+        let control = open_control(&layout.control(name))?;
         fs::rename(&tmp, &lock_path).with_context(|| format!("cannot create {}", lock_path.display()))?;
-        Ok(StepDir { layout: layout.clone(), name: name.to_string(), _lock: lock, phase: None })
+        Ok(StepDir { layout: layout.clone(), name: name.to_string(), _lock: lock, control, phase: None })
+    }
+
+    /// The control FIFO's descriptor, to poll.
+    pub fn control_fd(&self) -> RawFd {
+        self.control.as_raw_fd()
+    }
+
+    /// The requests waiting in the control FIFO.
+    pub fn requests(&self) -> Vec<Request> {
+        let mut buf = [0u8; 4096];
+        let mut text = Vec::new();
+        loop {
+            let n = unsafe { libc::read(self.control.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
+            if n <= 0 {
+                break;
+            }
+            text.extend_from_slice(&buf[..n as usize]);
+        }
+        let text = String::from_utf8_lossy(&text);
+        text.lines()
+            .filter_map(|line| {
+                let request = Request::parse(line);
+                if request.is_none() {
+                    eprintln!("baton: ignoring an unknown control request {line:?}");
+                }
+                request
+            })
+            .collect()
     }
 
     pub fn name(&self) -> &str {
@@ -136,6 +169,26 @@ impl StepDir {
         let path = self.layout.exit(&self.name);
         write_atomically(&path, record_json.as_bytes(), 0o644)?;
         let _ = fs::remove_file(self.layout.state(&self.name));
+        let _ = fs::remove_file(self.layout.control(&self.name));
         Ok(path)
     }
+}
+
+/// Creates the control FIFO (writable by every UID: `kubectl exec` may run as another user) and opens
+/// it without blocking.
+fn open_control(path: &Path) -> Result<File> {
+    match fs::symlink_metadata(path) {
+        Ok(m) if m.file_type().is_fifo() => {}
+        Ok(_) => {
+            fs::remove_file(path).with_context(|| format!("cannot replace {}", path.display()))?;
+            sys::mkfifo(path, 0o622).with_context(|| format!("cannot create the FIFO {}", path.display()))?;
+        }
+        Err(_) => sys::mkfifo(path, 0o622).with_context(|| format!("cannot create the FIFO {}", path.display()))?,
+    }
+    OpenOptions::new()
+        .read(true)
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(path)
+        .with_context(|| format!("cannot open the FIFO {}", path.display()))
 }

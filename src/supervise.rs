@@ -1,14 +1,21 @@
 //! The running phase: one loop that forwards signals to the command's process group, reaps every
-//! child (the command's status is never lost to another waiter), copies output to files, and
-//! enforces the run-time limit.
+//! child (the command's status is never lost to another waiter), copies output to files, enforces
+//! the run-time limit, answers control requests, stops a sidecar when the steps it serves have
+//! ended (`--until`) and holds back SIGTERM until the steps it must outlive have ended
+//! (`--stop-after`).
 
 use std::fs::File;
 use std::io::{self, Write};
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
+use baton_contract::control::Request;
+use baton_contract::layout::Layout;
+
 use crate::signals::Signals;
+use crate::stepdir::StepDir;
 use crate::sys::{self, Ended};
+use crate::wait::{Cond, Waiter};
 
 /// A copy of one of the command's output streams into a file, beside baton's own stream.
 pub struct Tee {
@@ -65,60 +72,146 @@ fn write_fd(fd: RawFd, mut data: &[u8]) {
     }
 }
 
+/// Why baton itself stopped the command.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum StopCause {
+    /// `--timeout` expired.
+    Timeout,
+    /// Every `--until` step has ended.
+    Until,
+}
+
+/// What the running phase is asked to do besides waiting for the command.
+pub struct Rules<'a> {
+    pub timeout: Option<Duration>,
+    pub grace: Duration,
+    /// The step's folder, for control requests (`baton kill`).
+    pub step: Option<&'a StepDir>,
+    /// Sidecar mode: stop the command once these steps have ended.
+    pub until: Option<Waiter<'a>>,
+    /// Hold SIGTERM until these steps have ended, for at most `stop_timeout`.
+    pub stop_after: Vec<Cond>,
+    pub stop_timeout: Duration,
+    pub layout: &'a Layout,
+}
+
 /// What the loop saw.
 pub struct Supervised {
     pub ended: Ended,
-    /// The run-time limit expired and baton stopped the command.
-    pub timed_out: bool,
-    /// The stop signal baton sent last (SIGTERM, or SIGKILL after the grace period).
-    pub stop_signal: Option<i32>,
+    /// Why baton stopped the command, and the last signal it sent to do so.
+    pub stopped: Option<(StopCause, i32)>,
+}
+
+/// A SIGTERM held back by `--stop-after`.
+struct Held<'a> {
+    waiter: Waiter<'a>,
+    until: Instant,
 }
 
 /// Supervises the command `pid` (leader of its own process group) until it exits.
-pub fn supervise(
-    pid: i32,
-    signals: &mut Signals,
-    mut tees: Vec<Tee>,
-    timeout: Option<Duration>,
-    grace: Duration,
-) -> io::Result<Supervised> {
+pub fn supervise(pid: i32, signals: &mut Signals, mut tees: Vec<Tee>, mut rules: Rules) -> io::Result<Supervised> {
     for signal in signals.take_early() {
         let _ = sys::signal_group(pid, signal);
     }
-    let timeout_at = timeout.map(|t| Instant::now() + t);
+    let timeout_at = rules.timeout.map(|t| Instant::now() + t);
+    let mut stopped: Option<(StopCause, i32)> = None;
     let mut kill_at: Option<Instant> = None;
-    let mut timed_out = false;
-    let mut stop_signal = None;
-    let ended = 'outer: loop {
-        let now = Instant::now();
-        if !timed_out && timeout_at.is_some_and(|at| now >= at) {
-            timed_out = true;
-            stop_signal = Some(libc::SIGTERM);
+    let mut held: Option<Held> = None;
+
+    let grace = rules.grace;
+    let stop = |cause: StopCause, stopped: &mut Option<(StopCause, i32)>, kill_at: &mut Option<Instant>| {
+        if stopped.is_none() {
             let _ = sys::signal_group(pid, libc::SIGTERM);
-            kill_at = Some(now + grace);
+            *stopped = Some((cause, libc::SIGTERM));
+            *kill_at = Some(Instant::now() + grace);
+        }
+    };
+
+    let ended = 'run: loop {
+        let now = Instant::now();
+        if timeout_at.is_some_and(|at| now >= at) {
+            stop(StopCause::Timeout, &mut stopped, &mut kill_at);
         }
         if kill_at.is_some_and(|at| now >= at) {
-            stop_signal = Some(libc::SIGKILL);
             let _ = sys::signal_group(pid, libc::SIGKILL);
+            stopped = stopped.map(|(cause, _)| (cause, libc::SIGKILL));
             kill_at = None;
         }
-        let next = [timeout_at.filter(|_| !timed_out), kill_at].into_iter().flatten().min();
-        let mut fds = vec![sys::pollfd(signals.fd())];
-        fds.extend(tees.iter().map(|t| sys::pollfd(t.pipe.as_raw_fd())));
-        sys::poll(&mut fds, next.map(|at| at.saturating_duration_since(Instant::now())))?;
+        if held.as_ref().is_some_and(|h| now >= h.until) {
+            eprintln!("baton: --stop-timeout expired; forwarding SIGTERM now");
+            let _ = sys::signal_group(pid, libc::SIGTERM);
+            held = None;
+        }
+
+        // Wait for the next thing to happen.
+        let mut fds = vec![signals.fd()];
+        fds.extend(rules.step.map(StepDir::control_fd));
+        if let Some(w) = &rules.until {
+            fds.extend(w.fds());
+        }
+        if let Some(h) = &held {
+            fds.extend(h.waiter.fds());
+        }
+        let first_tee = fds.len();
+        fds.extend(tees.iter().map(|t| t.pipe.as_raw_fd()));
+        let next = [
+            timeout_at.filter(|_| stopped.is_none()),
+            kill_at,
+            held.as_ref().map(|h| h.until),
+            rules.until.as_ref().and_then(Waiter::recheck_interval).map(|d| now + d),
+            held.as_ref().and_then(|h| h.waiter.recheck_interval()).map(|d| now + d),
+        ]
+        .into_iter()
+        .flatten()
+        .min();
+        let mut pollfds: Vec<libc::pollfd> = fds.iter().map(|&fd| sys::pollfd(fd)).collect();
+        sys::poll(&mut pollfds, next.map(|at| at.saturating_duration_since(Instant::now())))?;
 
         while let Some(signal) = signals.next()? {
-            if signal == libc::SIGCHLD {
-                if let Some(end) = sys::reap(Some(pid)) {
-                    break 'outer end;
+            match signal {
+                libc::SIGCHLD => {
+                    if let Some(end) = sys::reap(Some(pid)) {
+                        break 'run end;
+                    }
                 }
-            } else {
-                let _ = sys::signal_group(pid, signal);
+                libc::SIGTERM if !rules.stop_after.is_empty() && stopped.is_none() => {
+                    if held.is_none() {
+                        held = hold_term(&rules, pid);
+                    }
+                }
+                _ => {
+                    let _ = sys::signal_group(pid, signal);
+                }
             }
         }
-        let mut i = 0;
+        if let Some(step) = rules.step {
+            for request in step.requests() {
+                match request {
+                    Request::Kill(signal) => {
+                        let _ = sys::signal_group(pid, signal);
+                    }
+                    Request::Resume | Request::ResumeFail => {
+                        eprintln!("baton: step {:?} is not at a breakpoint; ignoring resume", step.name())
+                    }
+                }
+            }
+        }
+        if let Some(w) = &mut rules.until {
+            w.clear();
+            if stopped.is_none() && w.check().missing.is_empty() {
+                stop(StopCause::Until, &mut stopped, &mut kill_at);
+            }
+        }
+        if let Some(h) = &mut held {
+            h.waiter.clear();
+            if h.waiter.check().missing.is_empty() {
+                let _ = sys::signal_group(pid, libc::SIGTERM);
+                held = None;
+            }
+        }
+        let mut i = first_tee;
         tees.retain_mut(|tee| {
-            let ready = fds[1 + i].revents != 0;
+            let ready = pollfds[i].revents != 0;
             i += 1;
             !ready || tee.pump()
         });
@@ -128,5 +221,24 @@ pub fn supervise(
     for tee in &mut tees {
         tee.pump();
     }
-    Ok(Supervised { ended, timed_out, stop_signal })
+    Ok(Supervised { ended, stopped })
+}
+
+/// Starts holding SIGTERM for `--stop-after`, or forwards it at once if those steps already ended.
+fn hold_term<'a>(rules: &Rules<'a>, pid: i32) -> Option<Held<'a>> {
+    let forward = || {
+        let _ = sys::signal_group(pid, libc::SIGTERM);
+        None
+    };
+    let Ok(mut waiter) = Waiter::new(rules.layout, rules.stop_after.clone()) else { return forward() };
+    let progress = waiter.check();
+    if progress.missing.is_empty() {
+        return forward();
+    }
+    eprintln!(
+        "baton: holding SIGTERM until {} ended (at most {})",
+        progress.missing.join(", "),
+        baton_contract::duration::human(rules.stop_timeout)
+    );
+    Some(Held { waiter, until: Instant::now() + rules.stop_timeout })
 }

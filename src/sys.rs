@@ -26,9 +26,6 @@ impl SigSet {
         unsafe { libc::sigemptyset(set.as_mut_ptr()) };
         SigSet(unsafe { set.assume_init() })
     }
-    pub fn contains(&self, signal: i32) -> bool {
-        unsafe { libc::sigismember(&self.0, signal) == 1 }
-    }
 }
 
 /// Blocks every catchable signal but the synchronous ones and returns (previous mask, blocked set).

@@ -10,7 +10,7 @@
 use std::collections::HashSet;
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -100,6 +100,14 @@ enum Check {
     End(WaitEnd),
 }
 
+/// The state of every condition after one check.
+pub struct Progress {
+    /// Conditions not met yet, described for people.
+    pub missing: Vec<String>,
+    /// Conditions that can no longer be met (a failed or lost predecessor).
+    pub ends: Vec<WaitEnd>,
+}
+
 pub struct Waiter<'a> {
     layout: &'a Layout,
     conds: Vec<Cond>,
@@ -146,14 +154,9 @@ impl<'a> Waiter<'a> {
         let deadline = timeout.map(|t| Instant::now() + t);
         let mut reported: Option<Vec<String>> = None;
         loop {
-            self.watch_all();
-            let mut missing = Vec::new();
-            for i in 0..self.conds.len() {
-                match self.check(i) {
-                    Check::Met => {}
-                    Check::Pending => missing.push(self.conds[i].describe()),
-                    Check::End(end) => return Ok(end),
-                }
+            let Progress { missing, mut ends } = self.check();
+            if !ends.is_empty() {
+                return Ok(ends.swap_remove(0));
             }
             if missing.is_empty() {
                 return Ok(WaitEnd::Ready);
@@ -166,22 +169,47 @@ impl<'a> Waiter<'a> {
             if deadline.is_some_and(|d| now >= d) {
                 return Ok(WaitEnd::TimedOut { missing });
             }
-            let mut sleep = deadline.map(|d| d - now);
-            if self.inotify.is_none() {
-                sleep = Some(sleep.map_or(FALLBACK_INTERVAL, |s| s.min(FALLBACK_INTERVAL)));
-            }
-            let mut fds = vec![sys::pollfd(signals.fd()), sys::pollfd(self.wake_read.as_raw_fd())];
-            if let Some(i) = &self.inotify {
-                fds.push(sys::pollfd(i.fd()));
-            }
+            let sleep = [deadline.map(|d| d - now), self.recheck_interval()].into_iter().flatten().min();
+            let mut fds = vec![sys::pollfd(signals.fd())];
+            fds.extend(self.fds().into_iter().map(sys::pollfd));
             sys::poll(&mut fds, sleep)?;
             if let Some(signal) = signals.take_while_waiting()? {
                 return Ok(WaitEnd::Cancelled { signal });
             }
-            sys::drain(self.wake_read.as_raw_fd());
-            if let Some(i) = &self.inotify {
-                sys::drain(i.fd());
+            self.clear();
+        }
+    }
+
+    /// Sets up watches, then checks every condition (in that order, so no change slips between).
+    pub fn check(&mut self) -> Progress {
+        self.watch_all();
+        let mut progress = Progress { missing: Vec::new(), ends: Vec::new() };
+        for i in 0..self.conds.len() {
+            match self.check_one(i) {
+                Check::Met => {}
+                Check::Pending => progress.missing.push(self.conds[i].describe()),
+                Check::End(end) => progress.ends.push(end),
             }
+        }
+        progress
+    }
+
+    /// The descriptors that become readable when something may have changed.
+    pub fn fds(&self) -> Vec<RawFd> {
+        let mut fds = vec![self.wake_read.as_raw_fd()];
+        fds.extend(self.inotify.as_ref().map(sys::Inotify::fd));
+        fds
+    }
+
+    /// How often to re-check without being told: only when inotify is not available.
+    pub fn recheck_interval(&self) -> Option<Duration> {
+        self.inotify.is_none().then_some(FALLBACK_INTERVAL)
+    }
+
+    /// Consumes the wake-ups, after a poll.
+    pub fn clear(&self) {
+        for fd in self.fds() {
+            sys::drain(fd);
         }
     }
 
@@ -219,7 +247,7 @@ impl<'a> Waiter<'a> {
         }
     }
 
-    fn check(&mut self, i: usize) -> Check {
+    fn check_one(&mut self, i: usize) -> Check {
         let met = |yes: bool| if yes { Check::Met } else { Check::Pending };
         match self.conds[i].clone() {
             Cond::File(p) => met(p.exists()),

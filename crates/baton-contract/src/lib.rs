@@ -5,6 +5,7 @@
 //! ([`record`]), how it is fitted into the kubelet's size budget ([`message`]), names,
 //! durations and timestamps. No I/O runtime and no syscalls: pure data and functions.
 
+pub mod control;
 pub mod duration;
 pub mod layout;
 pub mod message;

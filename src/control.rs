@@ -1,0 +1,337 @@
+//! The `kubectl exec` side: `baton status`, `kill`, `release`, `resume`. They read the shared
+//! directory and talk to wrappers through their control FIFOs, so they work across containers, UIDs
+//! and PID namespaces, in images without a shell or `kill`.
+
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, Write};
+use std::os::fd::AsRawFd;
+use std::os::unix::fs::OpenOptionsExt;
+
+use baton_contract::control::Request;
+use baton_contract::duration::human;
+use baton_contract::layout::{Layout, ENV_STEP};
+use baton_contract::message;
+use baton_contract::state::{Phase, StepState};
+use baton_contract::time::parse_millis;
+use serde::Serialize;
+
+use crate::cli::{KillArgs, ResumeArgs, StatusArgs, StepArgs};
+use crate::stepdir::{ensure_shared_dir, write_atomically};
+use crate::{clock, sys};
+
+/// One step as `baton status` shows it.
+#[derive(Serialize, Debug)]
+#[serde(rename_all = "camelCase")]
+pub struct StepView {
+    pub step: String,
+    /// starting, waiting, running, paused, ended or lost.
+    pub state: &'static str,
+    pub exit_code: Option<i32>,
+    pub reason: Option<String>,
+    pub waiting_for: Vec<String>,
+    pub pid: Option<u32>,
+    pub child_pid: Option<u32>,
+    /// When the current state began (living wrappers).
+    pub since: Option<String>,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    pub duration_ms: Option<i64>,
+    pub error: Option<String>,
+}
+
+impl StepView {
+    fn new(step: &str, state: &'static str) -> StepView {
+        StepView {
+            step: step.to_string(),
+            state,
+            exit_code: None,
+            reason: None,
+            waiting_for: Vec::new(),
+            pid: None,
+            child_pid: None,
+            since: None,
+            started_at: None,
+            finished_at: None,
+            duration_ms: None,
+            error: None,
+        }
+    }
+}
+
+/// Reads what step `name` is doing from its folder. None if there is no such step.
+pub fn inspect(layout: &Layout, name: &str) -> Option<StepView> {
+    if !layout.step(name).is_dir() {
+        return None;
+    }
+    if let Some(ended) = ended(layout, name) {
+        return Some(ended);
+    }
+    let Ok(lock) = File::open(layout.lock(name)) else {
+        return Some(StepView::new(name, "starting"));
+    };
+    if sys::flock(lock.as_raw_fd(), false, false).unwrap_or(true) {
+        // Nobody holds the lock: the wrapper is gone. A record it wrote just now still counts.
+        return Some(ended(layout, name).unwrap_or_else(|| {
+            let mut v = StepView::new(name, "lost");
+            v.error = Some("its baton died without writing a record (container killed or OOM-killed?)".into());
+            v
+        }));
+    }
+    let state: Option<StepState> = fs::read(layout.state(name)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let Some(state) = state else { return Some(StepView::new(name, "starting")) };
+    let mut v = StepView::new(name, match state.state {
+        Phase::Waiting => "waiting",
+        Phase::Running => "running",
+        Phase::Paused => "paused",
+    });
+    v.waiting_for = state.waiting_for;
+    v.pid = Some(state.pid);
+    v.child_pid = state.child_pid;
+    v.exit_code = state.exit_code;
+    v.since = Some(state.since);
+    Some(v)
+}
+
+fn ended(layout: &Layout, name: &str) -> Option<StepView> {
+    let text = fs::read_to_string(layout.exit(name)).ok()?;
+    let mut v = StepView::new(name, "ended");
+    match message::decode(&text) {
+        Ok(r) => {
+            v.exit_code = r.exit_code;
+            v.reason = Some(r.reason.to_string());
+            v.duration_ms = r
+                .started_at
+                .as_deref()
+                .and_then(parse_millis)
+                .zip(parse_millis(&r.finished_at))
+                .map(|(s, f)| f - s);
+            v.started_at = r.started_at;
+            v.finished_at = Some(r.finished_at);
+            v.error = r.error;
+        }
+        Err(e) => v.error = Some(format!("its record is unreadable: {e}")),
+    }
+    Some(v)
+}
+
+/// Every step with a folder in the shared directory, by name.
+pub fn all_steps(layout: &Layout) -> io::Result<Vec<StepView>> {
+    let mut names: Vec<String> = fs::read_dir(layout.steps())?
+        .filter_map(|e| e.ok()?.file_name().into_string().ok())
+        .filter(|n| baton_contract::name::check_step(n).is_ok())
+        .collect();
+    names.sort();
+    Ok(names.iter().filter_map(|n| inspect(layout, n)).collect())
+}
+
+pub fn status(args: StatusArgs) -> i32 {
+    let layout = Layout::new(&args.dir.dir);
+    let steps = match all_steps(&layout) {
+        Ok(s) => s,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Vec::new(),
+        Err(e) => {
+            eprintln!("baton: cannot read {}: {e}", layout.steps().display());
+            return 1;
+        }
+    };
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&steps).expect("views serialize"));
+        return 0;
+    }
+    if steps.is_empty() {
+        println!("no steps in {}", layout.root().display());
+        return 0;
+    }
+    let now = clock::now_ms();
+    let width = steps.iter().map(|s| s.step.len()).max().unwrap_or(4).max(4);
+    println!("{:width$}  {:8}  DETAIL", "STEP", "STATE");
+    for s in &steps {
+        println!("{:width$}  {:8}  {}", s.step, s.state, detail(s, now));
+    }
+    0
+}
+
+fn detail(s: &StepView, now: i64) -> String {
+    let since = || {
+        s.since.as_deref().and_then(parse_millis).map_or(String::new(), |t| {
+            format!(" for {}", human(std::time::Duration::from_millis((now - t).max(0) as u64)))
+        })
+    };
+    match s.state {
+        "waiting" => format!("waiting for {}{}", s.waiting_for.join(", "), since()),
+        "running" => format!("pid {}{}", s.child_pid.map_or("?".into(), |p| p.to_string()), since()),
+        "paused" => format!(
+            "at a breakpoint after exit code {}{}; baton resume [--fail] {}",
+            s.exit_code.map_or("?".into(), |c| c.to_string()),
+            since(),
+            s.step
+        ),
+        "ended" => {
+            let mut d = s.reason.clone().unwrap_or_default();
+            if let Some(c) = s.exit_code {
+                d += &format!(", exit code {c}");
+            }
+            if let Some(ms) = s.duration_ms {
+                d += &format!(", ran {}", human(std::time::Duration::from_millis(ms.max(0) as u64)));
+            }
+            if let Some(e) = &s.error {
+                d += &format!(": {e}");
+            }
+            d
+        }
+        "lost" => s.error.clone().unwrap_or_default(),
+        _ => "its baton is starting".into(),
+    }
+}
+
+pub fn kill(args: KillArgs) -> i32 {
+    let Some(signal) = sys::parse_signal(&args.signal) else {
+        eprintln!("baton: unknown signal {:?}: use a name like TERM or KILL, or a number 1-{}", args.signal, sys::max_signal());
+        return 125;
+    };
+    let name = match args.step.or_else(|| std::env::var(ENV_STEP).ok()).or_else(pid1_step) {
+        Some(n) => n,
+        None => {
+            eprintln!(
+                "baton: cannot tell which step to signal: pass STEP, or set BATON_STEP (the baton that is PID 1 \
+                 in this container runs no named step)"
+            );
+            return 125;
+        }
+    };
+    let layout = Layout::new(&args.dir.dir);
+    let view = match find(&layout, &name) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    let sig = sys::signal_name(signal);
+    if view.state != "running" {
+        eprintln!("baton: {}: nothing was sent", not_running(&view));
+        return 1;
+    }
+    match send(&layout, &name, Request::Kill(signal)) {
+        Ok(()) => {
+            let pid = view.child_pid.map_or(String::new(), |p| format!(" (pid {p} in its container)"));
+            println!("sent {sig} to step {name}{pid}");
+            0
+        }
+        Err(e) => {
+            eprintln!("baton: cannot reach the baton of step {name} ({e}); it has probably just ended: nothing was sent");
+            1
+        }
+    }
+}
+
+pub fn resume(args: ResumeArgs) -> i32 {
+    let layout = Layout::new(&args.dir.dir);
+    let view = match find(&layout, &args.step) {
+        Ok(v) => v,
+        Err(code) => return code,
+    };
+    if view.state != "paused" {
+        eprintln!("baton: step {} is not paused at a breakpoint ({}): nothing was sent", args.step, view.state);
+        return 1;
+    }
+    let request = if args.fail { Request::ResumeFail } else { Request::Resume };
+    match send(&layout, &args.step, request) {
+        Ok(()) => {
+            println!("resumed step {}{}", args.step, if args.fail { "; it ends Failed" } else { "" });
+            0
+        }
+        Err(e) => {
+            eprintln!("baton: cannot reach the baton of step {} ({e}): nothing was sent", args.step);
+            1
+        }
+    }
+}
+
+pub fn release(args: StepArgs) -> i32 {
+    if let Err(e) = baton_contract::name::check_step(&args.step) {
+        eprintln!("baton: {e}");
+        return 125;
+    }
+    let layout = Layout::new(&args.dir.dir);
+    let gate = layout.gate(&args.step);
+    if gate.exists() {
+        println!("the gate of step {} was already open", args.step);
+        return 0;
+    }
+    let written = ensure_shared_dir(&layout.gates())
+        .and_then(|()| write_atomically(&gate, clock::now_rfc3339().as_bytes(), 0o644));
+    match written {
+        Ok(()) => {
+            let later = if layout.step(&args.step).is_dir() { "" } else { " (it has not started yet; it will go on when it does)" };
+            println!("opened the gate of step {}{later}", args.step);
+            0
+        }
+        Err(_) if gate.exists() => {
+            println!("the gate of step {} was already open", args.step);
+            0
+        }
+        Err(e) => {
+            eprintln!("baton: cannot open the gate of step {} at {}: {e}", args.step, gate.display());
+            1
+        }
+    }
+}
+
+fn find(layout: &Layout, name: &str) -> Result<StepView, i32> {
+    if let Err(e) = baton_contract::name::check_step(name) {
+        eprintln!("baton: {e}");
+        return Err(125);
+    }
+    inspect(layout, name).ok_or_else(|| {
+        let known: Vec<String> = all_steps(layout).unwrap_or_default().into_iter().map(|s| s.step).collect();
+        let known = if known.is_empty() { "none yet".to_string() } else { known.join(", ") };
+        eprintln!(
+            "baton: unknown step {name}: no step of that name has started in {} (known steps: {known}): nothing was sent",
+            layout.root().display()
+        );
+        1
+    })
+}
+
+fn not_running(v: &StepView) -> String {
+    match v.state {
+        "waiting" => format!("step {} has not started its command yet (waiting for {})", v.step, v.waiting_for.join(", ")),
+        "starting" => format!("step {} has not started its command yet", v.step),
+        "paused" => format!("step {} is paused at a breakpoint and its command has ended; use baton resume {}", v.step, v.step),
+        "lost" => format!("step {} was lost: its baton died without writing a record", v.step),
+        _ => format!(
+            "step {} has ended ({}{})",
+            v.step,
+            v.reason.as_deref().unwrap_or("?"),
+            v.exit_code.map_or(String::new(), |c| format!(", exit code {c}"))
+        ),
+    }
+}
+
+/// Writes one request line into the step's control FIFO; fails with ENXIO if no wrapper reads it.
+fn send(layout: &Layout, name: &str, request: Request) -> io::Result<()> {
+    let mut fifo = OpenOptions::new()
+        .write(true)
+        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
+        .open(layout.control(name))?;
+    fifo.write_all(request.to_line().as_bytes())
+}
+
+/// The step of the baton that is PID 1 in this container, from its command line.
+fn pid1_step() -> Option<String> {
+    let cmdline = fs::read("/proc/1/cmdline").ok()?;
+    let args: Vec<String> = cmdline.split(|b| *b == 0).map(|a| String::from_utf8_lossy(a).into_owned()).collect();
+    let run_at = args.iter().position(|a| a == "run")?;
+    let mut rest = args[run_at + 1..].iter().take_while(|a| *a != "--");
+    while let Some(a) = rest.next() {
+        if a == "--name" {
+            return rest.next().cloned();
+        }
+        if let Some(n) = a.strip_prefix("--name=") {
+            return Some(n.to_string());
+        }
+    }
+    let environ = fs::read("/proc/1/environ").ok()?;
+    environ
+        .split(|b| *b == 0)
+        .find_map(|kv| kv.strip_prefix(format!("{ENV_STEP}=").as_bytes()))
+        .map(|v| String::from_utf8_lossy(v).into_owned())
+}
