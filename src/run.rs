@@ -251,7 +251,12 @@ fn run_step(args: &RunArgs, plan: &Plan, signals: &mut Signals, mut step: Option
                 record.error = Some(e);
                 exit = EXIT_BATON_FAILED;
             }
-            Err(e) => record.error = Some(e),
+            Err(e) => {
+                record.error = Some(match record.error.take() {
+                    Some(earlier) => format!("{earlier}; {e}"),
+                    None => e,
+                })
+            }
         }
     }
     if args.breakpoint_on_failure && code != 0 && record.reason != Reason::Stopped {
