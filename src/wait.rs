@@ -379,3 +379,28 @@ pub fn wait_command(args: crate::cli::WaitArgs) -> i32 {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn after_and_wait_specs() {
+        assert_eq!(Cond::parse_after("build").unwrap(), Cond::Step { name: "build".into(), any_end: false });
+        assert_eq!(Cond::parse_after("build:done").unwrap(), Cond::Step { name: "build".into(), any_end: true });
+        assert!(Cond::parse_after("Build").unwrap_err().contains("--after Build"));
+        assert!(Cond::parse_after("a:b").is_err());
+        assert_eq!(Cond::parse_spec("file:/x/y").unwrap(), Cond::File("/x/y".into()));
+        assert_eq!(Cond::parse_spec("nonempty:rel").unwrap(), Cond::NonEmpty("rel".into()));
+        assert!(Cond::parse_spec("file:").unwrap_err().contains("path is empty"));
+        let e = Cond::parse_spec("Nope").unwrap_err();
+        assert!(e.starts_with("Nope: invalid step name"), "{e}");
+    }
+
+    #[test]
+    fn descriptions_name_the_missing_thing() {
+        assert_eq!(Cond::parse_after("a:done").unwrap().describe(), "step a (any end)");
+        assert_eq!(Cond::NonEmpty("/d/ready".into()).describe(), "non-empty file /d/ready");
+        assert_eq!(Cond::Gate("g".into()).describe(), "gate of step g (baton release g)");
+    }
+}
