@@ -23,7 +23,7 @@ pub struct RunStatus {
     /// in `steps` order wins (each step keeps its own value in its entry, and `warnings` says so).
     #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
     pub results: BTreeMap<String, String>,
-    /// Facts about the run as a whole: a pod-level failure, overridden results.
+    /// Facts about the run as a whole: the pod's own reason (eviction, deadline), overridden results.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub warnings: Vec<String>,
 }
@@ -208,17 +208,15 @@ pub fn run_status(pod: &Pod) -> RunStatus {
 
     let mut warnings = Vec::new();
     let pod_phase = status.and_then(|s| s.phase.as_deref());
-    if pod_phase == Some("Failed") {
-        let why = [status.and_then(|s| s.reason.as_deref()), status.and_then(|s| s.message.as_deref())]
+    // A pod-level reason (Evicted, DeadlineExceeded, …) is something no step says.
+    let why: Vec<&str> =
+        [status.and_then(|s| s.reason.as_deref()), status.and_then(|s| s.message.as_deref())]
             .into_iter()
             .flatten()
-            .collect::<Vec<_>>()
-            .join(": ");
-        warnings.push(if why.is_empty() {
-            "the pod failed".to_string()
-        } else {
-            format!("the pod failed: {why}")
-        });
+            .filter(|s| !s.is_empty())
+            .collect();
+    if !why.is_empty() {
+        warnings.push(format!("the pod is {}: {}", pod_phase.unwrap_or("in no phase"), why.join(": ")));
     }
     let (results, overridden) = merge_results(&steps);
     warnings.extend(overridden);
