@@ -5,7 +5,7 @@ use std::fmt::Write as _;
 use crate::status::{PodRunStatus, StepStatus};
 
 /// The widest a NOTE cell gets; the full text is in `-o json`.
-const NOTE_WIDTH: usize = 100;
+const NOTE_WIDTH: usize = 200;
 
 /// Renders one pod's run status: a heading line, one row per step, then results and warnings.
 pub fn render(run: &PodRunStatus) -> String {

@@ -1,0 +1,96 @@
+//! `batonctl status` run as a process: files and standard input, JSON and YAML, table and JSON output,
+//! exit codes.
+
+use std::io::Write;
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+fn fixture(name: &str) -> String {
+    format!("{}/tests/fixtures/{name}", env!("CARGO_MANIFEST_DIR"))
+}
+
+fn batonctl(args: &[&str], stdin: Option<&[u8]>) -> Output {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_batonctl"))
+        .args(args)
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let mut input = child.stdin.take().unwrap();
+    input.write_all(stdin.unwrap_or_default()).unwrap();
+    drop(input);
+    child.wait_with_output().unwrap()
+}
+
+fn text(bytes: &[u8]) -> &str {
+    std::str::from_utf8(bytes).unwrap()
+}
+
+#[test]
+fn json_output_is_one_line_per_pod() {
+    let out = batonctl(&["status", "-f", &fixture("succeeded.json"), "-o", "json"], None);
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let lines: Vec<&str> = text(&out.stdout).lines().collect();
+    assert_eq!(lines.len(), 1);
+    let v: Value = serde_json::from_str(lines[0]).unwrap();
+    assert_eq!(
+        (v["namespace"].as_str(), v["pod"].as_str(), v["phase"].as_str()),
+        (Some("ci"), Some("demo-succeeded"), Some("Succeeded"))
+    );
+}
+
+#[test]
+fn yaml_on_standard_input_gives_the_same_status() {
+    let yaml = std::fs::read(fixture("succeeded.yaml")).unwrap();
+    let from_yaml = batonctl(&["status", "-o", "json"], Some(&yaml));
+    let from_json = batonctl(&["status", "-f", &fixture("succeeded.json"), "-o", "json"], None);
+    assert!(from_yaml.status.success(), "{}", text(&from_yaml.stderr));
+    assert_eq!(text(&from_yaml.stdout), text(&from_json.stdout));
+}
+
+#[test]
+fn a_list_of_pods_prints_one_table_each() {
+    let a: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("truncated.json")).unwrap()).unwrap();
+    let b: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("oom-killed.json")).unwrap()).unwrap();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "metadata": {"resourceVersion": ""}, "items": [a, b]});
+    let out = batonctl(&["status"], Some(list.to_string().as_bytes()));
+    assert!(out.status.success(), "{}", text(&out.stderr));
+    let table = text(&out.stdout);
+    assert!(table.starts_with("pod ci/demo-truncated: Failed\nSTEP "), "{table}");
+    assert!(table.contains("\n\npod ci/demo-oom: Failed\n"), "{table}");
+    assert!(table.contains("pass --message-limit 1228"), "{table}");
+    let report = table.lines().find(|l| l.starts_with("report ")).unwrap();
+    assert!(report.contains("terminated") && report.contains("Completed"), "{report}");
+}
+
+#[test]
+fn bad_input_exits_1_with_one_sentence() {
+    let out = batonctl(&["status"], Some(b"{\"kind\":\"Service\"}"));
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        text(&out.stderr),
+        "batonctl: standard input holds no pod: the object is a Service; expected a Pod or a List of pods\n"
+    );
+    let out = batonctl(&["status", "-f", "/nonexistent/pod.json"], None);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(
+        text(&out.stderr).starts_with("batonctl: cannot open /nonexistent/pod.json: "),
+        "{}",
+        text(&out.stderr)
+    );
+}
+
+#[test]
+fn bad_usage_exits_2() {
+    assert_eq!(batonctl(&["watch", "--batch", "soon", "--annotate"], None).status.code(), Some(2));
+    assert_eq!(
+        batonctl(&["watch", "--batch", "2s"], None).status.code(),
+        Some(2),
+        "--batch needs --annotate"
+    );
+    assert_eq!(batonctl(&["status", "-o", "xml"], None).status.code(), Some(2));
+}
