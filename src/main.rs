@@ -12,6 +12,7 @@ mod spawn;
 mod stepdir;
 mod supervise;
 mod sys;
+mod tekton;
 mod wait;
 
 use baton_contract::record::EXIT_BATON_FAILED;
@@ -20,6 +21,9 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 
 fn main() {
+    if let Some(code) = tekton::dispatch() {
+        std::process::exit(code)
+    }
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {

@@ -1,0 +1,214 @@
+//! The files a Tekton step waits on and writes: wait files with their `.err` skip rule, the post
+//! file, and baton's liveness lock beside it.
+//!
+//! Waiting reuses baton's [`Waiter`] for its inotify set-up (watches first, then the check, so no
+//! change is missed; symlink swaps of downward-API volumes followed; a 500 ms re-check when inotify
+//! cannot be had) and applies Tekton's rule itself: the files are taken one after another; a file
+//! that is missing (or empty, with `-wait_file_content`) while `<file>.err` exists skips the step.
+//!
+//! Predecessor lost: a baton step holds an exclusive flock on `<post_file>.baton-lock` for its whole
+//! life. A successor waiting on that post file finds the lock free, and neither the post file nor
+//! its `.err`, only when the predecessor's wrapper died without writing either (its container was
+//! OOM-killed or killed): it then skips at once instead of waiting until the TaskRun times out.
+//! Predecessors that are not baton leave no lock and are waited for as Tekton waits.
+
+use std::collections::HashSet;
+use std::ffi::OsString;
+use std::fs::{self, File, OpenOptions};
+use std::io;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::fs::OpenOptionsExt;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use baton_contract::layout::Layout;
+
+use crate::signals::Signals;
+use crate::sys;
+use crate::wait::{Cond, Waiter, FALLBACK_INTERVAL};
+
+/// `path` with `suffix` appended to its last component (`out` → `out.err`).
+pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
+    let mut s = OsString::from(path.as_os_str());
+    s.push(suffix);
+    PathBuf::from(s)
+}
+
+pub fn lock_path(post_file: &Path) -> PathBuf {
+    with_suffix(post_file, ".baton-lock")
+}
+
+/// How waiting ended.
+#[derive(Debug)]
+pub enum Waited {
+    Ready,
+    /// Tekton's skip: a `.err` file (or, baton's addition, a lost predecessor). The sentence says which.
+    Skip(String),
+    /// Tekton's other wait error: a file that cannot be looked at.
+    Failed(String),
+    /// A stop signal arrived while waiting.
+    Signal(i32),
+}
+
+pub struct Wait<'a> {
+    pub files: &'a [PathBuf],
+    /// `-wait_file_content`: a file must also be non-empty.
+    pub content: bool,
+    /// `-breakpoint_on_failure`: a `.err` file counts as go.
+    pub err_is_go: bool,
+    /// Look for a predecessor's liveness lock beside each file.
+    pub lost_check: bool,
+}
+
+impl Wait<'_> {
+    pub fn run(&self, signals: &mut Signals, layout: &Layout) -> Waited {
+        let files: Vec<&PathBuf> = self.files.iter().filter(|f| !f.as_os_str().is_empty()).collect();
+        if files.is_empty() {
+            return Waited::Ready;
+        }
+        let conds = files
+            .iter()
+            .map(|f| if self.content { Cond::NonEmpty((*f).clone()) } else { Cond::File((*f).clone()) })
+            .collect();
+        match self.wait(&files, conds, signals, layout) {
+            Ok(w) => w,
+            Err(e) => Waited::Failed(format!("waiting failed: {e}")),
+        }
+    }
+
+    fn wait(&self, files: &[&PathBuf], conds: Vec<Cond>, signals: &mut Signals, layout: &Layout) -> io::Result<Waited> {
+        let mut waiter = Waiter::new(layout, conds)?;
+        let (wake_read, wake_write) = sys::pipe()?;
+        sys::set_nonblocking(wake_read.as_raw_fd())?;
+        let mut locks = Locks { parked: HashSet::new(), wake: Arc::new(wake_write), fallback: false };
+        loop {
+            // Watches first (the Waiter's check sets them up), then Tekton's rule on the files.
+            let _ = waiter.check();
+            if let Some(end) = self.evaluate(files, &mut locks) {
+                return Ok(end);
+            }
+            let mut fds = vec![sys::pollfd(signals.fd()), sys::pollfd(wake_read.as_raw_fd())];
+            fds.extend(waiter.fds().into_iter().map(sys::pollfd));
+            let interval = waiter.recheck_interval().or(locks.fallback.then_some(FALLBACK_INTERVAL));
+            sys::poll(&mut fds, interval)?;
+            if let Some(signal) = signals.take_while_waiting()? {
+                return Ok(Waited::Signal(signal));
+            }
+            waiter.clear();
+            sys::drain(wake_read.as_raw_fd());
+        }
+    }
+
+    /// Tekton's rule, file after file. None: still waiting.
+    fn evaluate(&self, files: &[&PathBuf], locks: &mut Locks) -> Option<Waited> {
+        for file in files {
+            match self.present(file) {
+                Ok(true) => continue,
+                Ok(false) => {}
+                Err(e) => return Some(Waited::Failed(format!("waiting for {:?}: {e}", file.display().to_string()))),
+            }
+            let err_file = with_suffix(file, ".err");
+            if err_file.exists() {
+                if self.err_is_go {
+                    continue;
+                }
+                return Some(Waited::Skip(format!("{} exists: a previous step failed", err_file.display())));
+            }
+            if self.lost_check && locks.lost(file) {
+                // The wrapper is gone; it may have written one of its files just before it went.
+                if self.present(file).unwrap_or(false) || (self.err_is_go && err_file.exists()) {
+                    continue;
+                }
+                if err_file.exists() {
+                    return Some(Waited::Skip(format!("{} exists: a previous step failed", err_file.display())));
+                }
+                return Some(Waited::Skip(format!(
+                    "the step that writes {} ended without writing it or {} (its container was killed, e.g. \
+                     OOM-killed)",
+                    file.display(),
+                    err_file.display()
+                )));
+            }
+            return None;
+        }
+        Some(Waited::Ready)
+    }
+
+    fn present(&self, file: &Path) -> io::Result<bool> {
+        match fs::metadata(file) {
+            Ok(m) => Ok(!self.content || m.len() > 0),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(false),
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Predecessors' liveness locks, each watched by one parked thread.
+struct Locks {
+    parked: HashSet<PathBuf>,
+    wake: Arc<OwnedFd>,
+    /// A thread could not be started: re-check on a timer instead.
+    fallback: bool,
+}
+
+impl Locks {
+    /// Whether the wrapper that writes `file` has died. A missing lock: not started yet, or not baton.
+    fn lost(&mut self, file: &Path) -> bool {
+        let path = lock_path(file);
+        let Ok(lock) = File::open(&path) else { return false };
+        match sys::flock(lock.as_raw_fd(), false, false) {
+            Ok(true) => true,
+            Ok(false) => {
+                if self.parked.insert(path.clone()) {
+                    let wake = Arc::clone(&self.wake);
+                    let spawned = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || {
+                        let _ = sys::flock(lock.as_raw_fd(), false, true);
+                        let _ = unsafe { libc::write(wake.as_raw_fd(), b"x".as_ptr().cast(), 1) };
+                    });
+                    if spawned.is_err() {
+                        self.fallback = true;
+                    }
+                }
+                false
+            }
+            Err(_) => false,
+        }
+    }
+}
+
+/// This step's liveness lock, held until the process ends.
+pub struct PostLock {
+    _file: File,
+}
+
+impl PostLock {
+    /// Takes `<post_file>.baton-lock`. It appears already locked (locked under a temporary name,
+    /// then renamed), so a successor never mistakes a starting step for a dead one. Best effort.
+    pub fn claim(post_file: &Path) -> Option<PostLock> {
+        let path = lock_path(post_file);
+        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
+        let _ = fs::create_dir_all(dir);
+        let name = path.file_name()?.to_string_lossy().into_owned();
+        let tmp = dir.join(format!(".{name}.{}.tmp", sys::getpid()));
+        let file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp).ok()?;
+        let locked = matches!(sys::flock(file.as_raw_fd(), true, false), Ok(true));
+        if !locked || fs::rename(&tmp, &path).is_err() {
+            let _ = fs::remove_file(&tmp);
+            return None;
+        }
+        Some(PostLock { _file: file })
+    }
+}
+
+/// Tekton's post writer: creates the parent folders, then the file (empty, or with `content`).
+/// Files with content appear by rename, so a reader never sees a part of one.
+pub fn write_post(path: &Path, content: &str) -> io::Result<()> {
+    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+        fs::create_dir_all(dir)?;
+    }
+    if content.is_empty() {
+        OpenOptions::new().write(true).create(true).truncate(true).mode(0o666).open(path).map(drop)
+    } else {
+        crate::stepdir::write_atomically(path, content.as_bytes(), 0o644)
+    }
+}

@@ -1,0 +1,195 @@
+//! Tekton's termination message: a JSON array of RunResult `{"key":K,"value":V,"type":T}`, encoded
+//! byte for byte as Go's `encoding/json` encodes it, optionally compressed to `tknz:` + unpadded
+//! standard base64 of raw DEFLATE.
+
+use base64::Engine as _;
+use serde::Deserialize;
+
+/// RunResult types (tektoncd/pipeline pkg/result).
+pub const TASK_RESULT: u8 = 1;
+pub const INTERNAL: u8 = 3;
+pub const STEP_RESULT: u8 = 4;
+pub const STEP_ARTIFACTS: u8 = 5;
+
+/// The most a container may write, as Tekton's entrypoint checks it (and the kubelet's file limit).
+pub const TEKTON_LIMIT: usize = 4096;
+/// Readers cap a decompressed `tknz:` message at this size.
+pub const MAX_DECOMPRESSED: usize = 128 * 1024;
+pub const COMPRESSED_PREFIX: &str = "tknz:";
+
+/// One entry. The value is bytes: a result file is reported verbatim, whatever it holds.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct RunResult {
+    pub key: String,
+    pub value: Vec<u8>,
+    pub kind: u8,
+}
+
+impl RunResult {
+    pub fn new(key: impl Into<String>, value: impl Into<Vec<u8>>, kind: u8) -> RunResult {
+        RunResult { key: key.into(), value: value.into(), kind }
+    }
+}
+
+/// `json.Marshal([]RunResult)`: no spaces, HTML-safe escapes, invalid UTF-8 as U+FFFD, `type`
+/// omitted when 0.
+pub fn encode(entries: &[RunResult]) -> String {
+    let mut out = String::with_capacity(64 * entries.len() + 2);
+    out.push('[');
+    for (i, e) in entries.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str("{\"key\":");
+        go_string(&mut out, e.key.as_bytes());
+        out.push_str(",\"value\":");
+        go_string(&mut out, &e.value);
+        if e.kind != 0 {
+            out.push_str(",\"type\":");
+            out.push_str(&e.kind.to_string());
+        }
+        out.push('}');
+    }
+    out.push(']');
+    out
+}
+
+/// A JSON string as Go's encoder writes it (Go 1.22 and later: `\b` and `\f` short forms).
+fn go_string(out: &mut String, bytes: &[u8]) {
+    const HEX: &[u8; 16] = b"0123456789abcdef";
+    out.push('"');
+    let mut rest = bytes;
+    while !rest.is_empty() {
+        let (valid, bad) = match std::str::from_utf8(rest) {
+            Ok(s) => (s, false),
+            Err(e) => (std::str::from_utf8(&rest[..e.valid_up_to()]).unwrap_or_default(), true),
+        };
+        for c in valid.chars() {
+            match c {
+                '"' => out.push_str("\\\""),
+                '\\' => out.push_str("\\\\"),
+                '\u{8}' => out.push_str("\\b"),
+                '\u{c}' => out.push_str("\\f"),
+                '\n' => out.push_str("\\n"),
+                '\r' => out.push_str("\\r"),
+                '\t' => out.push_str("\\t"),
+                '<' | '>' | '&' | '\u{0}'..='\u{1f}' => {
+                    let b = c as u8;
+                    out.push_str("\\u00");
+                    out.push(HEX[(b >> 4) as usize] as char);
+                    out.push(HEX[(b & 15) as usize] as char);
+                }
+                '\u{2028}' => out.push_str("\\u2028"),
+                '\u{2029}' => out.push_str("\\u2029"),
+                c => out.push(c),
+            }
+        }
+        rest = &rest[valid.len()..];
+        if bad {
+            // Go replaces each byte that does not start a valid sequence, one at a time.
+            out.push_str("\\ufffd");
+            rest = &rest[1..];
+        }
+    }
+    out.push('"');
+}
+
+/// `tknz:` + unpadded standard base64 of the raw DEFLATE (best compression) of `json`.
+pub fn compress(json: &str) -> String {
+    let packed = miniz_oxide::deflate::compress_to_vec(json.as_bytes(), 10);
+    let mut out = String::from(COMPRESSED_PREFIX);
+    base64::engine::general_purpose::STANDARD_NO_PAD.encode_string(packed, &mut out);
+    out
+}
+
+/// The text to write: the JSON, or its compressed form when asked for and smaller.
+pub fn render(entries: &[RunResult], compress_if_smaller: bool) -> Rendered {
+    let json = encode(entries);
+    if compress_if_smaller {
+        let packed = compress(&json);
+        if packed.len() < json.len() {
+            return Rendered { json_len: json.len(), text: packed };
+        }
+    }
+    Rendered { json_len: json.len(), text: json }
+}
+
+pub struct Rendered {
+    pub text: String,
+    /// The length of the plain JSON, which a reader of a compressed message must inflate.
+    pub json_len: usize,
+}
+
+impl Rendered {
+    pub fn compressed(&self) -> bool {
+        self.text.starts_with(COMPRESSED_PREFIX)
+    }
+    /// Whether readers take it whole: at most `limit` bytes, and a compressed message inflates to
+    /// no more than readers accept.
+    pub fn fits(&self, limit: usize) -> bool {
+        self.text.len() <= limit && (!self.compressed() || self.json_len <= MAX_DECOMPRESSED)
+    }
+}
+
+#[derive(Deserialize)]
+struct Raw {
+    #[serde(default)]
+    key: String,
+    #[serde(default)]
+    value: String,
+    #[serde(default, rename = "type")]
+    kind: u8,
+}
+
+/// Reads a termination message, plain or compressed, as Tekton's writer and controller read it.
+pub fn decode(text: &[u8]) -> Result<Vec<RunResult>, String> {
+    let json = match text.strip_prefix(COMPRESSED_PREFIX.as_bytes()) {
+        Some(encoded) => {
+            let packed = base64::engine::general_purpose::STANDARD_NO_PAD
+                .decode(encoded)
+                .map_err(|e| format!("base64 decode: {e}"))?;
+            miniz_oxide::inflate::decompress_to_vec_with_limit(&packed, MAX_DECOMPRESSED)
+                .map_err(|e| format!("flate decompress: {e:?}"))?
+        }
+        None => text.to_vec(),
+    };
+    let raw: Vec<Raw> = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
+    Ok(raw.into_iter().map(|r| RunResult { key: r.key, value: r.value.into_bytes(), kind: r.kind }).collect())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn go_encoding_golden() {
+        let entries = [
+            RunResult::new("StartedAt", "2026-08-20T11:42:35.123Z", INTERNAL),
+            RunResult::new("r", &b"<a&b>\"\\\n\r\t\x08\x0c\x01\x7f\xe2\x80\xa8\xff\xe2\x82 \xc3\xa9"[..], TASK_RESULT),
+            RunResult::new("z", "", 0),
+        ];
+        let expected = concat!(
+            r#"[{"key":"StartedAt","value":"2026-08-20T11:42:35.123Z","type":3},"#,
+            r#"{"key":"r","value":"\u003ca\u0026b\u003e\"\\\n\r\t\b\f\u0001"#,
+            "\u{7f}",
+            r#"\u2028\ufffd\ufffd\ufffd é","type":1},{"key":"z","value":""}]"#
+        );
+        assert_eq!(encode(&entries), expected);
+        assert_eq!(encode(&[]), "[]");
+    }
+
+    #[test]
+    fn compression_round_trip_only_when_smaller() {
+        let small = [RunResult::new("a", "b", TASK_RESULT)];
+        let r = render(&small, true);
+        assert!(!r.compressed());
+        let big: Vec<RunResult> =
+            (0..50).map(|i| RunResult::new(format!("k{i}"), "x".repeat(100), TASK_RESULT)).collect();
+        let r = render(&big, true);
+        assert!(r.compressed());
+        assert!(r.text.len() < r.json_len);
+        assert!(!r.text.ends_with('='));
+        assert_eq!(decode(r.text.as_bytes()).unwrap(), big);
+        assert_eq!(decode(encode(&big).as_bytes()).unwrap(), big);
+    }
+}
