@@ -189,7 +189,7 @@ pub fn kill(args: KillArgs) -> i32 {
         eprintln!("baton: unknown signal {:?}: use a name like TERM or KILL, or a number 1-{}", args.signal, sys::max_signal());
         return 125;
     };
-    let name = match args.step.or_else(|| std::env::var(ENV_STEP).ok()).or_else(pid1_step) {
+    let name = match args.step.or_else(|| std::env::var(ENV_STEP).ok().filter(|s| !s.is_empty())).or_else(pid1_step) {
         Some(n) => n,
         None => {
             eprintln!(

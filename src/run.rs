@@ -112,7 +112,9 @@ pub fn run(args: RunArgs) -> i32 {
         None => None,
     };
     let (mut record, exit) = run_step(&args, &plan, &mut signals, step.as_mut());
-    record.finished_at = clock::now_rfc3339();
+    if record.finished_at.is_empty() {
+        record.finished_at = clock::now_rfc3339();
+    }
     if let Some(e) = &record.error {
         eprintln!("baton: {e}");
     }
@@ -125,7 +127,7 @@ pub fn run(args: RunArgs) -> i32 {
     report::finish(record, exit, &sinks)
 }
 
-/// Waits and runs; returns the record (finishedAt still to be set) and the container's exit code.
+/// Waits and runs; returns the record (finishedAt set once the command has run) and the exit code.
 fn run_step(args: &RunArgs, plan: &Plan, signals: &mut Signals, mut step: Option<&mut StepDir>) -> (ExitRecord, i32) {
     let mut record = ExitRecord::new(plan.name.clone(), Reason::Completed, String::new());
     let mut never_ran = |reason, exit, error: String| {
@@ -176,6 +178,10 @@ fn run_step(args: &RunArgs, plan: &Plan, signals: &mut Signals, mut step: Option
     if let Some(dir) = &args.results {
         // Give the command a folder to write into; collect_results reports any real problem later.
         let _ = std::fs::create_dir_all(dir);
+    }
+    // Running from now on: a `baton kill` that comes before the spawn returns waits in the FIFO.
+    if let Some(s) = step.as_deref_mut() {
+        s.set_state(Phase::Running, None, &[], None);
     }
     record.started_at = Some(clock::now_rfc3339());
     let child = match spawn::spawn(&args.command, signals.original_mask(), tees.0.is_some(), tees.1.is_some()) {
@@ -262,7 +268,10 @@ fn run_step(args: &RunArgs, plan: &Plan, signals: &mut Signals, mut step: Option
             }
         }
     }
-    if args.breakpoint_on_failure && code != 0 && record.reason != Reason::Stopped {
+    record.finished_at = clock::now_rfc3339();
+    // A pod deletion (SIGTERM to baton) must end the step, not pause it: no second signal comes.
+    let pause_here = code != 0 && record.reason != Reason::Stopped && supervised.told_to_stop.is_none();
+    if args.breakpoint_on_failure && pause_here {
         if let Some(s) = step {
             if pause(s, signals, code) {
                 record.reason = Reason::Failed;

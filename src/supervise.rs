@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use baton_contract::control::Request;
 use baton_contract::layout::Layout;
 
-use crate::signals::Signals;
+use crate::signals::{Signals, STOP_SIGNALS};
 use crate::stepdir::StepDir;
 use crate::sys::{self, Ended};
 use crate::wait::{Cond, Waiter};
@@ -100,6 +100,8 @@ pub struct Supervised {
     pub ended: Ended,
     /// Why baton stopped the command, and the last signal it sent to do so.
     pub stopped: Option<(StopCause, i32)>,
+    /// A stop signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT) reached baton itself: the pod is going away.
+    pub told_to_stop: Option<i32>,
 }
 
 /// A SIGTERM held back by `--stop-after`.
@@ -117,6 +119,7 @@ pub fn supervise(pid: i32, signals: &mut Signals, mut tees: Vec<Tee>, mut rules:
     let mut stopped: Option<(StopCause, i32)> = None;
     let mut kill_at: Option<Instant> = None;
     let mut held: Option<Held> = None;
+    let mut told_to_stop = None;
 
     let grace = rules.grace;
     let stop = |cause: StopCause, stopped: &mut Option<(StopCause, i32)>, kill_at: &mut Option<Instant>| {
@@ -168,6 +171,9 @@ pub fn supervise(pid: i32, signals: &mut Signals, mut tees: Vec<Tee>, mut rules:
         sys::poll(&mut pollfds, next.map(|at| at.saturating_duration_since(Instant::now())))?;
 
         while let Some(signal) = signals.next()? {
+            if STOP_SIGNALS.contains(&signal) {
+                told_to_stop = Some(signal);
+            }
             match signal {
                 libc::SIGCHLD => {
                     if let Some(end) = sys::reap(Some(pid)) {
@@ -221,7 +227,7 @@ pub fn supervise(pid: i32, signals: &mut Signals, mut tees: Vec<Tee>, mut rules:
     for tee in &mut tees {
         tee.pump();
     }
-    Ok(Supervised { ended, stopped })
+    Ok(Supervised { ended, stopped, told_to_stop })
 }
 
 /// Starts holding SIGTERM for `--stop-after`, or forwards it at once if those steps already ended.
