@@ -1,0 +1,530 @@
+#!/usr/bin/env bash
+# The e2e suite: baton in real containers (podman kube play), with the harness playing the kubelet's
+# part for termination messages and the Pod status (docs/e2e.md).
+#
+#   e2e/run.sh              every scenario
+#   e2e/run.sh dag lost     only these (names: kubelet pipeline dag sidecar failure cancel grace
+#                           shutdown lost nonroot exec)
+#
+# Environment: BATONCTL=path (else built from crates/baton-controller when it has its binary),
+# E2E_WORK=dir (artifacts: each pod's spec, Pod JSON, run status; default a temp dir, removed on
+# success), E2E_KEEP=1 (keep pods, volumes and artifacts), HANDOFF_MS (default 100).
+# Prints one PASS/FAIL line per check, ends with "N passed, M failed"; exits 1 when a check failed.
+set -uo pipefail
+
+E2E_NAME=e2e
+# shellcheck source=e2e/lib.sh
+source "$(dirname "$0")/lib.sh"
+
+HANDOFF_MS=${HANDOFF_MS:-100}
+LOST_MS=${LOST_MS:-1000}
+POD_TIMEOUT=${POD_TIMEOUT:-60}
+
+PASSED=0
+FAILED=0
+SKIPPED=0
+pass() { PASSED=$((PASSED + 1)); printf 'PASS  %s\n' "$*"; }
+fail() { FAILED=$((FAILED + 1)); printf 'FAIL  %s\n' "$*"; }
+skip() { SKIPPED=$((SKIPPED + 1)); printf 'SKIP  %s\n' "$*"; }
+# check DESCRIPTION COMMAND...: PASS when the command succeeds.
+check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then pass "$what"; else fail "$what"; fi; }
+
+if [ -z "${E2E_WORK:-}" ]; then
+  E2E_WORK=$(mktemp -d "${TMPDIR:-/tmp}/baton-e2e.XXXXXX")
+  E2E_WORK_TEMP=1
+fi
+mkdir -p "$E2E_WORK"
+: > "$E2E_WORK/figures.tsv"
+
+finish() {
+  local rc=$?
+  e2e_cleanup
+  if [ "${E2E_WORK_TEMP:-0}" = 1 ] && [ "$FAILED" -eq 0 ] && [ "$rc" -eq 0 ] && [ "${E2E_KEEP:-0}" != 1 ]; then
+    rm -rf "$E2E_WORK"
+  else
+    say "artifacts (spec, Pod JSON, run status of every pod) in $E2E_WORK"
+  fi
+}
+trap finish EXIT
+trap 'exit 130' INT TERM
+
+# ---------------------------------------------------------------------------------------------------
+# Reading a played pod
+
+# The pod's spec container names, init containers first.
+containers_of() { jq -r '(.spec.initContainers // [])[].name, .spec.containers[].name' "$(pod_dir "$1")/spec.json"; }
+
+# A field of a step in the run status being asserted on (batonctl's, or the harness's reader).
+step_field() { jq -c --arg n "$2" --arg f "$3" '(.steps[] | select(.name == $n) | .[$f]) // null' "$(status_file "$1")"; }
+# The container's exit code in the Pod status (the kubelet's view).
+container_exit() {
+  jq -c --arg n "$2" '([.status.initContainerStatuses[]?, .status.containerStatuses[]] | map(select(.name == $n))[0].state.terminated.exitCode) // null' \
+    "$(pod_dir "$1")/pod.json"
+}
+# Milliseconds since the epoch of baton's startedAt/finishedAt of a step, from the termination message
+# itself (the harness's reader keeps baton's millisecond times), or "null".
+step_ms() {
+  jq -r --arg n "$2" --arg f "$3" "$JQ_MS"'
+    (.steps[] | select(.name == $n) | .[$f]) as $t
+    | if $t == null or ($t | length) < 24 then "null" else $t | ms end' "$(pod_dir "$1")/fallback.json"
+}
+
+# Milliseconds since the epoch at which podman started the container (nanoseconds in inspect).
+container_started_ms() {
+  jq -r --arg n "$1-$2" "$JQ_MS"' map(select(.Name == $n))[0].State.StartedAt // null
+    | if . == null or startswith("0001") then "null" else ms end' "$(pod_dir "$1")/inspect.json"
+}
+
+# Collects a pod's status after it ended: Pod JSON, the harness's reading, batonctl's.
+collect() {
+  local pod=$1 dir
+  dir=$(pod_dir "$pod")
+  kubelet_status "$pod"
+  if run_status "$pod"; then
+    if [ -n "${BATONCTL_BIN:-}" ]; then
+      pass "$pod: batonctl status -f pod.json -o json read the Pod"
+    fi
+  else
+    fail "$pod: batonctl status failed: $(head -c 400 "$dir/batonctl.err")"
+  fi
+  {
+    echo "== $pod  (run status from $([ -s "$dir/batonctl.json" ] && echo batonctl || echo "the harness's reader"))"
+    if [ -s "$dir/batonctl.json" ]; then "$BATONCTL_BIN" status -f "$dir/pod.json" 2>&1; else status_table "$dir/fallback.json"; fi
+  } | sed 's/^/      /'
+  if [ -s "$dir/batonctl.json" ]; then
+    # batonctl and the harness's own reading of the same messages must agree on every step.
+    local diff
+    diff=$(jq -n -c --slurpfile a "$dir/batonctl.json" --slurpfile b "$dir/fallback.json" '
+      def key: {phase, steps: [.steps[] | {name, exitCode, reason, results: (.results // {})}]};
+      ($a[0] | key) as $x | ($b[0] | key) as $y
+      | if $x == $y then empty else {batonctl: $x, messages: $y} end')
+    if [ -z "$diff" ]; then
+      pass "$pod: batonctl agrees with the termination messages (phase, exit codes, reasons, results)"
+    else
+      fail "$pod: batonctl and the termination messages disagree: $diff"
+    fi
+  fi
+}
+
+# play_and_wait FILE: plays, waits for the end; records a FAIL (a hang) on time-out.
+play_and_wait() {
+  if ! play "$1"; then
+    fail "$(basename "$1"): podman kube play failed: $(tail -n 3 "$(pod_dir "$PLAYED")/play.log" 2>/dev/null)"
+    return 1
+  fi
+  if ! wait_pod "$PLAYED" "$POD_TIMEOUT"; then
+    fail "$PLAYED: still running after ${POD_TIMEOUT}s (a step hangs): $(pod_states "$PLAYED" | tr '\n' ' ')"
+    podman pod stop -t 1 "$PLAYED" >/dev/null 2>&1
+  fi
+  return 0
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Assertions
+
+expect_phase() {
+  local got
+  got=$(jq -r .phase "$(status_file "$1")")
+  [ "$got" = "$2" ] && pass "$1: run phase $2" || fail "$1: run phase: expected $2, got $got"
+}
+
+# expect_step POD CONTAINER CONTAINER_EXIT EXIT_CODE REASON: the container's exit code as the kubelet
+# reports it, and the step's exit code (baton's record: the command's code, null if it never ran) and
+# reason in the run status.
+expect_step() {
+  local pod=$1 c=$2 want_ctr=$3 want_code=$4 want_reason=$5 ctr code reason
+  ctr=$(container_exit "$pod" "$c")
+  code=$(step_field "$pod" "$c" exitCode)
+  reason=$(step_field "$pod" "$c" reason | tr -d '"')
+  if [ "$ctr" = "$want_ctr" ] && [ "$code" = "$want_code" ] && [ "$reason" = "$want_reason" ]; then
+    pass "$pod/$c: container exit $ctr, exitCode $code, reason $reason"
+  else
+    fail "$pod/$c: expected container exit $want_ctr, exitCode $want_code, reason $want_reason; got $ctr, $code, $reason (error: $(step_field "$pod" "$c" error))"
+  fi
+}
+
+# expect_results POD CONTAINER JSON: the step's results, exactly.
+expect_results() {
+  local got
+  got=$(jq -c --arg n "$2" '(.steps[] | select(.name == $n) | .results) // {}' "$(status_file "$1")")
+  if jq -e -n --argjson a "$got" --argjson b "$3" '$a == $b' >/dev/null; then
+    pass "$1/$2: results $got"
+  else
+    fail "$1/$2: results: expected $3, got $got"
+  fi
+}
+
+# expect_error POD CONTAINER TEXT: the step's error sentence mentions TEXT.
+expect_error() {
+  local got
+  got=$(step_field "$1" "$2" error)
+  case "$got" in
+    *"$3"*) pass "$1/$2: error names it: $got" ;;
+    *) fail "$1/$2: error should mention \"$3\", got $got" ;;
+  esac
+}
+
+# expect_order POD STEP...: each step started after the one before it had finished.
+expect_order() {
+  local pod=$1 prev="" s ok=1 prev_end start
+  for s in "${@:2}"; do
+    if [ -n "$prev" ]; then
+      prev_end=$(step_ms "$pod" "$prev" finishedAt)
+      start=$(step_ms "$pod" "$s" startedAt)
+      if [ "$prev_end" = null ] || [ "$start" = null ] || [ "$start" -lt "$prev_end" ]; then ok=0; fi
+    fi
+    prev=$s
+  done
+  [ $ok = 1 ] && pass "$pod: start order ${*:2}" || fail "$pod: start order ${*:2} not kept"
+}
+
+# expect_handoff POD "PRED..." SUCC [FIELD]: SUCC's FIELD (startedAt; finishedAt for a step that does
+# not run) lies within HANDOFF_MS after the last predecessor's finishedAt. Figures go to figures.tsv.
+expect_handoff() {
+  local pod=$1 preds=$2 succ=$3 field=${4:-startedAt} p end=0 e t gap
+  for p in $preds; do
+    e=$(step_ms "$pod" "$p" finishedAt)
+    [ "$e" = null ] && { fail "$pod: handoff $preds -> $succ: $p has no finishedAt"; return; }
+    [ "$e" -gt "$end" ] && end=$e
+  done
+  t=$(step_ms "$pod" "$succ" "$field")
+  [ "$t" = null ] && { fail "$pod: handoff $preds -> $succ: $succ has no $field"; return; }
+  gap=$((t - end))
+  printf '%s\t%s -> %s\t%s\t%s\n' "$pod" "${preds// /+}" "$succ" "$field" "$gap" >> "$E2E_WORK/figures.tsv"
+  if [ "$gap" -ge 0 ] && [ "$gap" -le "$HANDOFF_MS" ]; then
+    pass "$pod: handoff ${preds// /+} -> $succ in $gap ms (${field} after finishedAt; limit $HANDOFF_MS ms)"
+  else
+    local up late=""
+    up=$(container_started_ms "$pod" "$succ")
+    if [ "$up" != null ] && [ "$up" -gt "$end" ]; then
+      late=" - but its container only started $((up - end)) ms after that end: the machine was too slow for the example's head start, nothing was measured"
+    fi
+    fail "$pod: handoff ${preds// /+} -> $succ took $gap ms (${field} after finishedAt; limit 0..$HANDOFF_MS ms)$late"
+  fi
+}
+
+figure() { printf '%s\t%s\t%s\t%s\n' "$1" "$2" "$3" "$4" >> "$E2E_WORK/figures.tsv"; }
+
+# ---------------------------------------------------------------------------------------------------
+# Scenarios
+
+scenario_kubelet() {
+  local pod=baton-e2e-kubelet dir want
+  play_and_wait "$E2E_DIR/pods/kubelet.yaml" || return
+  collect "$pod"
+  dir=$(pod_dir "$pod")
+  check "$pod/probe: the termination file is bind-mounted, mode 0666" \
+    bash -c "podman logs $pod-probe 2>&1 | grep -q 'mount: bind-mounted' && podman logs $pod-probe 2>&1 | grep -q -- '-rw-rw-rw-'"
+  check "$pod/probe: a rename over the termination file fails ($(podman logs $pod-probe 2>&1 | grep rename:))" \
+    bash -c "podman logs $pod-probe 2>&1 | grep -q 'rename: refused:.*busy'"
+  want='written in place'
+  check "$pod/probe: message written in place is read back, exit 3, reason Error" \
+    jq -e --arg w "$want" '.status.containerStatuses[0].state.terminated | .message == $w and .exitCode == 3 and .reason == "Error"' "$dir/pod.json"
+  want=$(seq 1 100 | sed 's/^/log line /' | tail -n "$KUBELET_LOG_LINES" | tail -c "$KUBELET_LOG_BYTES")
+  check "$pod/fallback: FallbackToLogsOnError gives the last 80 log lines of a failed container" \
+    jq -e --arg w "$want"$'\n' '.status.containerStatuses[1].state.terminated.message == $w' "$dir/pod.json"
+  want=$(seq 1 2000 | tr '\n' ' ' | head -c 5000 | tail -c 4096 | head -c 3072)
+  check "$pod/big: a 5000-byte message keeps its last 4096 bytes, then the first 12288/4 = 3072" \
+    jq -e --arg w "$want" '.status.containerStatuses[2].state.terminated.message == $w' "$dir/pod.json"
+  check "$pod/quiet: FallbackToLogsOnError gives nothing for a container that exited 0" \
+    jq -e '.status.containerStatuses[3].state.terminated | has("message") | not' "$dir/pod.json"
+  check "$pod: pod phase Failed (two containers exited non-zero)" jq -e '.status.phase == "Failed"' "$dir/pod.json"
+}
+
+scenario_pipeline() {
+  local pod=baton-pipeline digest
+  play_and_wait "$REPO/examples/pipeline.yaml" || return
+  collect "$pod"
+  digest=$(printf 'hello from baton\n' | sha256sum | cut -c1-64)
+  expect_phase "$pod" Succeeded
+  expect_step "$pod" baton-init 0 0 Completed
+  expect_step "$pod" fetch 0 0 Completed
+  expect_step "$pod" build 0 0 Completed
+  expect_step "$pod" publish 0 0 Completed
+  expect_results "$pod" fetch "{\"digest\":\"$digest\",\"version\":\"v1.2.3\"}"
+  local size
+  size=$(jq -r '.steps[] | select(.name == "build") | .results.size // ""' "$(status_file "$pod")")
+  if [[ "$size" =~ ^[1-9][0-9]*$ ]]; then
+    expect_results "$pod" build "{\"artifact\":\"app-v1.2.3.tar\",\"size\":\"$size\"}"
+  else
+    fail "$pod/build: result size should be a byte count, got \"$size\""
+  fi
+  expect_results "$pod" publish '{"url":"https://artifacts.example.invalid/app/app-v1.2.3.tar"}'
+  expect_order "$pod" fetch build publish
+  expect_handoff "$pod" fetch build
+  expect_handoff "$pod" build publish
+}
+
+scenario_dag() {
+  local pod=baton-dag u0 u1 l0 l1
+  play_and_wait "$REPO/examples/dag.yaml" || return
+  collect "$pod"
+  expect_phase "$pod" Succeeded
+  expect_step "$pod" prepare 0 0 Completed
+  expect_step "$pod" unit 0 0 Completed
+  expect_step "$pod" lint 0 0 Completed
+  expect_step "$pod" report 0 0 Completed
+  expect_results "$pod" prepare '{"modules":"3"}'
+  expect_results "$pod" report '{"summary":"3 modules, 3 passed, 0 lint warnings"}'
+  expect_order "$pod" prepare unit report
+  expect_order "$pod" prepare lint report
+  expect_handoff "$pod" prepare unit
+  expect_handoff "$pod" prepare lint
+  expect_handoff "$pod" "unit lint" report
+  u0=$(step_ms "$pod" unit startedAt); u1=$(step_ms "$pod" unit finishedAt)
+  l0=$(step_ms "$pod" lint startedAt); l1=$(step_ms "$pod" lint finishedAt)
+  if [ "$u0" != null ] && [ "$l0" != null ] && [ "$u0" -lt "$l1" ] && [ "$l0" -lt "$u1" ]; then
+    pass "$pod: unit and lint ran in parallel (started $((u0 > l0 ? u0 - l0 : l0 - u0)) ms apart)"
+  else
+    fail "$pod: unit and lint did not overlap (unit $u0..$u1, lint $l0..$l1)"
+  fi
+}
+
+scenario_sidecar() {
+  local pod=baton-sidecar gap
+  play_and_wait "$REPO/examples/sidecar.yaml" || return
+  collect "$pod"
+  expect_phase "$pod" Succeeded
+  expect_step "$pod" main 0 0 Completed
+  expect_step "$pod" log-shipper 0 0 Stopped
+  expect_results "$pod" main '{"lines":"10"}'
+  expect_results "$pod" log-shipper '{"last":"main: done","shipped":"11"}'
+  gap=$(( $(step_ms "$pod" log-shipper finishedAt) - $(step_ms "$pod" main finishedAt) ))
+  figure "$pod" "main -> log-shipper stopped" finishedAt "$gap"
+  if [ "$gap" -ge 0 ] && [ "$gap" -le $((HANDOFF_MS * 2)) ]; then
+    pass "$pod: --until main stopped the sidecar $gap ms after main ended (limit $((HANDOFF_MS * 2)) ms: notice, SIGTERM, exit)"
+  else
+    fail "$pod: --until main: the sidecar ended $gap ms after main (limit 0..$((HANDOFF_MS * 2)) ms)"
+  fi
+}
+
+# Pod deletion during the sidecar example: SIGTERM reaches both containers at once; --stop-after main
+# holds the shipper's back until main, which takes a second to shut down, has ended.
+scenario_shutdown() {
+  local pod=baton-sidecar t0 took gap
+  if ! play "$REPO/examples/sidecar.yaml"; then fail "$pod: podman kube play failed"; return; fi
+  if ! wait_log "$pod" log-shipper "shipped: main: line 2" 15; then
+    fail "$pod: main did not start writing"; podman pod stop -t 1 "$pod" >/dev/null 2>&1; return
+  fi
+  t0=$(now_ms)
+  podman pod stop -t 10 "$pod" >/dev/null 2>&1
+  took=$(( $(now_ms) - t0 ))
+  wait_pod "$pod" 5
+  collect "$pod"
+  figure "$pod" "pod stop (main needs ~1 s on SIGTERM)" "stop" "$took"
+  expect_phase "$pod" Failed
+  expect_step "$pod" main 143 143 Failed
+  expect_step "$pod" log-shipper 0 0 Stopped
+  local last
+  last=$(jq -r '.steps[] | select(.name == "log-shipper") | .results.last // ""' "$(status_file "$pod")")
+  [ "$last" = "main: stopped" ] \
+    && pass "$pod: the shipper outlived main's shutdown (its last shipped line: \"$last\")" \
+    || fail "$pod: --stop-after main: the shipper's last line is \"$last\", not main's final \"main: stopped\""
+  gap=$(( $(step_ms "$pod" log-shipper finishedAt) - $(step_ms "$pod" main finishedAt) ))
+  figure "$pod" "main -> log-shipper (deletion)" finishedAt "$gap"
+  if [ "$gap" -ge 0 ] && [ "$gap" -le $((HANDOFF_MS * 2)) ]; then
+    pass "$pod: on deletion the shipper ended $gap ms after main"
+  else
+    fail "$pod: on deletion the shipper ended $gap ms after main (expected 0..$((HANDOFF_MS * 2)))"
+  fi
+  check "$pod: pod deletion took $took ms: no SIGKILL needed (grace 10 s)" test "$took" -lt 5000
+  check "$pod: the shipper's baton said it held SIGTERM back" \
+    bash -c "podman logs $pod-log-shipper 2>&1 | grep -q 'holding SIGTERM until step main'"
+}
+
+scenario_failure() {
+  local pod=baton-failure
+  play_and_wait "$REPO/examples/failure.yaml" || return
+  collect "$pod"
+  expect_phase "$pod" Failed
+  expect_step "$pod" checkout 0 0 Completed
+  expect_step "$pod" test 3 3 Failed
+  expect_step "$pod" package 0 null Skipped
+  expect_step "$pod" upload 0 null Skipped
+  expect_step "$pod" notify 0 0 Completed
+  expect_results "$pod" test '{"failed":"2"}'
+  expect_results "$pod" notify '{"message":"tests failed: 2"}'
+  expect_error "$pod" package "step test did not succeed"
+  expect_error "$pod" upload "step package did not succeed"
+  expect_order "$pod" checkout test notify
+  expect_handoff "$pod" checkout test
+  expect_handoff "$pod" test package finishedAt
+  expect_handoff "$pod" package upload finishedAt
+  expect_handoff "$pod" "test upload" notify
+}
+
+# stop_pod POD GRACE: the pod deletion (SIGTERM to every container, SIGKILL after GRACE seconds).
+# Prints how long it took, in ms.
+stop_pod() {
+  local t0
+  t0=$(now_ms)
+  podman pod stop -t "$2" "$1" >/dev/null 2>&1
+  echo $(( $(now_ms) - t0 ))
+}
+
+scenario_cancel() {
+  local pod=baton-e2e-cancel took
+  if ! play "$E2E_DIR/pods/cancel.yaml"; then fail "$pod: podman kube play failed"; return; fi
+  if ! wait_log "$pod" work working 15; then fail "$pod: work did not start"; fi
+  # Let the two waiting steps' containers be up and waiting (they start right after work's).
+  sleep 0.5
+  took=$(stop_pod "$pod" 10)
+  wait_pod "$pod" 5
+  collect "$pod"
+  figure "$pod" "pod stop, 1 running + 2 waiting" stop "$took"
+  check "$pod: the pod stopped in $took ms on SIGTERM alone (grace 10 s)" test "$took" -lt 5000
+  expect_phase "$pod" Failed
+  expect_step "$pod" work 143 143 Failed
+  expect_step "$pod" next 143 null Cancelled
+  expect_step "$pod" last 143 null Cancelled
+  expect_error "$pod" next "the command never started"
+}
+
+scenario_grace() {
+  local pod=baton-e2e-grace took
+  if ! play "$E2E_DIR/pods/grace.yaml"; then fail "$pod: podman kube play failed"; return; fi
+  if ! wait_log "$pod" stubborn "ignoring SIGTERM" 15; then fail "$pod: stubborn did not start"; fi
+  sleep 0.5
+  took=$(stop_pod "$pod" 2)
+  wait_pod "$pod" 5
+  collect "$pod"
+  figure "$pod" "pod stop, command ignores SIGTERM, grace 2 s" stop "$took"
+  check "$pod: SIGKILL came with the end of the 2 s grace period (stop took $took ms)" \
+    test "$took" -ge 1900 -a "$took" -lt 6000
+  expect_phase "$pod" Failed
+  # baton died with its container: no record, the kubelet's view stands.
+  expect_step "$pod" stubborn 137 137 Error
+  check "$pod/stubborn: no termination message (baton was SIGKILLed with its container)" \
+    jq -e '.status.containerStatuses[0].state.terminated | has("message") | not' "$(pod_dir "$pod")/pod.json"
+  expect_step "$pod" waiter 143 null Cancelled
+  local cancelled_ms stop_ms
+  cancelled_ms=$(step_ms "$pod" waiter finishedAt)
+  stop_ms=$(jq -r '.status.containerStatuses[0].state.terminated.finishedAt | fromdateiso8601 * 1000' "$(pod_dir "$pod")/pod.json")
+  if [ "$cancelled_ms" != null ] && [ $((stop_ms - cancelled_ms)) -ge 1000 ]; then
+    pass "$pod/waiter: cancelled at the SIGTERM, $((stop_ms - cancelled_ms)) ms (whole seconds) before stubborn's SIGKILL"
+  else
+    fail "$pod/waiter: not cancelled before the grace period ended (cancelled $cancelled_ms, SIGKILL $stop_ms)"
+  fi
+}
+
+scenario_lost() {
+  local pod=baton-e2e-lost t_kill t_end gap
+  if ! play "$E2E_DIR/pods/lost.yaml"; then fail "$pod: podman kube play failed"; return; fi
+  if ! wait_log "$pod" work working 15; then fail "$pod: work did not start"; fi
+  sleep 0.5
+  t_kill=$(now_ms)
+  podman kill -s KILL "$pod-work" >/dev/null 2>&1
+  if ! wait_pod "$pod" 15; then
+    fail "$pod: the steps after the killed one hang: $(pod_states "$pod" | tr '\n' ' ')"
+    podman pod stop -t 1 "$pod" >/dev/null 2>&1
+  fi
+  collect "$pod"
+  expect_phase "$pod" Failed
+  expect_step "$pod" work 137 137 Error
+  expect_step "$pod" next 125 null PredecessorLost
+  expect_error "$pod" next "step work was lost"
+  expect_step "$pod" last 0 null Skipped
+  t_end=$(step_ms "$pod" next finishedAt)
+  if [ "$t_end" != null ]; then
+    gap=$((t_end - t_kill))
+    figure "$pod" "SIGKILL of work -> next PredecessorLost" finishedAt "$gap"
+    check "$pod/next: noticed the lost predecessor $gap ms after the SIGKILL (limit $LOST_MS ms)" \
+      test "$gap" -le "$LOST_MS"
+  fi
+}
+
+scenario_nonroot() {
+  local pod=baton-e2e-nonroot
+  play_and_wait "$E2E_DIR/pods/nonroot.yaml" || return
+  collect "$pod"
+  expect_phase "$pod" Succeeded
+  expect_step "$pod" baton-init 0 0 Completed
+  expect_step "$pod" scan 0 0 Completed
+  expect_step "$pod" publish 0 0 Completed
+  expect_results "$pod" scan '{"rootfs":"read-only","uid":"65532"}'
+  expect_results "$pod" publish '{"seen":"scan ran as 65532: scanned as 65532, root filesystem read-only","uid":"0"}'
+  check "$pod: the init container ran as 65532 (the image's user)" \
+    test "$(podman inspect "$pod-baton-init" --format '{{.Config.User}}')" = "65532:65532"
+  expect_handoff "$pod" scan publish
+}
+
+# baton_exec POD CONTAINER ARGS...: runs /var/run/baton/bin/baton in a running container.
+baton_exec() { local pod=$1 c=$2; shift 2; podman exec "$pod-$c" /var/run/baton/bin/baton "$@"; }
+
+scenario_exec() {
+  local pod=baton-e2e-exec out rc i
+  if ! "$BATON_BIN" status --help >/dev/null 2>&1; then
+    skip "exec: baton has no status/kill commands yet (issue 3)"
+    return
+  fi
+  if ! play "$E2E_DIR/pods/exec.yaml"; then fail "$pod: podman kube play failed"; return; fi
+  # The scratch image has no shell: everything below runs baton itself, from the shared folder.
+  for i in $(seq 1 100); do
+    out=$(baton_exec "$pod" hold status --json 2>/dev/null) \
+      && jq -e '[.[] | select(.step == "hold" and .state == "running")] | length == 1' <<<"$out" >/dev/null \
+      && jq -e '[.[] | select(.state == "waiting")] | length == 2' <<<"$out" >/dev/null && break
+    sleep 0.1
+  done
+  check "$pod: podman exec into the scratch step runs baton status" \
+    bash -c "podman exec $pod-hold /var/run/baton/bin/baton status > '$(pod_dir "$pod")/status.txt' 2>&1"
+  sed 's/^/      /' "$(pod_dir "$pod")/status.txt"
+  check "$pod: baton status --json: hold running, gated waiting for its gate, next waiting for hold and gated" \
+    jq -e '
+      (map(select(.step == "hold"))[0].state == "running")
+      and (map(select(.step == "gated"))[0] | .state == "waiting" and (.waitingFor | any(test("gate"))))
+      and (map(select(.step == "next"))[0] | .state == "waiting" and (.waitingFor | any(test("hold"))) and (.waitingFor | any(test("gated"))))' \
+      <<<"$out"
+  out=$(baton_exec "$pod" hold kill no-such-step 2>&1); rc=$?
+  check "$pod: baton kill of an unknown step exits 1 with a sentence ($out)" test "$rc" -eq 1 -a -n "$out"
+  out=$(baton_exec "$pod" hold release gated 2>&1); rc=$?
+  check "$pod: baton release gated exits 0 ($out)" test "$rc" -eq 0
+  out=$(baton_exec "$pod" hold kill hold 2>&1); rc=$?
+  check "$pod: baton kill hold (SIGTERM through its wrapper) exits 0 ($out)" test "$rc" -eq 0
+  if ! wait_pod "$pod" 15; then
+    fail "$pod: steps still running after kill and release: $(pod_states "$pod" | tr '\n' ' ')"
+    podman pod stop -t 1 "$pod" >/dev/null 2>&1
+  fi
+  collect "$pod"
+  expect_phase "$pod" Failed
+  expect_step "$pod" hold 143 143 Failed
+  expect_step "$pod" gated 0 0 Completed
+  expect_step "$pod" next 0 0 Completed
+  expect_handoff "$pod" "hold gated" next
+}
+
+# ---------------------------------------------------------------------------------------------------
+
+ALL=(kubelet pipeline dag sidecar shutdown failure cancel grace lost nonroot exec)
+WANT=("$@")
+[ ${#WANT[@]} -gt 0 ] || WANT=("${ALL[@]}")
+for s in "${WANT[@]}"; do
+  declare -F "scenario_$s" >/dev/null || die "unknown scenario $s (known: ${ALL[*]})"
+done
+
+T_START=$(now_ms)
+ensure_tools
+ensure_baton_binary
+say "building images $BATON_IMAGE and $STEP_IMAGE (podman build, no network)"
+build_images
+say "baton image: $(image_size "$BATON_IMAGE") bytes; step image: $(image_size "$STEP_IMAGE") bytes"
+BATONCTL_BIN=$(find_batonctl)
+if [ "$BATONCTL_BIN" = BUILD-FAILED ]; then
+  fail "batonctl: crates/baton-controller has a batonctl binary, but it does not build"
+  BATONCTL_BIN=""
+elif [ -z "$BATONCTL_BIN" ]; then
+  skip "batonctl: crates/baton-controller has no binary yet; asserting on the harness's own reading of the termination messages"
+fi
+export BATONCTL_BIN
+
+for s in "${WANT[@]}"; do
+  say "scenario $s"
+  "scenario_$s"
+done
+
+echo
+echo "Measured (ms; handoff = successor's baton startedAt, or finishedAt for a step that does not run,"
+echo "minus the predecessor's baton finishedAt, both from the termination messages):"
+awk -F'\t' '{ printf "  %-20s %-42s %-10s %6s ms\n", $1, $2, $3, $4 }' "$E2E_WORK/figures.tsv"
+echo "e2e took $(( ($(now_ms) - T_START) / 1000 )) s; $SKIPPED skipped"
+echo "$PASSED passed, $FAILED failed"
+[ "$FAILED" -eq 0 ]
