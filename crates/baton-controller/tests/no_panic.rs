@@ -62,7 +62,7 @@ fn any_record() -> impl Strategy<Value = ExitRecord> {
 }
 
 proptest! {
-    #![proptest_config(ProptestConfig::with_cases(2000))]
+    #![proptest_config(ProptestConfig::with_cases(1000))]
 
     #[test]
     fn any_string_gives_a_terminated_step(message in "\\PC{0,600}", code in any::<i32>(), n in 1usize..40) {
