@@ -72,6 +72,35 @@ fn the_commands_exit_status_is_never_lost_among_orphans() {
     }
 }
 
+/// Orphans also arrive while baton still waits: a `kubectl exec` that leaves a background process
+/// behind in the container. They are re-parented to PID 1 and must be reaped then too.
+#[test]
+fn as_pid1_orphans_are_reaped_while_still_waiting() {
+    let pod = Pod::new();
+    let go = pod.path("go");
+    let mut proc = pod.step("init").as_pid1().arg("--wait-file").arg(&go).command(["true"]).spawn();
+    pod.wait_phase("init", "waiting");
+    let baton = proc.baton_pid();
+    let children = || -> Vec<i32> {
+        let mut all = Vec::new();
+        for task in std::fs::read_dir(format!("/proc/{baton}/task")).unwrap() {
+            let text = std::fs::read_to_string(task.unwrap().path().join("children")).unwrap_or_default();
+            all.extend(text.split_whitespace().map(|p| p.parse::<i32>().unwrap()));
+        }
+        all
+    };
+    let status = std::process::Command::new("nsenter")
+        .args(["--target", &baton.to_string(), "--pid", "sh", "-c", "sleep 30 >/dev/null 2>&1 </dev/null &"])
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let orphan = wait_until("the orphan to be re-parented to baton", SOON, || children().first().copied());
+    kill(orphan, libc::SIGKILL);
+    wait_until("the orphan to be reaped (not left a zombie)", SOON, || children().is_empty().then_some(()));
+    std::fs::write(&go, "").unwrap();
+    proc.wait_within(SOON).expect_code(0);
+}
+
 #[test]
 fn as_pid1_signals_from_outside_are_forwarded() {
     let pod = Pod::new();

@@ -38,8 +38,9 @@ fn results_are_collected_into_the_record_and_the_termination_message() {
 /// naming the file and what is wrong with it, and its successors are skipped.
 #[test]
 fn a_bad_result_fails_the_step_and_its_successors_see_a_failure() {
-    let cases: [(&str, &str, &str); 5] = [
+    let cases: [(&str, &str, &str); 6] = [
         ("not-utf8", "printf 'ok\\377\\376' > bin", "bin"),
+        ("name-not-utf8", "printf v > \"$(printf 'bad\\377name')\"", "bad"),
         ("symlink", "printf v > real; mv real ../elsewhere; ln -s ../elsewhere link", "link"),
         ("folder", "mkdir sub; printf v > sub/inner", "sub"),
         ("bad-name", "printf v > 'with space'", "with space"),
@@ -122,12 +123,52 @@ fn the_termination_message_is_written_in_place() {
     fs::write(&term, "#".repeat(5000)).unwrap();
     fs::set_permissions(&term, fs::Permissions::from_mode(0o666)).unwrap();
     let inode = fs::metadata(&term).unwrap().ino();
-    pod.step("a").sh("exit 0").run().expect_code(0);
+    // Written once, at the end: while the command runs, the file is as the kubelet left it.
+    let during = pod.path("during");
+    pod.step("a").sh(&format!("cat {} > {}", shq(&term), shq(&during))).run().expect_code(0);
+    assert_eq!(fs::read_to_string(&during).unwrap(), "#".repeat(5000), "the message was written before the end");
     assert_eq!(fs::metadata(&term).unwrap().ino(), inode, "the termination file was replaced, not written in place");
     let text = fs::read_to_string(&term).unwrap();
     assert!(!text.contains('#'), "old content left behind: {text}");
     check_record(&text);
     assert_eq!(text, fs::read_to_string(pod.exit_path("a")).unwrap());
+}
+
+/// The real thing: the file is a bind mount (here in a private mount namespace) that cannot be
+/// renamed over; what baton writes must land in the kubelet's file behind it.
+#[test]
+fn the_termination_message_goes_through_a_kubelet_style_bind_mount() {
+    let pod = Pod::new();
+    let kubelet_side = pod.path("kubelet-termination-log");
+    let mount_point = pod.path("dev-termination-log");
+    for f in [&kubelet_side, &mount_point] {
+        fs::write(f, "").unwrap();
+        fs::set_permissions(f, fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    let out = pod
+        .baton("a")
+        .through([
+            "unshare",
+            "--mount",
+            "--propagation",
+            "private",
+            "sh",
+            "-c",
+            r#"mount --bind "$0" "$1" && shift && exec "$@""#,
+            kubelet_side.to_str().unwrap(),
+            mount_point.to_str().unwrap(),
+        ])
+        .args(["run", "--name", "a", "--dir"])
+        .arg(pod.dir())
+        .arg("--termination-path")
+        .arg(&mount_point)
+        .sh("exit 3")
+        .run();
+    out.expect_code(3);
+    let text = fs::read_to_string(&kubelet_side).unwrap();
+    assert_eq!(check_record(&text)["exitCode"], 3, "{text}");
+    assert_eq!(text, fs::read_to_string(pod.exit_path("a")).unwrap());
+    assert_eq!(fs::read_to_string(&mount_point).unwrap(), "", "outside the namespace the mount point is untouched");
 }
 
 /// A step released by its predecessor finds the predecessor's termination message complete.

@@ -81,6 +81,15 @@ fn a_command_that_is_not_executable_exits_126_naming_it() {
     assert!(error.contains(script.to_str().unwrap()), "error names the file: {error}");
     assert!(error.to_lowercase().contains("permission denied"), "error says why: {error}");
 
+    // A script whose interpreter is missing from the image.
+    let orphan_script = pod.path("needs-interpreter");
+    fs::write(&orphan_script, "#!/baton-test/no/interpreter\n").unwrap();
+    fs::set_permissions(&orphan_script, fs::Permissions::from_mode(0o755)).unwrap();
+    pod.step("interp").command([&orphan_script]).run().expect_code(126);
+    let record = pod.exit_record("interp");
+    assert_eq!(record["exitCode"], 126);
+    assert!(error_of(&record).contains(orphan_script.to_str().unwrap()), "{record}");
+
     // A folder is not executable either.
     let folder = pod.path("a-folder");
     fs::create_dir(&folder).unwrap();

@@ -82,7 +82,7 @@ fn catchable_signals_reach_the_commands_own_process_group_but_sigchld_does_not()
 fn sigterm_to_a_running_step_ends_the_command_with_143() {
     let pod = Pod::new();
     let mut proc = pod.step("run").command(["sleep", "30"]).spawn();
-    pod.wait_phase("run", "running");
+    pod.child_pid("run");
     proc.signal(libc::SIGTERM);
     let out = proc.wait_within(SOON);
     out.expect_code(143);
@@ -155,4 +155,19 @@ fn a_stop_signal_while_waiting_cancels_the_step_before_the_command_starts() {
     next.wait_within(SOON).expect_code(0);
     assert_eq!(pod.exit_record("next")["reason"], "Skipped");
     assert!(!pod.path("ran-next").exists());
+}
+
+/// baton blocks every signal for itself; the command must not inherit that: it starts with the
+/// mask and dispositions baton was started with, or a SIGTERM forwarded to it would never end it.
+/// (What "started with" is: the same program started by this test directly, the way baton is.)
+#[test]
+fn the_command_starts_with_the_signal_mask_and_dispositions_baton_was_given() {
+    let pod = Pod::new();
+    let probe = ["grep", "-E", "^Sig(Blk|Ign):", "/proc/self/status"];
+    let direct = std::process::Command::new(probe[0]).args(&probe[1..]).output().unwrap();
+    let expected = String::from_utf8(direct.stdout).unwrap();
+    assert!(expected.starts_with("SigBlk:\t0000000000000000\n"), "{expected}");
+    let out = pod.step("mask").command(probe).run();
+    out.expect_code(0);
+    assert_eq!(out.stdout, expected);
 }

@@ -145,6 +145,14 @@ impl Pod {
         })
     }
 
+    /// The command's pid, once step NAME's state says it runs it.
+    pub fn child_pid(&self, name: &str) -> i32 {
+        wait_until(&format!("step {name} to run its command"), SOON, || {
+            let state = self.state(name).filter(|s| s["state"] == "running")?;
+            state["childPid"].as_i64().map(|p| p as i32)
+        })
+    }
+
     /// Waits until the file exists.
     pub fn wait_file(&self, path: &Path) {
         wait_until(&format!("{} to exist", path.display()), SOON, || path.exists().then_some(()));
@@ -308,24 +316,19 @@ impl Proc {
         self.child.id() as i32
     }
 
-    /// The pid of baton itself (in this PID namespace), looking through `unshare --fork`.
+    /// The pid of baton itself (in this PID namespace), looking through a wrapper that execs it
+    /// (setpriv) or forks it (unshare --fork, strace).
     pub fn baton_pid(&self) -> i32 {
-        if !self.wrapped {
-            return self.pid();
-        }
+        wait_until(&format!("{} to exec baton", self.label), SOON, || self.find_baton_pid())
+    }
+
+    fn find_baton_pid(&self) -> Option<i32> {
         let me = self.pid();
-        wait_until(&format!("{} to exec baton", self.label), SOON, || {
-            let mut pid = me;
-            // setpriv execs in place; unshare --fork has one child.
-            for _ in 0..3 {
-                if exe_is_baton(pid) {
-                    return Some(pid);
-                }
-                let children = fs::read_to_string(format!("/proc/{me}/task/{me}/children")).ok()?;
-                pid = children.split_whitespace().next()?.parse().ok()?;
-            }
-            None
-        })
+        if !self.wrapped || exe_is_baton(me) {
+            return Some(me);
+        }
+        let children = fs::read_to_string(format!("/proc/{me}/task/{me}/children")).ok()?;
+        children.split_whitespace().filter_map(|p| p.parse().ok()).find(|&p| exe_is_baton(p))
     }
 
     /// Sends `signal` to baton itself.
@@ -355,9 +358,7 @@ impl Proc {
                 break status;
             }
             if Instant::now() >= deadline {
-                let _ = self.child.kill();
-                let _ = self.child.wait();
-                self.done = true;
+                self.kill_all();
                 panic!(
                     "{} still running after {within:?} (a hang, or an event that was missed); stderr:\n{}",
                     self.label,
@@ -379,12 +380,27 @@ impl Proc {
     }
 }
 
+impl Proc {
+    /// Kills baton and its wrapper, if still running.
+    fn kill_all(&mut self) {
+        if self.done {
+            return;
+        }
+        // A wrapper that forked baton (strace) may leave it running when killed itself.
+        if self.wrapped {
+            if let Some(pid) = self.find_baton_pid() {
+                kill(pid, libc::SIGKILL);
+            }
+        }
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        self.done = true;
+    }
+}
+
 impl Drop for Proc {
     fn drop(&mut self) {
-        if !self.done {
-            let _ = self.child.kill();
-            let _ = self.child.wait();
-        }
+        self.kill_all();
     }
 }
 
