@@ -108,12 +108,12 @@ export BATONCTL_BIN
 # play_and_wait FILE: applies the pod (images renamed for the cluster), waits for Succeeded or Failed.
 play_and_wait() {
   local file=$1 pod dir deadline phase
-  pod=$(yq -r .metadata.name "$file") || die "$file: not a Pod"
+  pod=$(yaml_to_json "$file" | jq -er .metadata.name) || die "$file: not a Pod"
   PLAYED=$pod
   dir=$(pod_dir "$pod")
   rm -rf "$dir"
   mkdir -p "$dir"
-  yq . "$file" > "$dir/spec.json"
+  yaml_to_json "$file" > "$dir/spec.json"
   kubectl -n "$NS" delete pod "$pod" --ignore-not-found --wait=true >/dev/null 2>&1
   CLUSTER_PODS+=("$pod")
   jq --arg from_b "$BATON_IMAGE" --arg to_b "$IMAGE_BATON" --arg from_s "$STEP_IMAGE" --arg to_s "$IMAGE_STEP" \

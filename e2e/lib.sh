@@ -120,6 +120,11 @@ find_batonctl() {
   printf '%s\n' "$dir/debug/batonctl"
 }
 
+# yaml_to_json FILE: the YAML document as JSON, with Debian's yq (a jq wrapper) or mikefarah's yq v4.
+yaml_to_json() {
+  if yq --version 2>&1 | grep -q mikefarah; then yq -o=json '.' "$1"; else yq . "$1"; fi
+}
+
 # ---------------------------------------------------------------------------------------------------
 # Playing a pod, as the kubelet would
 
@@ -133,11 +138,16 @@ PLAYED=""
 play() {
   local file=$1 pod dir prefix name vol mp rc
   PLAYED=""
-  pod=$(yq -r .metadata.name "$file") || die "$file: not a Pod"
+  pod=$(yaml_to_json "$file" | jq -er .metadata.name) || die "$file: not a Pod"
   dir=$(pod_dir "$pod")
-  rm -rf "$dir"
+  if [ -d "$dir" ]; then
+    # The same pod played again: keep the earlier run's artifacts beside it.
+    local n=1
+    while [ -e "$dir.$n" ]; do n=$((n + 1)); done
+    mv "$dir" "$dir.$n"
+  fi
   mkdir -p "$dir"
-  yq . "$file" > "$dir/spec.json"
+  yaml_to_json "$file" > "$dir/spec.json"
   remove_pod "$pod"
   E2E_PODS+=("$pod")
   for name in $(jq -r '(.spec.initContainers // [])[].name, .spec.containers[].name' "$dir/spec.json"); do
@@ -216,8 +226,14 @@ kubelet_status() {
     jq -Rs --arg n "$name" --slurpfile all "$dir/messages.json" '$all[0] + {($n): .}' \
       < "$dir/containers/$name/message" > "$dir/messages.json.tmp" && mv "$dir/messages.json.tmp" "$dir/messages.json"
   done
+  # Containers the runtime could not start (the kubelet's ContainerCannotRun): podman kube play names
+  # them in its output, "starting container ID: MESSAGE".
+  sed -n 's/^starting container \([0-9a-f]\{64\}\): \(.*\)$/\1\t\2/p' "$dir/play.log" 2>/dev/null \
+    | jq -R -s 'split("\n") | map(select(length > 0) | split("\t") | {key: .[0], value: (.[1:] | join("\t"))}) | from_entries' \
+    > "$dir/start-errors.json"
   jq -n --slurpfile spec "$dir/spec.json" --slurpfile ctrs "$dir/inspect.json" \
     --slurpfile pod "$dir/pod-inspect.json" --slurpfile msgs "$dir/messages.json" \
+    --slurpfile starterr "$dir/start-errors.json" \
     -f "$E2E_DIR/kubelet/status.jq" > "$dir/pod.json"
 }
 

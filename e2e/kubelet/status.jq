@@ -7,9 +7,11 @@
 #   POD.json       `podman pod inspect` of the pod
 #   MESSAGES.json  {container name: termination message}, already read under the kubelet's rules
 #                  (last 4096 bytes of the file, FallbackToLogsOnError, then the first 12288/N bytes)
+#   ERRORS.json    (--slurpfile starterr) {container ID: the runtime's error} for containers that could
+#                  not be started: the kubelet reports them terminated, ContainerCannotRun, exit 128
 # Times are RFC 3339 in seconds, as metav1.Time marshals them (TZ=UTC is set by the harness).
 
-$spec[0] as $spec | $pod[0] as $podi | $msgs[0] as $msgs
+$spec[0] as $spec | $pod[0] as $podi | $msgs[0] as $msgs | ($starterr[0] // {}) as $starterr
 | ($ctrs[0] | map({key: .Name, value: .}) | from_entries) as $byname
 | ($spec.metadata.name) as $podname
 | def secs: if . == null or . == "" or startswith("0001-01-01") then null else .[0:19] + "Z" end;
@@ -19,6 +21,9 @@ $spec[0] as $spec | $pod[0] as $podi | $msgs[0] as $msgs
     | ($s.StartedAt | secs) as $started
     | ($msgs[$c.name] // "") as $msg
     | (if $i == null then {waiting: {reason: (if $init then "PodInitializing" else "ContainerCreating" end)}}
+       elif $starterr[$i.Id] != null and $started == null then
+         {terminated: {exitCode: 128, reason: "ContainerCannotRun", message: $starterr[$i.Id],
+                       startedAt: "1970-01-01T00:00:00Z", finishedAt: ($i.Created | secs), containerID: "podman://\($i.Id)"}}
        elif ($s.Status | IN("running", "paused", "stopping")) then {running: {startedAt: $started}}
        elif ($s.Status | IN("exited", "stopped")) and $started != null then
          {terminated: ({exitCode: $s.ExitCode}
