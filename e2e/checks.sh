@@ -102,6 +102,7 @@ expect_results() {
   local got
   got=$(jq -c --arg n "$2" '(.steps[] | select(.name == $n) | .results) // {}' "$(status_file "$1")")
   if jq -e -n --argjson a "$got" --argjson b "$3" '$a == $b' >/dev/null; then
+    [ ${#got} -le 160 ] || got="${got:0:150}... (${#got} bytes)"
     pass "$1/$2: results $got"
   else
     fail "$1/$2: results: expected $3, got $got"

@@ -243,11 +243,30 @@ run_status() {
   local dir
   dir=$(pod_dir "$1")
   jq -f "$E2E_DIR/run-status.jq" "$dir/pod.json" > "$dir/fallback.json"
+  expand_results "$dir/fallback.json"
   rm -f "$dir/batonctl.json"
   if [ -n "${BATONCTL_BIN:-}" ] && [ -x "$BATONCTL_BIN" ]; then
     "$BATONCTL_BIN" status -f "$dir/pod.json" -o json > "$dir/batonctl.json" 2> "$dir/batonctl.err"
     return $?
   fi
+}
+
+# inflate_raw: base64 of raw DEFLATE (RFC 1951) on stdin -> the data, at most 1 MiB. gzip reads raw
+# DEFLATE behind a gzip header; the missing trailer makes it complain at the end, after the data.
+inflate_raw() {
+  { printf '\037\213\010\000\000\000\000\000\000\003'; base64 -d; } | gzip -dc 2>/dev/null | head -c 1048576
+}
+
+# expand_results FILE: in a run status from run-status.jq, replaces every step's resultsDeflate (baton's
+# compressed results, docs/message-budget.md) by the results it holds.
+expand_results() {
+  local file=$1 name results
+  for name in $(jq -r '.steps[] | select(.resultsDeflate != null) | .name' "$file"); do
+    results=$(jq -r --arg n "$name" '.steps[] | select(.name == $n) | .resultsDeflate' "$file" | inflate_raw)
+    jq --arg n "$name" --arg r "$results" '
+      .steps |= map(if .name == $n then (del(.resultsDeflate) | .results = (try ($r | fromjson) catch {})) else . end)
+      | .results = (reduce .steps[] as $s ({}; . + ($s.results // {})))' "$file" > "$file.tmp" && mv "$file.tmp" "$file"
+  done
 }
 
 # The run status to assert on: batonctl's when it ran, else the harness's reader.

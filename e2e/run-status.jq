@@ -1,7 +1,8 @@
 # The harness's own reader: Pod JSON -> run status, in the shape of `batonctl status -o json`
 # (namespace, pod, phase, steps[] with name, kind, step, state, source, succeeded, exitCode, reason,
 # startedAt, finishedAt, results, error). It is the fallback of demo.sh and the cross-check of run.sh;
-# batonctl is the real reader (it also decodes compressed results and explains cut messages).
+# batonctl is the real reader (it also explains cut messages). Compressed results are passed on as
+# resultsDeflate, which lib.sh (run_status) expands.
 def record: (.state.terminated.message // "") as $m
   | ($m | try fromjson catch null) | if type == "object" and .baton == 1 then . else null end;
 def step($kind):
@@ -11,7 +12,7 @@ def step($kind):
        succeeded: ($r.reason | IN("Completed", "Continued", "Stopped", "Skipped")),
        exitCode: $r.exitCode, reason: $r.reason, startedAt: $r.startedAt, finishedAt: $r.finishedAt,
        results: ($r.results // {}), error: $r.error}
-      + (if $r.resultsDeflate then {resultsCompressed: true} else {} end)
+      + (if $r.resultsDeflate then {resultsDeflate: $r.resultsDeflate} else {} end)
     elif .state.terminated then
       .state.terminated as $t
       | {name, kind: $kind, state: "terminated", source: "kubelet", succeeded: ($t.exitCode == 0),

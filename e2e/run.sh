@@ -3,8 +3,8 @@
 # part for termination messages and the Pod status (docs/e2e.md).
 #
 #   e2e/run.sh              every scenario
-#   e2e/run.sh dag lost     only these (names: kubelet pipeline dag sidecar failure cancel grace
-#                           shutdown lost nonroot exec)
+#   e2e/run.sh dag lost     only these (names: kubelet pipeline dag sidecar shutdown failure cancel
+#                           grace lost budget nonroot exec)
 #
 # Environment: BATONCTL=path (else built from crates/baton-controller when it has its binary),
 # E2E_WORK=dir (artifacts: each pod's spec, Pod JSON, run status; default a temp dir, removed on
@@ -211,6 +211,30 @@ scenario_lost() {
   fi
 }
 
+scenario_budget() {
+  local pod=baton-e2e-budget dir numbers
+  play_and_wait "$E2E_DIR/pods/budget.yaml" || return
+  collect "$pod"
+  dir=$(pod_dir "$pod")
+  numbers=$(seq 1 900 | tr '\n' ',')
+  expect_phase "$pod" Failed
+  expect_step "$pod" packed 0 0 Completed
+  check "$pod/packed: the message ($(wc -c < "$dir/containers/packed/termination-log") bytes) fits the kubelet's 3072, results compressed" \
+    jq -e --rawfile m "$dir/containers/packed/termination-log" '($m | length) <= 3072 and ($m | fromjson | .resultsDeflate != null)' -n
+  expect_results "$pod" packed "$(jq -n -c --arg v "$numbers" '{numbers: $v}')"
+  check "$pod/careless: the kubelet cut its $(wc -c < "$dir/containers/careless/termination-log")-byte message to 3072 bytes" \
+    test "$(wc -c < "$dir/containers/careless/message")" -eq 3072
+  if [ -s "$dir/batonctl.json" ]; then
+    expect_error "$pod" careless "pass --message-limit 3072"
+  else
+    skip "$pod/careless: the explanation of a cut message is batonctl's"
+  fi
+  expect_step "$pod" toolarge 125 0 ResultsError
+  expect_error "$pod" toolarge "largest: noise (4000 bytes)"
+  check "$pod/toolarge: still a valid, complete record" \
+    jq -e '.baton == 1 and .reason == "ResultsError"' "$dir/containers/toolarge/message"
+}
+
 scenario_nonroot() {
   local pod=baton-e2e-nonroot
   play_and_wait "$E2E_DIR/pods/nonroot.yaml" || return
@@ -272,7 +296,7 @@ scenario_exec() {
 
 # ---------------------------------------------------------------------------------------------------
 
-ALL=(kubelet pipeline dag sidecar shutdown failure cancel grace lost nonroot exec)
+ALL=(kubelet pipeline dag sidecar shutdown failure cancel grace lost budget nonroot exec)
 WANT=("$@")
 [ ${#WANT[@]} -gt 0 ] || WANT=("${ALL[@]}")
 for s in "${WANT[@]}"; do
