@@ -364,11 +364,12 @@ fn timeout_kills_the_whole_group_after_grace_when_sigterm_is_ignored() {
 #[test]
 fn runs_as_non_root_uids_writing_only_where_allowed() {
     let pod = Pod::open_to_all();
+    // The pod's init container (root) prepares the emptyDir.
+    pod.baton("init").arg("init").arg("--dir").arg(pod.dir()).run().expect_code(0);
     let image = pod.path("image");
     fs::create_dir(&image).unwrap();
     let exe = image.join("baton");
-    fs::copy(BATON, &exe).unwrap();
-    fs::set_permissions(&exe, fs::Permissions::from_mode(0o555)).unwrap();
+    copy_executable(Path::new(BATON), &exe);
     fs::set_permissions(&image, fs::Permissions::from_mode(0o555)).unwrap();
     let results = pod.path("results-a");
     fs::create_dir(&results).unwrap();
@@ -419,4 +420,99 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
             walk(&path, f);
         }
     }
+}
+
+/// readOnlyRootFilesystem for real: in a private mount namespace the whole root file system is
+/// remounted read-only, except the emptyDir, the results folder and the termination file (bind
+/// mounts, as in a pod); baton then runs as a non-root UID. Any write elsewhere would fail.
+#[test]
+fn runs_as_non_root_on_a_read_only_root_file_system() {
+    let pod = Pod::open_to_all();
+    pod.baton("init").arg("init").arg("--dir").arg(pod.dir()).run().expect_code(0);
+    let exe = pod.install_for_all(Path::new(BATON));
+    let results = pod.path("results");
+    fs::create_dir(&results).unwrap();
+    std::os::unix::fs::chown(&results, Some(65532), Some(65532)).unwrap();
+    for name in ["a", "b"] {
+        fs::write(pod.term_path(name), "").unwrap();
+        fs::set_permissions(pod.term_path(name), fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    const SETUP: &str = r#"
+        uid=$1; shift
+        while [ "$1" != "--" ]; do mount --bind "$1" "$1" || exit 90; shift; done; shift
+        mount -o remount,bind,ro / || exit 91
+        exec setpriv --reuid=$uid --regid=$uid --clear-groups "$@"
+    "#;
+    let contained = |name: &str, uid: u32, writable: &[&Path]| {
+        let mut prefix: Vec<String> = ["unshare", "--mount", "--propagation", "private", "sh", "-c", SETUP, "sh"]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        prefix.push(uid.to_string());
+        prefix.push(pod.dir().to_str().unwrap().to_string());
+        prefix.push(pod.term_path(name).to_str().unwrap().to_string());
+        prefix.extend(writable.iter().map(|p| p.to_str().unwrap().to_string()));
+        prefix.push("--".to_string());
+        pod.step(name).exe(&exe).through(prefix).cwd("/").env("HOME", "/nonexistent")
+    };
+    let mut b = contained("b", 65533, &[]).args(["--after", "a"]).sh("id -u").spawn();
+    let a = contained("a", 65532, &[&results])
+        .arg("--results")
+        .arg(&results)
+        // The root file system really is read-only for the command too.
+        .sh(&format!("if touch /tmp/baton-test-rofs 2>/dev/null; then exit 9; fi; printf ok > {}/status; id -u", shq(&results)))
+        .run();
+    a.expect_code(0);
+    assert_eq!(a.stdout, "65532\n");
+    assert!(a.stderr.is_empty(), "baton complained: {}", a.stderr);
+    let b = b.wait();
+    b.expect_code(0);
+    assert_eq!(b.stdout, "65533\n");
+    assert!(b.stderr.is_empty(), "baton complained: {}", b.stderr);
+    let record = pod.termination("a");
+    assert_eq!(record["reason"], "Completed");
+    assert_eq!(record["results"], serde_json::json!({"status": "ok"}));
+    assert_eq!(pod.termination("b")["reason"], "Completed");
+    assert_eq!(pod.exit_record("b")["reason"], "Completed");
+}
+
+/// Steps of different UIDs that start together on a fresh emptyDir (no `baton init` before them):
+/// the first makes `steps/`, and the second must be able to make its own folder in it at any
+/// moment, also just after the first made `steps/` (here: while its chmod is held up by strace).
+#[test]
+fn steps_of_different_uids_starting_together_on_a_fresh_shared_dir_both_run() {
+    let pod = Pod::open_to_all();
+    let exe = pod.install_for_all(Path::new(BATON));
+    for name in ["a", "b"] {
+        fs::write(pod.term_path(name), "").unwrap();
+        fs::set_permissions(pod.term_path(name), fs::Permissions::from_mode(0o666)).unwrap();
+    }
+    let strace = std::process::Command::new("strace").arg("-V").output();
+    assert!(strace.is_ok_and(|o| o.status.success()), "this test needs strace (apt-get install strace)");
+    let mut a = pod
+        .step("a")
+        .exe(&exe)
+        .through([
+            "strace",
+            "-f",
+            "-o",
+            "/dev/null",
+            "-e",
+            "trace=chmod,fchmodat",
+            "-e",
+            "inject=chmod,fchmodat:delay_enter=1000000",
+            "setpriv",
+            "--reuid=65532",
+            "--regid=65532",
+            "--clear-groups",
+        ])
+        .command(["true"])
+        .spawn();
+    let steps = pod.dir().join("steps");
+    wait_until("step a to make steps/", SOON, || fs::metadata(&steps).ok());
+    let b = pod.step("b").exe(&exe).as_uid(65533).command(["true"]).run();
+    b.expect_code(0);
+    a.wait().expect_code(0);
+    assert_eq!(pod.exit_record("a")["reason"], "Completed");
+    assert_eq!(pod.exit_record("b")["reason"], "Completed");
 }

@@ -585,8 +585,7 @@ impl Pod {
         let _ = fs::create_dir(&dir);
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o755)).unwrap();
         let to = dir.join(program.file_name().unwrap());
-        fs::copy(program, &to).unwrap();
-        fs::set_permissions(&to, fs::Permissions::from_mode(0o555)).unwrap();
+        copy_executable(program, &to);
         to
     }
 }
@@ -594,4 +593,13 @@ impl Pod {
 /// `["step a", "file /x"]` as the owned strings `wait_waiting_for` takes.
 pub fn missing(items: &[&str]) -> Vec<String> {
     items.iter().map(|s| s.to_string()).collect()
+}
+
+/// Copies a program to `to` with mode 0555. The copy is written by a separate `cp` process: a
+/// file this (multi-threaded) test process held open for writing could leak into a child forked
+/// meanwhile by another test and make executing it fail with ETXTBSY.
+pub fn copy_executable(from: &Path, to: &Path) {
+    let status = Command::new("cp").arg(from).arg(to).status().unwrap();
+    assert!(status.success(), "cp {} {}", from.display(), to.display());
+    fs::set_permissions(to, fs::Permissions::from_mode(0o555)).unwrap();
 }
