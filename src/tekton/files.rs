@@ -61,23 +61,29 @@ pub struct Wait<'a> {
 }
 
 impl Wait<'_> {
-    pub fn run(&self, signals: &mut Signals, layout: &Layout) -> Waited {
+    /// Waits. Also returns the Waiter: the caller drops it only after starting the command, because
+    /// closing an inotify instance that has watches waits for the kernel's SRCU grace period
+    /// (fsnotify mark destruction), which costs milliseconds to tens of milliseconds on a busy node.
+    pub fn run<'l>(&self, signals: &mut Signals, layout: &'l Layout) -> (Waited, Option<Waiter<'l>>) {
         let files: Vec<&PathBuf> = self.files.iter().filter(|f| !f.as_os_str().is_empty()).collect();
         if files.is_empty() {
-            return Waited::Ready;
+            return (Waited::Ready, None);
         }
         let conds = files
             .iter()
             .map(|f| if self.content { Cond::NonEmpty((*f).clone()) } else { Cond::File((*f).clone()) })
             .collect();
-        match self.wait(&files, conds, signals, layout) {
+        let mut waiter = match Waiter::new(layout, conds) {
             Ok(w) => w,
-            Err(e) => Waited::Failed(format!("waiting failed: {e}")),
+            Err(e) => return (Waited::Failed(format!("waiting failed: {e}")), None),
+        };
+        match self.wait(&files, &mut waiter, signals) {
+            Ok(w) => (w, Some(waiter)),
+            Err(e) => (Waited::Failed(format!("waiting failed: {e}")), Some(waiter)),
         }
     }
 
-    fn wait(&self, files: &[&PathBuf], conds: Vec<Cond>, signals: &mut Signals, layout: &Layout) -> io::Result<Waited> {
-        let mut waiter = Waiter::new(layout, conds)?;
+    fn wait(&self, files: &[&PathBuf], waiter: &mut Waiter, signals: &mut Signals) -> io::Result<Waited> {
         let (wake_read, wake_write) = sys::pipe()?;
         sys::set_nonblocking(wake_read.as_raw_fd())?;
         let mut locks = Locks { parked: HashSet::new(), wake: Arc::new(wake_write), fallback: false };

@@ -3,7 +3,6 @@
 //! standard base64 of raw DEFLATE.
 
 use base64::Engine as _;
-use serde::Deserialize;
 
 /// RunResult types (tektoncd/pipeline pkg/result).
 pub const TASK_RESULT: u8 = 1;
@@ -131,17 +130,8 @@ impl Rendered {
     }
 }
 
-#[derive(Deserialize)]
-struct Raw {
-    #[serde(default)]
-    key: String,
-    #[serde(default)]
-    value: String,
-    #[serde(default, rename = "type")]
-    kind: u8,
-}
-
 /// Reads a termination message, plain or compressed, as Tekton's writer and controller read it.
+/// (Parsed through `serde_json::Value`, which baton already carries, to keep the binary small.)
 pub fn decode(text: &[u8]) -> Result<Vec<RunResult>, String> {
     let json = match text.strip_prefix(COMPRESSED_PREFIX.as_bytes()) {
         Some(encoded) => {
@@ -153,8 +143,24 @@ pub fn decode(text: &[u8]) -> Result<Vec<RunResult>, String> {
         }
         None => text.to_vec(),
     };
-    let raw: Vec<Raw> = serde_json::from_slice(&json).map_err(|e| e.to_string())?;
-    Ok(raw.into_iter().map(|r| RunResult { key: r.key, value: r.value.into_bytes(), kind: r.kind }).collect())
+    let json = std::str::from_utf8(&json).map_err(|e| e.to_string())?;
+    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let entries = value.as_array().ok_or("not a JSON array")?;
+    entries
+        .iter()
+        .map(|e| {
+            let text = |k: &str| match e.get(k) {
+                None | Some(serde_json::Value::Null) => Ok(String::new()),
+                Some(serde_json::Value::String(s)) => Ok(s.clone()),
+                Some(_) => Err(format!("{k} is not a string")),
+            };
+            let kind = match e.get("type") {
+                None | Some(serde_json::Value::Null) => 0,
+                Some(t) => t.as_u64().and_then(|t| u8::try_from(t).ok()).ok_or("type is not a small integer")?,
+            };
+            Ok(RunResult { key: text("key")?, value: text("value")?.into_bytes(), kind })
+        })
+        .collect()
 }
 
 #[cfg(test)]

@@ -183,9 +183,16 @@ pub fn select_platform(commands: &BTreeMap<String, Vec<String>>, platform: &str)
 
 fn platform_command() -> Result<Vec<String>, String> {
     let env = std::env::var("TEKTON_PLATFORM_COMMANDS").unwrap_or_default();
-    let commands: BTreeMap<String, Vec<String>> = serde_json::from_str(&env).map_err(|e| {
-        format!("no -entrypoint, and TEKTON_PLATFORM_COMMANDS is not a JSON map of platform to command ({e})")
-    })?;
+    let invalid = |why: String| {
+        format!("no -entrypoint, and TEKTON_PLATFORM_COMMANDS is not a JSON map of platform to command ({why})")
+    };
+    let value: serde_json::Value = serde_json::from_str(&env).map_err(|e| invalid(e.to_string()))?;
+    let mut commands = BTreeMap::new();
+    for (platform, argv) in value.as_object().ok_or_else(|| invalid("not an object".into()))? {
+        let argv = argv.as_array().ok_or_else(|| invalid(format!("{platform}: not an array")))?;
+        let argv: Option<Vec<String>> = argv.iter().map(|a| a.as_str().map(str::to_string)).collect();
+        commands.insert(platform.clone(), argv.ok_or_else(|| invalid(format!("{platform}: not an array of strings")))?);
+    }
     select_platform(&commands, platform())
 }
 
@@ -291,7 +298,7 @@ pub fn run(flags: Flags, root: &Path, post_file_hint: Option<String>) -> i32 {
     };
     let _lock = plan.post_file.as_deref().and_then(PostLock::claim);
     let layout = Layout::new(&plan.root);
-    let mut step = Step { plan: &plan, layout: &layout, started_at: None };
+    let mut step = Step { plan: &plan, layout: &layout, started_at: None, spent: Vec::new() };
     step.go(&mut signals)
 }
 
@@ -300,9 +307,11 @@ struct Step<'a> {
     /// Only for the Waiter's API: Tekton steps use no baton layout.
     layout: &'a Layout,
     started_at: Option<String>,
+    /// Waiters that are done, dropped once the command runs (see files::Wait::run).
+    spent: Vec<Waiter<'a>>,
 }
 
-impl Step<'_> {
+impl<'a> Step<'a> {
     fn go(&mut self, signals: &mut Signals) -> i32 {
         let plan = self.plan;
         if let Some(dir) = &plan.metadata_dir {
@@ -315,7 +324,9 @@ impl Step<'_> {
         }
         let wait =
             Wait { files: &plan.wait_files, content: plan.wait_content, err_is_go: plan.breakpoint, lost_check: true };
-        match wait.run(signals, self.layout) {
+        let (waited, spent) = wait.run(signals, self.layout);
+        self.spent.extend(spent);
+        match waited {
             Waited::Ready => {}
             Waited::Skip(why) => {
                 eprintln!("baton: skipping step because a previous step failed: {why}");
@@ -336,9 +347,10 @@ impl Step<'_> {
                 go_on.display()
             );
             let files = [go_on];
-            match (Wait { files: &files, content: false, err_is_go: false, lost_check: false })
-                .run(signals, self.layout)
-            {
+            let before = Wait { files: &files, content: false, err_is_go: false, lost_check: false };
+            let (waited, spent) = before.run(signals, self.layout);
+            self.spent.extend(spent);
+            match waited {
                 Waited::Ready => {}
                 Waited::Signal(signal) => return self.interrupted(signal),
                 Waited::Skip(_) | Waited::Failed(_) => {
@@ -391,6 +403,8 @@ impl Step<'_> {
                 return Outcome::Failed(cannot.code);
             }
         };
+        // The waiting is over and the command runs: now the inotify instances may go.
+        self.spent.clear();
         let mut tees = Vec::new();
         for (pipe, file, sink) in [(child.stdout, out_file, 1), (child.stderr, err_file, 2)] {
             if let (Some(pipe), Some(file)) = (pipe, file) {
@@ -556,7 +570,8 @@ impl Step<'_> {
             exit_file.display()
         );
         let files = [exit_file.clone()];
-        match (Wait { files: &files, content: false, err_is_go: false, lost_check: false }).run(signals, self.layout) {
+        match (Wait { files: &files, content: false, err_is_go: false, lost_check: false }).run(signals, self.layout).0
+        {
             Waited::Signal(signal) => return 128 + signal,
             Waited::Skip(e) | Waited::Failed(e) => eprintln!("baton: while waiting for {}: {e}", exit_file.display()),
             Waited::Ready => {}
@@ -658,8 +673,11 @@ mod tests {
 
     #[test]
     fn platform_fallback_drops_the_variant() {
-        let map: BTreeMap<String, Vec<String>> =
-            serde_json::from_str(r#"{"linux/arm64":["/arm"],"linux/amd64":["/amd","x"]}"#).unwrap();
+        let map: BTreeMap<String, Vec<String>> = [
+            ("linux/arm64".to_string(), vec!["/arm".to_string()]),
+            ("linux/amd64".to_string(), vec!["/amd".to_string(), "x".to_string()]),
+        ]
+        .into();
         assert_eq!(select_platform(&map, "linux/amd64").unwrap(), ["/amd", "x"]);
         assert_eq!(select_platform(&map, "linux/arm64/v8").unwrap(), ["/arm"]);
         assert!(select_platform(&map, "linux/s390x").unwrap_err().contains("linux/s390x"));

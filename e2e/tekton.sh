@@ -1,0 +1,274 @@
+#!/usr/bin/env bash
+# e2e/tekton.sh: baton as Tekton's entrypoint, on podman.
+#
+# Plays e2e/tekton-taskrun.yaml, a Pod shaped exactly as Tekton's controller generates it for a
+# TaskRun (init containers prepare + place-scripts, three steps chained through /tekton/run/<i>/out,
+# results, step-b failing with onError: continue), with the entrypoint image built from
+# tekton.Containerfile. The harness plays the parts podman does not:
+#   - the kubelet: a fresh termination-message file per container, read back under the kubelet's
+#     rules into a Pod status (e2e/lib.sh: play, kubelet_status);
+#   - the downward API: /tekton/downward is a host folder laid out as the kubelet's atomic writer
+#     lays it out (ready -> ..data/ready, ..data -> ..<timestamp>), and the controller's
+#     "tekton.dev/ready" annotation is played by swapping ..data once every step container runs;
+#   - Tekton's controller: each step's message parsed as the controller parses it (JSON array of
+#     RunResult, last value per key wins, StartedAt / ExitCode / Reason, type 1 task results,
+#     type 4 step results).
+# It asserts exit codes, messages, results and files, then measures the step handoff: the time from
+# a step's post file (/tekton/run/<i>/out, its mtime in the emptyDir) to the next step's StartedAt,
+# and from the ready swap to step-a's StartedAt. Tekton's own entrypoint polls every 1 s there.
+#
+# Usage: e2e/tekton.sh            (ROUNDS=N for more timed rounds, default 5; E2E_KEEP=1 keeps pods;
+#        STEP_ENV='BATON_INOTIFY=off' adds an environment variable to every step container, e.g. to
+#        see the harness measure polling: baton's fallback re-checks every 500 ms)
+set -uo pipefail
+
+E2E_NAME=tekton-e2e
+# shellcheck source=e2e/lib.sh
+source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
+
+ROUNDS=${ROUNDS:-5}
+export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/target-tekton}
+TEKTON_BIN="$CARGO_TARGET_DIR/$BATON_TARGET/release/baton"
+TEKTON_IMAGE=${TEKTON_IMAGE:-localhost/baton-tekton:dev}
+POD_FILE="$E2E_DIR/tekton-taskrun.yaml"
+MAX_BINARY=$((1024 * 1024))
+
+E2E_WORK=$(mktemp -d /tmp/baton-tekton-e2e.XXXXXX)
+FAILED=0
+finish() {
+  e2e_cleanup
+  if [ "${E2E_KEEP:-0}" = 1 ]; then say "kept $E2E_WORK"; else rm -rf "$E2E_WORK"; fi
+}
+trap finish EXIT
+
+check() { # check DESCRIPTION COMMAND...: one assertion, said either way
+  local what=$1
+  shift
+  if "$@"; then say "ok: $what"; else say "FAIL: $what"; FAILED=$((FAILED + 1)); fi
+}
+
+# both TEST -- TEST ...: every test command (separated by --) succeeds.
+both() {
+  local cmd=()
+  while [ $# -gt 0 ]; do
+    if [ "$1" = -- ]; then "${cmd[@]}" || return 1; cmd=(); else cmd+=("$1"); fi
+    shift
+  done
+  "${cmd[@]}"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Build: the static binary, the entrypoint image, the step image.
+
+ensure_tools
+say "building the static binary (cargo build --release --target $BATON_TARGET --bin baton)"
+(cd "$REPO" && cargo build --quiet --release --target "$BATON_TARGET" --bin baton) || die "cargo build failed"
+size=$(stat -c %s "$TEKTON_BIN")
+say "binary: $TEKTON_BIN, $size bytes ($(file -b "$TEKTON_BIN" | cut -d, -f1-4))"
+check "the static binary is at most 1 MiB ($size <= $MAX_BINARY)" [ "$size" -le "$MAX_BINARY" ]
+
+ctx=$(mktemp -d)
+cp "$TEKTON_BIN" "$ctx/baton"
+podman build -q --layers=false -f "$REPO/tekton.Containerfile" --build-arg BATON_BIN=baton -t "$TEKTON_IMAGE" "$ctx" >/dev/null \
+  || die "podman build of $TEKTON_IMAGE failed"
+rm -rf "$ctx"
+if ! podman image exists "$STEP_IMAGE"; then
+  ctx=$(mktemp -d)
+  cp "$BUSYBOX" "$ctx/busybox"
+  podman build -q --layers=false -f "$E2E_DIR/busybox-step.Containerfile" -t "$STEP_IMAGE" "$ctx" >/dev/null \
+    || die "podman build of $STEP_IMAGE failed"
+  rm -rf "$ctx"
+fi
+say "images: $TEKTON_IMAGE ($(image_size "$TEKTON_IMAGE") bytes), $STEP_IMAGE"
+
+# ---------------------------------------------------------------------------------------------------
+# The downward API and the controller's "ready" annotation
+
+# downward_dir DIR: the kubelet's atomic-writer layout, with the annotation not set yet (empty file).
+downward_dir() {
+  local d=$1
+  mkdir -p "$d/..2026_01_01_00_00_00.000000001"
+  : > "$d/..2026_01_01_00_00_00.000000001/ready"
+  ln -s ..2026_01_01_00_00_00.000000001 "$d/..data"
+  ln -s ..data/ready "$d/ready"
+  chmod -R a+rX "$d"
+}
+
+# set_ready DIR: the kubelet's update after the controller sets tekton.dev/ready=READY: a new
+# timestamped folder, then ..data swapped by rename. Prints the time of the swap (ms).
+set_ready() {
+  local d=$1 new=..2026_01_01_00_00_01.000000002
+  mkdir -p "$d/$new"
+  printf READY > "$d/$new/ready"
+  chmod -R a+rX "$d/$new"
+  ln -s "$new" "$d/..data_tmp"
+  now_ms
+  mv -T "$d/..data_tmp" "$d/..data"
+}
+
+# pod_file VARIANT OUT: the Pod as podman can play it: the downwardAPI volume as a host folder.
+# VARIANT "cascade" drops step-b's onError: continue, so step-c must be skipped.
+pod_file() {
+  local variant=$1 out=$2 down=$3
+  yq . "$POD_FILE" | jq --arg down "$down" --arg variant "$variant" --arg env "${STEP_ENV:-}" '
+      (if $env == "" then . else
+         .spec.containers |= map(.env = ((.env // []) + [{name: ($env | split("=")[0]), value: ($env | split("=")[1:] | join("="))}]))
+       end)
+    | .spec.volumes |= map(if .name == "tekton-internal-downward"
+                           then {name, hostPath: {path: $down, type: "Directory"}} else . end)
+    | if $variant == "cascade" then
+        .spec.containers |= map(if .name == "step-b"
+          then .args |= ((indices("-on_error")[0]) as $i | if $i == null then . else .[:$i] + .[$i + 2:] end)
+          else . end)
+      else . end' > "$out"
+}
+
+# all_steps_running POD: every step container has started (the controller then sets tekton.dev/ready).
+all_steps_running() {
+  local states
+  states=$(pod_states "$1")
+  for c in step-a step-b step-c; do
+    grep -Eq "^$1-$c (running|exited|stopped)$" <<<"$states" || return 1
+  done
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Tekton's controller reading the Pod status
+
+# step_json POD STEP: {exitCode, reason, message, entries: {key: value}, results, stepResults,
+# startedAt (from the message), exitCodeKey, reasonKey} for a step container, as the controller sees it.
+step_json() {
+  jq --arg n "$2" '
+    .status.containerStatuses[] | select(.name == $n) | .state.terminated as $t
+    | ($t.message // "") as $m
+    | ($m | try fromjson catch "UNPARSABLE") as $arr
+    | {exitCode: $t.exitCode, kubeletReason: $t.reason, message: $m, messageBytes: ($m | utf8bytelength),
+       parsed: ($arr | type == "array"),
+       entries: (if ($arr | type) == "array" then (reduce $arr[] as $e ({}; .[$e.key] = {value: $e.value, type: $e.type})) else {} end)}
+    | .results = (.entries | with_entries(select(.value.type == 1)) | map_values(.value))
+    | .stepResults = (.entries | with_entries(select(.value.type == 4)) | map_values(.value))
+    | .startedAt = .entries.StartedAt.value
+    | .exitCodeKey = .entries.ExitCode.value
+    | .reasonKey = .entries.Reason.value' "$(pod_dir "$1")/pod.json"
+}
+
+iso_ms() { # RFC 3339 with milliseconds (UTC) -> ms
+  python3 -c 'import sys,datetime; t=sys.argv[1]; print(int(datetime.datetime.fromisoformat(t.replace("Z","+00:00")).timestamp()*1000))' "$1"
+}
+
+volume_path() { podman volume inspect "$1--$2" --format '{{.Mountpoint}}'; }
+
+mtime_ms() { local s; s=$(stat -c %.3Y "$1") || return 1; echo "${s/./}"; }
+
+# play_round VARIANT N: plays the pod; sets R_POD and R_READY (ms of the ready swap).
+play_round() {
+  local variant=$1 n=$2 down file deadline
+  down="$E2E_WORK/downward-$variant-$n"
+  downward_dir "$down"
+  file="$E2E_WORK/pod-$variant-$n.json"
+  pod_file "$variant" "$file" "$down"
+  play "$file" || { cat "$(pod_dir baton-tekton-demo-pod)/play.log" >&2; die "podman kube play failed"; }
+  R_POD=$PLAYED
+  deadline=$(( $(now_ms) + 60000 ))
+  until all_steps_running "$R_POD"; do
+    [ "$(now_ms)" -lt "$deadline" ] || die "the step containers never started"
+    sleep 0.05
+  done
+  # The steps are all waiting: step-a on the ready file, the others on their predecessor.
+  sleep 0.3
+  R_READY=$(set_ready "$down")
+  wait_pod "$R_POD" 60 || die "pod $R_POD did not finish within 60 s"
+  kubelet_status "$R_POD"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Round 1..N: the TaskRun as written (b fails, onError: continue), asserted and timed.
+
+HANDOFFS=()
+READY_GAPS=()
+for round in $(seq 1 "$ROUNDS"); do
+  play_round continue "$round"
+  pod=$R_POD
+  dir=$(pod_dir "$pod")
+  a=$(step_json "$pod" step-a)
+  b=$(step_json "$pod" step-b)
+  c=$(step_json "$pod" step-c)
+  if [ "$round" = 1 ]; then
+    for s in step-a step-b step-c; do
+      say "$s: exit $(step_json "$pod" $s | jq .exitCode), message: $(step_json "$pod" $s | jq -r .message)"
+    done
+    init_exit=$(jq '[.status.initContainerStatuses[].state.terminated.exitCode] | join(",")' -r "$dir/pod.json")
+    check "init containers prepare and place-scripts exit 0 ($init_exit)" [ "$init_exit" = "0,0" ]
+    check "step-a: exit 0" [ "$(jq .exitCode <<<"$a")" = 0 ]
+    check "step-a: the message is a RunResult array the controller parses" [ "$(jq .parsed <<<"$a")" = true ]
+    check "step-a: task result greeting" [ "$(jq -r .results.greeting <<<"$a")" = "hello from a" ]
+    check "step-a: step result note (type 4)" [ "$(jq -r .stepResults.note <<<"$a")" = "a-note" ]
+    check "step-a: StartedAt in Tekton's format" grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$' <<<"$(jq -r .startedAt <<<"$a")"
+    check "step-a: exact message bytes" [ "$(jq -r .message <<<"$a" | sed -E 's/"StartedAt","value":"[^"]*"/"StartedAt","value":"T"/')" = '[{"key":"greeting","value":"hello from a","type":1},{"key":"note","value":"a-note","type":4},{"key":"StartedAt","value":"T","type":3}]' ]
+    check "step-b: exit 0 (onError: continue)" [ "$(jq .exitCode <<<"$b")" = 0 ]
+    check "step-b: ExitCode=3 in the message (the controller shows reason Continued)" [ "$(jq -r .exitCodeKey <<<"$b")" = 3 ]
+    check "step-b: task result b-result" [ "$(jq -r .results[\"b-result\"] <<<"$b")" = "b was here" ]
+    check "step-c: exit 0" [ "$(jq .exitCode <<<"$c")" = 0 ]
+    check "step-c: read step-b's exitCode file at once (summary)" [ "$(jq -r .results.summary <<<"$c")" = "a=hello from a b-exit=3" ]
+    n=$(jq '(.spec.initContainers | length) + (.spec.containers | length)' "$dir/spec.json")
+    share=$((KUBELET_POD_BUDGET / n))
+    for s in a b c; do
+      bytes=$(jq .messageBytes <<<"${!s}")
+      check "step-$s: message ($bytes bytes) within the kubelet's share ($share)" [ "$bytes" -le "$share" ]
+    done
+    run0=$(volume_path "$pod" tekton-internal-run-0)
+    run1=$(volume_path "$pod" tekton-internal-run-1)
+    check "step-a: post file out, exitCode 0" both [ -e "$run0/out" ] -- [ "$(cat "$run0/status/exitCode")" = 0 ]
+    check "step-b: post file out (not out.err), exitCode 3" both [ -e "$run1/out" ] -- [ ! -e "$run1/out.err" ] -- [ "$(cat "$run1/status/exitCode")" = 3 ]
+    bin_mode=$(podman run --rm -v "$pod--tekton-internal-bin:/b:ro" --entrypoint /bin/stat "$STEP_IMAGE" -c %a /b/entrypoint 2>/dev/null)
+    check "init installed /tekton/bin/entrypoint with mode 0311 ($bin_mode)" [ "$bin_mode" = 311 ]
+  fi
+  if ! jq -e '.startedAt != null' <<<"$a" >/dev/null || ! jq -e '.startedAt != null' <<<"$b" >/dev/null \
+     || ! jq -e '.startedAt != null' <<<"$c" >/dev/null; then
+    check "round $round: every step reported StartedAt (see $dir/pod.json)" false
+    remove_pod "$pod"
+    continue
+  fi
+  run0=$(volume_path "$pod" tekton-internal-run-0)
+  run1=$(volume_path "$pod" tekton-internal-run-1)
+  a_start=$(iso_ms "$(jq -r .startedAt <<<"$a")")
+  b_start=$(iso_ms "$(jq -r .startedAt <<<"$b")")
+  c_start=$(iso_ms "$(jq -r .startedAt <<<"$c")")
+  ab=$((b_start - $(mtime_ms "$run0/out")))
+  bc=$((c_start - $(mtime_ms "$run1/out")))
+  ready=$((a_start - R_READY))
+  say "round $round: ready -> step-a ${ready} ms; step-a post -> step-b ${ab} ms; step-b post -> step-c ${bc} ms"
+  HANDOFFS+=("$ab" "$bc")
+  READY_GAPS+=("$ready")
+  remove_pod "$pod"
+done
+
+# ---------------------------------------------------------------------------------------------------
+# The cascade: step-b without onError fails, step-c is skipped.
+
+play_round cascade 1
+pod=$R_POD
+b=$(step_json "$pod" step-b)
+c=$(step_json "$pod" step-c)
+say "cascade: step-b exit $(jq .exitCode <<<"$b") $(jq -r .message <<<"$b")"
+say "cascade: step-c exit $(jq .exitCode <<<"$c") $(jq -r .message <<<"$c")"
+check "cascade: step-b exits 3 with no ExitCode key" both [ "$(jq .exitCode <<<"$b")" = 3 ] -- [ "$(jq -r .exitCodeKey <<<"$b")" = null ]
+check "cascade: step-c exits 1 with Reason=Skipped" both [ "$(jq .exitCode <<<"$c")" = 1 ] -- [ "$(jq -r .reasonKey <<<"$c")" = Skipped ]
+check "cascade: step-c never ran its script (no summary)" [ "$(jq -r .results.summary <<<"$c")" = null ]
+run1=$(volume_path "$pod" tekton-internal-run-1)
+run2=$(volume_path "$pod" tekton-internal-run-2)
+check "cascade: out.err files of step-b and step-c" both [ -e "$run1/out.err" ] -- [ -e "$run2/out.err" ]
+remove_pod "$pod"
+
+# ---------------------------------------------------------------------------------------------------
+# Summary
+
+stats() { [ $# -gt 0 ] || { echo "no data"; return; }; printf '%s\n' "$@" | sort -n | awk '{v[NR]=$1; s+=$1} END {printf "n=%d min=%d median=%d mean=%.1f max=%d ms", NR, v[1], v[int((NR+1)/2)], s/NR, v[NR]}'; }
+say "step handoff (post file -> next StartedAt): $(stats "${HANDOFFS[@]}")"
+say "ready -> step-a StartedAt: $(stats "${READY_GAPS[@]}")"
+say "Tekton's entrypoint polls every 1000 ms: a handoff there takes 0-1000 ms, 500 ms on average, plus its own start."
+if [ "$FAILED" -gt 0 ]; then
+  say "$FAILED check(s) FAILED"
+  exit 1
+fi
+say "all checks passed"
