@@ -516,3 +516,41 @@ fn steps_of_different_uids_starting_together_on_a_fresh_shared_dir_both_run() {
     assert_eq!(pod.exit_record("a")["reason"], "Completed");
     assert_eq!(pod.exit_record("b")["reason"], "Completed");
 }
+
+/// The command gets the descriptors baton was started with and nothing of baton's own: not the
+/// step's lock (a command holding it would keep a dead wrapper "alive"), the control FIFO, the
+/// signalfd or the inotify instance.
+#[test]
+fn the_command_inherits_no_descriptor_of_batons_own() {
+    let pod = Pod::new();
+    let list = "ls /proc/$$/fd";
+    let direct = std::process::Command::new("sh").args(["-c", list]).stdin(std::process::Stdio::null()).output().unwrap();
+    let expected = String::from_utf8(direct.stdout).unwrap();
+    pod.step("before").command(["true"]).run().expect_code(0);
+    let ready = pod.path("ready");
+    fs::write(&ready, "").unwrap();
+    let out = pod.step("fds").args(["--after", "before"]).arg("--wait-file").arg(&ready).sh(list).run();
+    out.expect_code(0);
+    assert_eq!(out.stdout, expected, "descriptors leaked into the command");
+}
+
+#[test]
+fn a_shared_directory_it_cannot_use_is_a_125_naming_it() {
+    let pod = Pod::open_to_all();
+    let exe = pod.install_for_all(Path::new(BATON));
+    let locked = pod.path("locked");
+    fs::create_dir(&locked).unwrap();
+    fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
+    let ran = pod.path("ran");
+    let out = pod
+        .baton("a")
+        .exe(&exe)
+        .as_uid(65532)
+        .args(["run", "--name", "a", "--dir"])
+        .arg(&locked)
+        .command(["touch", ran.to_str().unwrap()])
+        .run();
+    out.expect_code(125);
+    assert!(out.stderr.contains(locked.to_str().unwrap()), "stderr names the folder: {}", out.stderr);
+    assert!(!ran.exists(), "the command ran without its step folder");
+}

@@ -171,3 +171,36 @@ fn the_command_starts_with_the_signal_mask_and_dispositions_baton_was_given() {
     out.expect_code(0);
     assert_eq!(out.stdout, expected);
 }
+
+/// "Every catchable signal that reaches baton (1–31 and the real-time ones) is forwarded ...
+/// except SIGCHLD": that includes the numbers that usually mean a crash when they are sent with
+/// kill(2) from outside (`kubectl exec … kill -SEGV 1`). baton must not die of them: a wrapper that
+/// dies writes no record, and its successors would see the step as lost.
+#[test]
+fn crash_signal_numbers_sent_with_kill_are_forwarded_too() {
+    let pod = Pod::new();
+    let (rec, ready) = (pod.path("rec"), pod.path("ready"));
+    let mut proc = pod
+        .step("sig")
+        .through(["prlimit", "--core=0"])
+        .command([helper().to_str().unwrap(), "record", rec.to_str().unwrap(), ready.to_str().unwrap(), "15", "42"])
+        .spawn();
+    let (child, _, _) = read_ready(&ready);
+    let signals = [libc::SIGILL, libc::SIGTRAP, libc::SIGBUS, libc::SIGFPE, libc::SIGSEGV, libc::SIGSYS];
+    for (i, &signal) in signals.iter().enumerate() {
+        proc.signal(signal);
+        let deadline = std::time::Instant::now() + SOON;
+        while recorded(&rec).len() <= i {
+            if proc.has_exited() {
+                kill(child, libc::SIGKILL);
+                let out = proc.wait();
+                panic!("baton died ({:?}) of signal {signal} sent with kill instead of forwarding it", out.status);
+            }
+            assert!(std::time::Instant::now() < deadline, "signal {signal} never reached the command");
+            std::thread::sleep(std::time::Duration::from_millis(5));
+        }
+        assert_eq!(recorded(&rec)[i], signal);
+    }
+    proc.signal(libc::SIGTERM);
+    proc.wait_within(SOON).expect_code(42);
+}

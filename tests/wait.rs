@@ -621,3 +621,17 @@ fn without_inotify_instances_it_falls_back_to_polling_and_says_so_once() {
     assert_eq!(lines.len(), 1, "one notice, once: {lines:?}");
     assert!(lines[0].contains("max_user_instances"), "the notice names the limit: {lines:?}");
 }
+
+#[test]
+fn baton_wait_stopped_by_a_signal_exits_128_plus_n() {
+    let pod = Pod::new();
+    let mut w = pod.baton("wait").args(["wait", "--dir"]).arg(pod.dir()).arg("ghost").spawn();
+    // No state file for `baton wait`: wait until it has its signals blocked (SigBlk set), so the
+    // signal is taken by baton and not by the default action.
+    wait_until("baton wait to block its signals", SOON, || {
+        let status = fs::read_to_string(format!("/proc/{}/status", w.pid())).ok()?;
+        status.lines().any(|l| l.starts_with("SigBlk:") && !l.ends_with("0000000000000000")).then_some(())
+    });
+    w.signal(libc::SIGTERM);
+    w.wait_within(SOON).expect_code(128 + libc::SIGTERM);
+}
