@@ -163,8 +163,10 @@ play() {
     mp=$(podman volume inspect "$prefix$vol" --format '{{.Mountpoint}}')
     chmod 0777 "$mp"
   done
-  jq --arg hostdir "$dir/containers" --arg prefix "$prefix" -f "$E2E_DIR/kubelet/play.jq" \
-    "$dir/spec.json" > "$dir/play.json"
+  # E2E_STEP_ENV="A=1 B=2": extra environment for every container, e.g. BATON_INOTIFY=off.
+  jq --arg hostdir "$dir/containers" --arg prefix "$prefix" \
+    --argjson env "$(printf '%s\n' ${E2E_STEP_ENV:-} | jq -R -s 'split("\n") | map(select(contains("=")) | split("=") | {key: .[0], value: (.[1:] | join("="))}) | from_entries')" \
+    -f "$E2E_DIR/kubelet/play.jq" "$dir/spec.json" > "$dir/play.json"
   podman kube play "$dir/play.json" > "$dir/play.log" 2>&1
   rc=$?
   PLAYED=$pod

@@ -264,15 +264,16 @@ scenario_exec() {
   for i in $(seq 1 100); do
     out=$(baton_exec "$pod" hold status --json 2>/dev/null) \
       && jq -e '[.[] | select(.step == "hold" and .state == "running")] | length == 1' <<<"$out" >/dev/null \
-      && jq -e '[.[] | select(.state == "waiting")] | length == 2' <<<"$out" >/dev/null && break
+      && jq -e '[.[] | select(.state == "waiting")] | length == 2' <<<"$out" >/dev/null \
+      && jq -e '[.[] | select(.step == "worker" and .state == "running")] | length == 1' <<<"$out" >/dev/null && break
     sleep 0.1
   done
   check "$pod: podman exec into the scratch step runs baton status" \
     bash -c "podman exec $pod-hold /var/run/baton/bin/baton status > '$(pod_dir "$pod")/status.txt' 2>&1"
   sed 's/^/      /' "$(pod_dir "$pod")/status.txt"
-  check "$pod: baton status --json: hold running, gated waiting for its gate, next waiting for hold and gated" \
+  check "$pod: baton status --json: hold and worker running, gated waiting for its gate, next waiting for hold and gated" \
     jq -e '
-      (map(select(.step == "hold"))[0].state == "running")
+      (map(select(.step == "hold"))[0].state == "running") and (map(select(.step == "worker"))[0].state == "running")
       and (map(select(.step == "gated"))[0] | .state == "waiting" and (.waitingFor | any(test("gate"))))
       and (map(select(.step == "next"))[0] | .state == "waiting" and (.waitingFor | any(test("hold"))) and (.waitingFor | any(test("gated"))))' \
       <<<"$out"
@@ -280,8 +281,10 @@ scenario_exec() {
   check "$pod: baton kill of an unknown step exits 1 with a sentence ($out)" test "$rc" -eq 1 -a -n "$out"
   out=$(baton_exec "$pod" hold release gated 2>&1); rc=$?
   check "$pod: baton release gated exits 0 ($out)" test "$rc" -eq 0
-  out=$(baton_exec "$pod" hold kill hold 2>&1); rc=$?
-  check "$pod: baton kill hold (SIGTERM through its wrapper) exits 0 ($out)" test "$rc" -eq 0
+  out=$(baton_exec "$pod" hold kill -s KILL worker 2>&1); rc=$?
+  check "$pod: baton kill -s KILL worker, a root step in another container, from the 65532 one, exits 0 ($out)" test "$rc" -eq 0
+  out=$(baton_exec "$pod" hold kill 2>&1); rc=$?
+  check "$pod: baton kill (no STEP: this container's step, hold) exits 0 ($out)" test "$rc" -eq 0
   if ! wait_pod "$pod" 15; then
     fail "$pod: steps still running after kill and release: $(pod_states "$pod" | tr '\n' ' ')"
     podman pod stop -t 1 "$pod" >/dev/null 2>&1
@@ -289,6 +292,7 @@ scenario_exec() {
   collect "$pod"
   expect_phase "$pod" Failed
   expect_step "$pod" hold 143 143 Failed
+  expect_step "$pod" worker 137 137 Failed
   expect_step "$pod" gated 0 0 Completed
   expect_step "$pod" next 0 0 Completed
   expect_handoff "$pod" "hold gated" next

@@ -2,6 +2,7 @@
 # Input: the Pod as JSON. Arguments:
 #   $hostdir  host folder holding <container>/termination-log, one file per container (mode 0666)
 #   $prefix   prefix that makes the pod's emptyDir volume names unique on this host
+#   $env      {NAME: value} added to every container's environment (E2E_STEP_ENV; {} normally)
 #
 # 1. Termination messages. The kubelet creates a fresh file per container and bind-mounts it at the
 #    container's terminationMessagePath (default /dev/termination-log). Here: a hostPath volume of
@@ -22,7 +23,8 @@ def with_termination($i): .volumeMounts = ((.volumeMounts // []) + [{name: tl_vo
 | def rename_mounts:
     if .volumeMounts == null then .
     else .volumeMounts |= map(if (.name | IN($empty[])) then .name = $prefix + .name else . end) end;
-  def rewrite($offset): [to_entries[] | .key as $k | .value | rename_mounts | with_termination($k + $offset)];
+  def add_env: if ($env | length) == 0 then . else .env = ((.env // []) + ($env | to_entries | map({name: .key, value: .value}))) end;
+  def rewrite($offset): [to_entries[] | .key as $k | .value | rename_mounts | with_termination($k + $offset) | add_env];
   .metadata.annotations = ((.metadata.annotations // {}) + {"io.podman.annotations.init.container.type": "always"})
 | .spec.volumes = ([.spec.volumes[]? | if has("emptyDir") then .name = $prefix + .name else . end]
     + [($init + .spec.containers) | to_entries[]
