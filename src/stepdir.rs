@@ -19,10 +19,11 @@ use crate::sys;
 /// Shared folders are world-writable and sticky (like /tmp): steps of a pod may run as different UIDs.
 pub const SHARED_DIR_MODE: u32 = 0o1777;
 
-/// Creates `dir` (and its parents) if missing, and opens it to every UID if this process owns it.
+/// Creates `dir` (and its parents) if missing, open to every UID. The folder is born with its final
+/// mode, so a wrapper of another UID never finds it closed.
 pub fn ensure_shared_dir(dir: &Path) -> io::Result<()> {
-    match fs::create_dir(dir) {
-        Ok(()) => fs::set_permissions(dir, fs::Permissions::from_mode(SHARED_DIR_MODE)),
+    match sys::mkdir_exact(dir, SHARED_DIR_MODE) {
+        Ok(()) => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::AlreadyExists => Ok(()),
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             if let Some(parent) = dir.parent() {

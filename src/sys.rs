@@ -12,10 +12,6 @@ fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
     if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
 }
 
-/// Signals that mean baton itself crashed: never blocked, never forwarded.
-const SYNCHRONOUS: [libc::c_int; 6] =
-    [libc::SIGSEGV, libc::SIGBUS, libc::SIGFPE, libc::SIGILL, libc::SIGTRAP, libc::SIGSYS];
-
 /// A signal set.
 #[derive(Clone, Copy)]
 pub struct SigSet(libc::sigset_t);
@@ -28,13 +24,15 @@ impl SigSet {
     }
 }
 
-/// Blocks every catchable signal but the synchronous ones and returns (previous mask, blocked set).
-/// Blocked signals queue up until read from a signalfd: none is lost, not even before the child
-/// exists, and as PID 1 they are delivered although baton installs no handler.
+/// Blocks every catchable signal and returns (previous mask, blocked set). Blocked signals queue up
+/// until read from a signalfd: none is lost, not even before the child exists, and as PID 1 they
+/// are delivered although baton installs no handler. Blocking SIGSEGV and the other fault signals
+/// is safe: a real fault in baton is still delivered (and kills it); only a `kill -SEGV` from
+/// outside is queued, and forwarded like any other signal.
 pub fn block_signals() -> io::Result<(SigSet, SigSet)> {
     let mut blocked = SigSet::empty();
     for signal in 1..=max_signal() {
-        if !SYNCHRONOUS.contains(&signal) && signal != libc::SIGKILL && signal != libc::SIGSTOP {
+        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
             unsafe { libc::sigaddset(&mut blocked.0, signal) };
         }
     }
@@ -153,6 +151,16 @@ pub fn flock(fd: RawFd, exclusive: bool, block: bool) -> io::Result<bool> {
 
 fn cstring(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+}
+
+/// Creates a folder with exactly `mode` (the umask is cleared for the call; baton is single-threaded
+/// wherever it creates shared folders).
+pub fn mkdir_exact(path: &Path, mode: u32) -> io::Result<()> {
+    let c = cstring(path)?;
+    let old = unsafe { libc::umask(0) };
+    let made = check(unsafe { libc::mkdir(c.as_ptr(), mode as libc::mode_t) });
+    unsafe { libc::umask(old) };
+    made.map(drop)
 }
 
 /// Creates a FIFO with exactly `mode` (the umask does not apply).

@@ -213,36 +213,31 @@ impl<'a> Waiter<'a> {
         }
     }
 
-    /// Watches the deepest existing folder on the way to every file a condition looks at.
+    /// Watches the deepest existing folder on the way to every file a condition looks at, and the
+    /// folder of every hop of a chain of symbolic links.
     fn watch_all(&mut self) {
         let Some(inotify) = &self.inotify else { return };
-        let mut dirs: Vec<PathBuf> = Vec::new();
+        let mut files: Vec<PathBuf> = Vec::new();
         for cond in &self.conds {
             match cond {
-                Cond::Step { name, .. } => dirs.push(self.layout.exit(name)),
-                Cond::Gate(name) => dirs.push(self.layout.gate(name)),
+                Cond::Step { name, .. } => files.push(self.layout.exit(name)),
+                Cond::Gate(name) => files.push(self.layout.gate(name)),
                 Cond::File(p) | Cond::NonEmpty(p) => {
-                    dirs.push(p.clone());
-                    // A symbolic link may point into another folder: watch where it leads too.
-                    if let Ok(target) = fs::read_link(p) {
-                        dirs.push(p.parent().unwrap_or(Path::new("/")).join(target));
+                    let mut hop = absolute(p);
+                    for _ in 0..MAX_LINK_HOPS {
+                        files.push(hop.clone());
+                        let Ok(target) = fs::read_link(&hop) else { break };
+                        hop = hop.parent().unwrap_or(Path::new("/")).join(target);
                     }
                 }
             }
         }
-        for path in dirs {
-            let mut dir = path.parent();
-            while let Some(d) = dir {
-                let d = if d.as_os_str().is_empty() { Path::new(".") } else { d };
-                match inotify.watch(d, self.watch_mask) {
-                    Ok(()) => break,
-                    Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::ENOMEM)) => {
-                        fallback_notice(&e);
-                        self.inotify = None;
-                        return;
-                    }
-                    Err(_) => dir = d.parent(),
-                }
+        for file in files {
+            let Some(dir) = file.parent() else { continue };
+            if let Err(e) = watch_deepest(inotify, dir, self.watch_mask) {
+                fallback_notice(&e);
+                self.inotify = None;
+                return;
             }
         }
     }
@@ -322,6 +317,35 @@ impl<'a> Waiter<'a> {
         if spawned.is_err() {
             // Without the thread, fall back to re-checking on a timer.
             self.inotify = None;
+        }
+    }
+}
+
+/// As many symbolic links as the kernel follows in one path.
+const MAX_LINK_HOPS: usize = 40;
+
+fn absolute(p: &Path) -> PathBuf {
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        std::env::current_dir().unwrap_or_else(|_| PathBuf::from("/")).join(p)
+    }
+}
+
+/// Watches the deepest existing folder on the way to `dir` (absolute). After each watch it looks
+/// whether the next folder down has appeared meanwhile and, if so, descends: a folder created while
+/// the watches were being set up is never missed. Fails only when inotify runs out of watches.
+fn watch_deepest(inotify: &sys::Inotify, dir: &Path, mask: u32) -> io::Result<()> {
+    let chain: Vec<&Path> = dir.ancestors().collect(); // dir, its parent, ..., "/"
+    let mut i = chain.iter().position(|d| d.is_dir()).unwrap_or(chain.len() - 1);
+    loop {
+        match inotify.watch(chain[i], mask) {
+            Ok(()) if i > 0 && chain[i - 1].is_dir() => i -= 1,
+            Ok(()) => return Ok(()),
+            Err(e) if matches!(e.raw_os_error(), Some(libc::ENOSPC) | Some(libc::ENOMEM)) => return Err(e),
+            // Gone again (or not a folder): go one up.
+            Err(_) if i + 1 < chain.len() => i += 1,
+            Err(_) => return Ok(()),
         }
     }
 }

@@ -168,8 +168,12 @@ impl Pod {
     }
 
     /// Waits until step `name`'s wrapper says it is in `phase` (waiting, running, paused).
+    /// Waits for the phase; for "running", also for the command's pid, which baton records just
+    /// after the spawn (it says "running" just before, so that an early kill is heard).
     fn wait_phase(&self, name: &str, phase: &str) -> Value {
-        eventually(&format!("step {name} to be {phase}"), || self.state(name).filter(|s| s["state"] == phase))
+        eventually(&format!("step {name} to be {phase}"), || {
+            self.state(name).filter(|s| s["state"] == phase && (phase != "running" || s["childPid"].is_u64()))
+        })
     }
 
     /// `baton status --json`, as an array.

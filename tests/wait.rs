@@ -186,8 +186,9 @@ fn wait_file_follows_symbolic_links_into_other_folders() {
 }
 
 /// Runs baton under strace with every inotify_add_watch held up for a moment after it returns,
-/// and says when the watch on `folder` has failed: the window in which a folder made by someone
-/// else is neither watched nor yet looked into. Deterministic where the bare race is not.
+/// and says when the first of them has happened: whatever baton watches first (the missing folder,
+/// which fails, or the nearest existing one above it), a folder made by someone else in that moment
+/// falls in the window between looking and watching. Deterministic where the bare race is not.
 fn under_slow_watches(pod: &Pod, step: Baton, folder: &Path) -> Proc {
     let trace = pod.path("trace");
     let strace = Command::new("strace").arg("-V").output();
@@ -204,10 +205,11 @@ fn under_slow_watches(pod: &Pod, step: Baton, folder: &Path) -> Proc {
             "inject=inotify_add_watch:delay_exit=200000",
         ])
         .spawn();
-    let failed = format!("\"{}\", ", folder.display());
-    wait_until(&format!("the watch on {} to fail", folder.display()), SOON, || {
+    let parent = folder.parent().unwrap();
+    let watched = [format!("\"{}\", ", folder.display()), format!("\"{}\", ", parent.display())];
+    wait_until(&format!("a watch on {} or above", folder.display()), SOON, || {
         let text = fs::read_to_string(&trace).ok()?;
-        text.lines().any(|l| l.contains(&failed) && l.contains("ENOENT")).then_some(())
+        text.lines().any(|l| l.contains("inotify_add_watch(") && watched.iter().any(|w| l.contains(w))).then_some(())
     });
     proc
 }
