@@ -259,7 +259,7 @@ summary() {
   echo
   echo "Measured (ms; handoff = successor's baton startedAt, or finishedAt for a step that does not run,"
   echo "minus the predecessor's baton finishedAt, both from the termination messages):"
-  awk -F'\t' '{ printf "  %-20s %-44s %-10s %6s ms\n", $1, $2, $3, $4 }' "$E2E_WORK/figures.tsv"
+  awk -F'\t' '{ printf "  %-20s %-44s %-10s %7s %s\n", $1, $2, $3, $4, ($3 == "size" ? "bytes" : "ms") }' "$E2E_WORK/figures.tsv"
   echo "$SKIPPED skipped"
   echo "$PASSED passed, $FAILED failed"
   [ "$FAILED" -eq 0 ]

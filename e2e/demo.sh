@@ -22,7 +22,7 @@ while [ $# -gt 0 ]; do
     --example) EXAMPLE=$2; shift 2 ;;
     --no-batonctl) USE_BATONCTL=0; shift ;;
     --keep) export E2E_KEEP=1; shift ;;
-    -h|--help) sed -n '2,12p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done

@@ -3,8 +3,8 @@
 # part for termination messages and the Pod status (docs/e2e.md).
 #
 #   e2e/run.sh              every scenario
-#   e2e/run.sh dag lost     only these (names: kubelet pipeline dag sidecar shutdown failure cancel
-#                           grace lost budget nonroot exec)
+#   e2e/run.sh dag lost     only these (names: image kubelet pipeline dag sidecar shutdown failure
+#                           cancel grace lost budget nonroot exec)
 #
 # Environment: BATONCTL=path (else built from crates/baton-controller when it has its binary),
 # E2E_WORK=dir (artifacts: each pod's spec, Pod JSON, run status; default a temp dir, removed on
@@ -20,6 +20,13 @@ source "$(dirname "$0")/lib.sh"
 source "$(dirname "$0")/checks.sh"
 
 LOST_MS=${LOST_MS:-1000}
+
+ALL=(image kubelet pipeline dag sidecar shutdown failure cancel grace lost budget nonroot exec)
+WANT=("$@")
+[ ${#WANT[@]} -gt 0 ] || WANT=("${ALL[@]}")
+for s in "${WANT[@]}"; do
+  [[ " ${ALL[*]} " == *" $s "* ]] || die "unknown scenario $s (known: ${ALL[*]})"
+done
 
 if [ -z "${E2E_WORK:-}" ]; then
   E2E_WORK=$(mktemp -d "${TMPDIR:-/tmp}/baton-e2e.XXXXXX")
@@ -67,6 +74,29 @@ play_and_wait() {
 
 # ---------------------------------------------------------------------------------------------------
 # Scenarios
+
+# The baton image (Dockerfile): one layer holding only /baton (the static binary of make static),
+# non-root, labelled.
+scenario_image() {
+  local tmp layers files size
+  tmp=$(mktemp -d)
+  podman image save -q -o "$tmp/image.tar" "$BATON_IMAGE" >/dev/null 2>&1 && tar -xf "$tmp/image.tar" -C "$tmp"
+  layers=$(jq -r '.[0].Layers | length' "$tmp/manifest.json" 2>/dev/null)
+  files=$(jq -r '.[0].Layers[]' "$tmp/manifest.json" 2>/dev/null | while read -r l; do tar -tf "$tmp/$l"; done | tr '\n' ' ')
+  size=$(image_size "$BATON_IMAGE")
+  figure "$BATON_IMAGE" "image size (bytes; binary $(stat -c %s "$BATON_BIN"))" size "$size"
+  check "$BATON_IMAGE: one layer holding only baton (layers: $layers; files: $files)" \
+    test "$layers" = 1 -a "$files" = "baton "
+  check "$BATON_IMAGE: /baton is the binary of make static" \
+    bash -c "tar -xOf '$tmp/$(jq -r '.[0].Layers[0]' "$tmp/manifest.json")' baton | cmp -s - '$BATON_BIN'"
+  check "$BATON_IMAGE: user 65532:65532, entrypoint /baton, default command init --dir /var/run/baton" \
+    test "$(podman image inspect "$BATON_IMAGE" --format '{{.Config.User}} {{.Config.Entrypoint}} {{.Config.Cmd}}')" \
+      = "65532:65532 [/baton] [init --dir /var/run/baton]"
+  check "$BATON_IMAGE: OCI labels (title, version, licenses Apache-2.0, source)" \
+    bash -c "podman image inspect '$BATON_IMAGE' --format '{{json .Config.Labels}}' | jq -e '.[\"org.opencontainers.image.licenses\"] == \"Apache-2.0\" and .[\"org.opencontainers.image.title\"] == \"baton\" and (.[\"org.opencontainers.image.version\"] | length > 0) and (.[\"org.opencontainers.image.source\"] | length > 0)'"
+  check "$BATON_IMAGE: size $size bytes, under 1.5 MB" test "$size" -lt 1500000
+  rm -rf "$tmp"
+}
 
 scenario_kubelet() {
   local pod=baton-e2e-kubelet dir want
@@ -300,12 +330,6 @@ scenario_exec() {
 
 # ---------------------------------------------------------------------------------------------------
 
-ALL=(kubelet pipeline dag sidecar shutdown failure cancel grace lost budget nonroot exec)
-WANT=("$@")
-[ ${#WANT[@]} -gt 0 ] || WANT=("${ALL[@]}")
-for s in "${WANT[@]}"; do
-  declare -F "scenario_$s" >/dev/null || die "unknown scenario $s (known: ${ALL[*]})"
-done
 
 T_START=$(now_ms)
 ensure_tools
