@@ -18,7 +18,7 @@ use crate::report::{self, Sinks};
 use crate::signals::{Signals, STOP_SIGNALS};
 use crate::spawn;
 use crate::stepdir::StepDir;
-use crate::supervise::{self, Rules, StopCause, Tee};
+use crate::supervise::{self, Rules, StopCause};
 use crate::sys;
 use crate::wait::{Cond, WaitEnd, Waiter};
 
@@ -198,15 +198,7 @@ fn run_step(args: &RunArgs, plan: &Plan, signals: &mut Signals, mut step: Option
     if let Some(s) = step.as_deref_mut() {
         s.set_state(Phase::Running, Some(child.pid as u32), &[], None);
     }
-    let mut tee_list = Vec::new();
-    for (pipe, file, sink) in [(child.stdout, tees.0, 1), (child.stderr, tees.1, 2)] {
-        if let (Some(pipe), Some(file)) = (pipe, file) {
-            match Tee::new(pipe, sink, file) {
-                Ok(t) => tee_list.push(t),
-                Err(e) => eprintln!("baton: cannot copy output: {e}"),
-            }
-        }
-    }
+    let tee_list = supervise::tees([(child.stdout, tees.0), (child.stderr, tees.1)]);
     let rules = Rules {
         timeout: args.timeout,
         grace: args.grace,

@@ -54,6 +54,20 @@ impl Tee {
     }
 }
 
+/// The tees for a new command: each of its piped streams (stdout, stderr) paired with its file.
+pub fn tees(streams: [(Option<OwnedFd>, Option<File>); 2]) -> Vec<Tee> {
+    let mut tees = Vec::new();
+    for ((pipe, file), sink) in streams.into_iter().zip([1, 2]) {
+        if let (Some(pipe), Some(file)) = (pipe, file) {
+            match Tee::new(pipe, sink, file) {
+                Ok(t) => tees.push(t),
+                Err(e) => eprintln!("baton: cannot copy output: {e}"),
+            }
+        }
+    }
+    tees
+}
+
 fn write_fd(fd: RawFd, mut data: &[u8]) {
     while !data.is_empty() {
         let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };

@@ -30,7 +30,7 @@ use baton_contract::layout::Layout;
 use crate::clock;
 use crate::signals::Signals;
 use crate::spawn;
-use crate::supervise::{self, Rules, StopCause, Tee};
+use crate::supervise::{self, Rules, StopCause};
 use crate::sys;
 use crate::wait::{Cond, Waiter};
 
@@ -405,15 +405,7 @@ impl<'a> Step<'a> {
         };
         // The waiting is over and the command runs: now the inotify instances may go.
         self.spent.clear();
-        let mut tees = Vec::new();
-        for (pipe, file, sink) in [(child.stdout, out_file, 1), (child.stderr, err_file, 2)] {
-            if let (Some(pipe), Some(file)) = (pipe, file) {
-                match Tee::new(pipe, sink, file) {
-                    Ok(t) => tees.push(t),
-                    Err(e) => eprintln!("baton: cannot copy output: {e}"),
-                }
-            }
-        }
+        let tees = supervise::tees([(child.stdout, out_file), (child.stderr, err_file)]);
         let rules = Rules {
             timeout: plan.timeout,
             grace: plan.grace,
