@@ -4,7 +4,7 @@
 #
 #   e2e/run.sh              every scenario
 #   e2e/run.sh dag lost     only these (names: image kubelet pipeline dag sidecar shutdown failure
-#                           cancel grace lost budget nonroot exec)
+#                           cancel grace lost cannotrun budget nonroot exec)
 #
 # Environment: BATONCTL=path (else built from crates/baton-controller when it has its binary),
 # E2E_WORK=dir (artifacts: each pod's spec, Pod JSON, run status; default a temp dir, removed on
@@ -21,7 +21,7 @@ source "$(dirname "$0")/checks.sh"
 
 LOST_MS=${LOST_MS:-1000}
 
-ALL=(image kubelet pipeline dag sidecar shutdown failure cancel grace lost budget nonroot exec)
+ALL=(image kubelet pipeline dag sidecar shutdown failure cancel grace lost cannotrun budget nonroot exec)
 WANT=("$@")
 [ ${#WANT[@]} -gt 0 ] || WANT=("${ALL[@]}")
 for s in "${WANT[@]}"; do
@@ -263,6 +263,22 @@ scenario_budget() {
   expect_error "$pod" toolarge "largest: noise (4000 bytes)"
   check "$pod/toolarge: still a valid, complete record" \
     jq -e '.baton == 1 and .reason == "ResultsError"' "$dir/containers/toolarge/message"
+}
+
+scenario_cannotrun() {
+  local pod=baton-e2e-cannotrun t0 waited
+  t0=$(now_ms)
+  # podman kube play reports the container it could not start (exit 125): part of the test.
+  play "$E2E_DIR/pods/cannotrun.yaml"
+  [ "$PLAYED" = "$pod" ] || { fail "$pod: podman kube play failed"; return; }
+  wait_pod "$pod" 20 || { fail "$pod: test still waits after 20 s despite --wait-timeout=3s"; podman pod stop -t 1 "$pod" >/dev/null 2>&1; }
+  waited=$(( $(now_ms) - t0 ))
+  collect "$pod"
+  expect_phase "$pod" Failed
+  expect_step "$pod" build 128 128 ContainerCannotRun
+  expect_step "$pod" test 125 null WaitTimedOut
+  expect_error "$pod" test "step build"
+  check "$pod: the wait ended with --wait-timeout (pod done after $waited ms)" test "$waited" -lt 15000
 }
 
 scenario_nonroot() {
