@@ -101,8 +101,9 @@ build_images() {
 image_size() { podman image inspect "$1" --format '{{.Size}}'; }
 
 # batonctl, when the controller crate has its binary: $BATONCTL, or built with cargo. Prints its
-# path, or nothing when the crate has no binary yet.
+# path, or nothing when the crate has no binary yet (or BATONCTL=none).
 find_batonctl() {
+  [ "${BATONCTL:-}" = none ] && return 0   # BATONCTL=none: the harness's own reader only
   if [ -n "${BATONCTL:-}" ]; then
     [ -x "$BATONCTL" ] || die "BATONCTL=$BATONCTL is not executable"
     printf '%s\n' "$BATONCTL"

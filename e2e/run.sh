@@ -6,7 +6,8 @@
 #   e2e/run.sh dag lost     only these (names: image kubelet pipeline dag sidecar shutdown failure
 #                           cancel grace lost cannotrun budget nonroot exec)
 #
-# Environment: BATONCTL=path (else built from crates/baton-controller when it has its binary),
+# Environment: BATONCTL=path (else built from crates/baton-controller when it has its binary;
+# BATONCTL=none: only the harness's own reader),
 # E2E_WORK=dir (artifacts: each pod's spec, Pod JSON, run status; default a temp dir, removed on
 # success), E2E_KEEP=1 (keep pods, volumes and artifacts), HANDOFF_MS (default 100), SIDECAR_MS
 # (default 1000), LOST_MS (default 1000), POD_TIMEOUT (seconds, default 60).
@@ -358,7 +359,7 @@ if [ "$BATONCTL_BIN" = BUILD-FAILED ]; then
   fail "batonctl: crates/baton-controller has a batonctl binary, but it does not build"
   BATONCTL_BIN=""
 elif [ -z "$BATONCTL_BIN" ]; then
-  skip "batonctl: crates/baton-controller has no binary yet; asserting on the harness's own reading of the termination messages"
+  skip "batonctl: not used (BATONCTL=none, or crates/baton-controller has no binary); asserting on the harness's own reading of the termination messages"
 fi
 export BATONCTL_BIN
 
