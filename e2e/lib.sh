@@ -85,16 +85,29 @@ ensure_baton_binary() {
 # Builds both images offline: the baton image (Dockerfile: scratch + /baton) and the step image
 # (e2e/busybox-step.Containerfile: scratch + Debian's static busybox).
 build_images() {
-  local ctx
+  local ctx rc old_baton old_step
+  old_baton=$(podman image inspect "$BATON_IMAGE" --format '{{.Id}}' 2>/dev/null)
+  old_step=$(podman image inspect "$STEP_IMAGE" --format '{{.Id}}' 2>/dev/null)
   podman build -q --layers=false -f "$REPO/Dockerfile" \
     --build-arg "BATON_BIN=${BATON_BIN#"$REPO"/}" -t "$BATON_IMAGE" "$REPO" >/dev/null \
     || die "podman build of $BATON_IMAGE failed"
   ctx=$(mktemp -d)
   cp "$BUSYBOX" "$ctx/busybox"
   podman build -q --layers=false -f "$E2E_DIR/busybox-step.Containerfile" -t "$STEP_IMAGE" "$ctx" >/dev/null
-  local rc=$?
+  rc=$?
   rm -rf "$ctx"
   [ $rc -eq 0 ] || die "podman build of $STEP_IMAGE failed"
+  # The images these replaced, now untagged: removed unless a container still uses them.
+  forget_image "$old_baton" "$BATON_IMAGE"
+  forget_image "$old_step" "$STEP_IMAGE"
+}
+
+# forget_image ID NAME: removes image ID if NAME no longer points at it and nothing else names it.
+forget_image() {
+  [ -n "$1" ] || return 0
+  [ "$(podman image inspect "$2" --format '{{.Id}}' 2>/dev/null)" != "$1" ] || return 0
+  [ "$(podman image inspect "$1" --format '{{len .RepoTags}}' 2>/dev/null)" = 0 ] || return 0
+  podman rmi "$1" >/dev/null 2>&1 || true
 }
 
 # Bytes of an image as podman stores it.
