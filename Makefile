@@ -10,5 +10,6 @@ static:
 
 check-static:
 	@file $(BIN) | grep -Eq 'static(-pie)? linked|statically linked' || { file $(BIN); echo "error: $(BIN) is not statically linked" >&2; exit 1; }
+	@file $(BIN) | grep -q ', stripped' || { echo "error: $(BIN) is not stripped (build it with make static)" >&2; exit 1; }
 	@! ldd $(BIN) 2>/dev/null | grep -q '=>' || { echo "error: $(BIN) has dynamic dependencies" >&2; exit 1; }
 	@echo "$(BIN): static, $$(stat -c %s $(BIN)) bytes"

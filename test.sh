@@ -24,7 +24,7 @@ cargo test --workspace --locked
 echo "== static binary"
 make --no-print-directory static
 
-if [ -x e2e/run.sh ]; then
-  echo "== e2e (podman)"
-  e2e/run.sh
-fi
+echo "== e2e (podman)"
+e2e/run.sh
+echo "== e2e: Tekton-shaped TaskRun pod (podman)"
+e2e/tekton.sh

@@ -355,6 +355,9 @@ type Tees = (Option<File>, Option<File>);
 fn open_tees(args: &RunArgs) -> Result<Tees, String> {
     let open = |path: &Option<PathBuf>, flag: &str| -> Result<Option<File>, String> {
         let Some(p) = path else { return Ok(None) };
+        if let Some(parent) = p.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = std::fs::create_dir_all(parent); // as for --results; a real problem shows below
+        }
         OpenOptions::new()
             .append(true)
             .create(true)
