@@ -282,13 +282,23 @@ fn a_grandchild_holding_the_tee_pipe_does_not_hold_the_step_open() {
 fn a_tee_file_that_cannot_be_opened_fails_the_step_before_the_command_runs() {
     let pod = Pod::new();
     let ran = pod.path("ran");
-    let bad = pod.path("no-such-folder/out.log");
+    // A missing folder is made (as for --results); a path under a regular file can never be opened.
+    fs::write(pod.path("a-file"), "").unwrap();
+    let bad = pod.path("a-file/out.log");
     let out = pod.step("badtee").arg("--stdout").arg(&bad).command(["touch", ran.to_str().unwrap()]).run();
     out.expect_code(125);
     assert!(!ran.exists());
     let record = pod.exit_record("badtee");
     assert_eq!(record["exitCode"], serde_json::Value::Null);
     assert!(error_of(&record).contains(bad.to_str().unwrap()), "{record}");
+}
+
+#[test]
+fn tee_files_in_missing_folders_get_their_folders() {
+    let pod = Pod::new();
+    let log = pod.path("logs/deep/out.log");
+    pod.step("mk").arg("--stdout").arg(&log).sh("echo hello").run().expect_code(0);
+    assert_eq!(fs::read_to_string(&log).unwrap(), "hello\n");
 }
 
 #[test]
