@@ -136,12 +136,9 @@ fn run_step(args: &RunArgs, plan: &Plan, signals: &mut Signals, mut step: Option
         (record.clone(), exit)
     };
 
-    // Closing an inotify instance blocks for a kernel grace period (milliseconds), so the waiter
-    // lives until the process exits instead of being dropped between the wait and the spawn.
-    let mut _start_waiter = None;
     if !plan.start.is_empty() {
-        let waited = Waiter::new(&plan.layout, plan.start.clone()).and_then(|w| {
-            _start_waiter.insert(w).wait(signals, args.wait_timeout, |missing| {
+        let waited = Waiter::new(&plan.layout, plan.start.clone()).and_then(|mut w| {
+            w.wait(signals, args.wait_timeout, |missing| {
                 if let Some(s) = step.as_deref_mut() {
                     s.set_state(Phase::Waiting, None, missing, None);
                 }

@@ -171,7 +171,11 @@ pub fn mkfifo(path: &Path, mode: u32) -> io::Result<()> {
 }
 
 /// An inotify instance; baton only needs to know that *something* changed, then it re-checks.
-pub struct Inotify(OwnedFd);
+///
+/// It is never closed before the process exits: closing an instance that has watches waits for a
+/// kernel grace period (10-25 ms measured here), which on the way from a command's exit to the
+/// published marker would be the largest part of a step handoff. A baton creates at most three.
+pub struct Inotify(RawFd);
 
 /// What a directory watch reports: entries appearing, vanishing, being renamed or changed.
 pub const WATCH_DIR: u32 = libc::IN_CREATE
@@ -189,14 +193,14 @@ pub const WATCH_WRITES: u32 = libc::IN_MODIFY;
 impl Inotify {
     pub fn new() -> io::Result<Inotify> {
         let fd = check(unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) })?;
-        Ok(Inotify(unsafe { OwnedFd::from_raw_fd(fd) }))
+        Ok(Inotify(fd))
     }
     pub fn watch(&self, dir: &Path, mask: u32) -> io::Result<()> {
         let c = cstring(dir)?;
-        check(unsafe { libc::inotify_add_watch(self.0.as_raw_fd(), c.as_ptr(), mask) }).map(drop)
+        check(unsafe { libc::inotify_add_watch(self.0, c.as_ptr(), mask) }).map(drop)
     }
     pub fn fd(&self) -> RawFd {
-        self.0.as_raw_fd()
+        self.0
     }
 }
 

@@ -61,26 +61,18 @@ pub struct Wait<'a> {
 }
 
 impl Wait<'_> {
-    /// Waits. Also returns the Waiter: the caller drops it only after starting the command, because
-    /// closing an inotify instance that has watches waits for the kernel's SRCU grace period
-    /// (fsnotify mark destruction), which costs milliseconds to tens of milliseconds on a busy node.
-    pub fn run<'l>(&self, signals: &mut Signals, layout: &'l Layout) -> (Waited, Option<Waiter<'l>>) {
+    /// Waits for the files, one after another, by Tekton's rule.
+    pub fn run(&self, signals: &mut Signals, layout: &Layout) -> Waited {
         let files: Vec<&PathBuf> = self.files.iter().filter(|f| !f.as_os_str().is_empty()).collect();
         if files.is_empty() {
-            return (Waited::Ready, None);
+            return Waited::Ready;
         }
         let conds = files
             .iter()
             .map(|f| if self.content { Cond::NonEmpty((*f).clone()) } else { Cond::File((*f).clone()) })
             .collect();
-        let mut waiter = match Waiter::new(layout, conds) {
-            Ok(w) => w,
-            Err(e) => return (Waited::Failed(format!("waiting failed: {e}")), None),
-        };
-        match self.wait(&files, &mut waiter, signals) {
-            Ok(w) => (w, Some(waiter)),
-            Err(e) => (Waited::Failed(format!("waiting failed: {e}")), Some(waiter)),
-        }
+        let waited = Waiter::new(layout, conds).and_then(|mut waiter| self.wait(&files, &mut waiter, signals));
+        waited.unwrap_or_else(|e| Waited::Failed(format!("waiting failed: {e}")))
     }
 
     fn wait(&self, files: &[&PathBuf], waiter: &mut Waiter, signals: &mut Signals) -> io::Result<Waited> {

@@ -298,7 +298,7 @@ pub fn run(flags: Flags, root: &Path, post_file_hint: Option<String>) -> i32 {
     };
     let _lock = plan.post_file.as_deref().and_then(PostLock::claim);
     let layout = Layout::new(&plan.root);
-    let mut step = Step { plan: &plan, layout: &layout, started_at: None, spent: Vec::new() };
+    let mut step = Step { plan: &plan, layout: &layout, started_at: None };
     step.go(&mut signals)
 }
 
@@ -307,8 +307,6 @@ struct Step<'a> {
     /// Only for the Waiter's API: Tekton steps use no baton layout.
     layout: &'a Layout,
     started_at: Option<String>,
-    /// Waiters that are done, dropped once the command runs (see files::Wait::run).
-    spent: Vec<Waiter<'a>>,
 }
 
 impl<'a> Step<'a> {
@@ -324,8 +322,7 @@ impl<'a> Step<'a> {
         }
         let wait =
             Wait { files: &plan.wait_files, content: plan.wait_content, err_is_go: plan.breakpoint, lost_check: true };
-        let (waited, spent) = wait.run(signals, self.layout);
-        self.spent.extend(spent);
+        let waited = wait.run(signals, self.layout);
         match waited {
             Waited::Ready => {}
             Waited::Skip(why) => {
@@ -348,8 +345,7 @@ impl<'a> Step<'a> {
             );
             let files = [go_on];
             let before = Wait { files: &files, content: false, err_is_go: false, lost_check: false };
-            let (waited, spent) = before.run(signals, self.layout);
-            self.spent.extend(spent);
+            let waited = before.run(signals, self.layout);
             match waited {
                 Waited::Ready => {}
                 Waited::Signal(signal) => return self.interrupted(signal),
@@ -403,8 +399,6 @@ impl<'a> Step<'a> {
                 return Outcome::Failed(cannot.code);
             }
         };
-        // The waiting is over and the command runs: now the inotify instances may go.
-        self.spent.clear();
         let tees = supervise::tees([(child.stdout, out_file), (child.stderr, err_file)]);
         let rules = Rules {
             timeout: plan.timeout,
@@ -562,7 +556,7 @@ impl<'a> Step<'a> {
             exit_file.display()
         );
         let files = [exit_file.clone()];
-        match (Wait { files: &files, content: false, err_is_go: false, lost_check: false }).run(signals, self.layout).0
+        match (Wait { files: &files, content: false, err_is_go: false, lost_check: false }).run(signals, self.layout)
         {
             Waited::Signal(signal) => return 128 + signal,
             Waited::Skip(e) | Waited::Failed(e) => eprintln!("baton: while waiting for {}: {e}", exit_file.display()),
