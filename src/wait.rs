@@ -110,6 +110,7 @@ pub struct Progress {
 
 pub struct Waiter<'a> {
     layout: &'a Layout,
+    /// The conditions not met yet.
     conds: Vec<Cond>,
     inotify: Option<sys::Inotify>,
     watch_mask: u32,
@@ -181,15 +182,22 @@ impl<'a> Waiter<'a> {
     }
 
     /// Sets up watches, then checks every condition (in that order, so no change slips between).
+    /// A condition once met stays met (a step does not un-end), so it is dropped: a wake-up costs
+    /// only what is still pending, which matters when one step waits for a hundred.
     pub fn check(&mut self) -> Progress {
         self.watch_all();
         let mut progress = Progress { missing: Vec::new(), ends: Vec::new() };
-        for i in 0..self.conds.len() {
+        let mut i = 0;
+        while i < self.conds.len() {
             match self.check_one(i) {
-                Check::Met => {}
+                Check::Met => {
+                    self.conds.remove(i);
+                    continue;
+                }
                 Check::Pending => progress.missing.push(self.conds[i].describe()),
                 Check::End(end) => progress.ends.push(end),
             }
+            i += 1;
         }
         progress
     }
