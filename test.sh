@@ -21,6 +21,28 @@ fi
 echo "== cargo test (workspace)"
 cargo test --workspace --locked
 
+echo "== fuzz targets (crates/baton-controller/fuzz)"
+if ! command -v cargo-fuzz >/dev/null 2>&1; then
+  echo "test.sh: installing cargo-fuzz"
+  cargo install cargo-fuzz --locked -q || true
+fi
+if command -v cargo-fuzz >/dev/null 2>&1; then
+  # cargo-fuzz passes nightly flags (sanitizer coverage); RUSTC_BOOTSTRAP lets stable accept them.
+  ( cd crates/baton-controller/fuzz
+    RUSTC_BOOTSTRAP=1 cargo fuzz build -O
+    log=$(mktemp)
+    for target in message pod; do
+      if ! RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" -- -max_total_time=10 > "$log" 2>&1; then
+        tail -40 "$log"; echo "fuzz target $target failed (crash input under fuzz/artifacts/$target)" >&2; exit 1
+      fi
+      echo "fuzz $target: $(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$log")"
+    done
+    rm -f "$log" )
+else
+  echo "test.sh: cargo-fuzz is not available: compile-checking the fuzz targets only"
+  cargo check --manifest-path crates/baton-controller/fuzz/Cargo.toml
+fi
+
 echo "== static binary"
 make --no-print-directory static
 
