@@ -129,11 +129,11 @@ pub fn run(args: RunArgs) -> i32 {
 
 /// Waits and runs; returns the record (finishedAt set once the command has run) and the exit code.
 fn run_step(args: &RunArgs, plan: &Plan, signals: &mut Signals, mut step: Option<&mut StepDir>) -> (ExitRecord, i32) {
-    let mut record = ExitRecord::new(plan.name.clone(), Reason::Completed, String::new());
-    let mut never_ran = |reason, exit, error: String| {
-        record.reason = reason;
+    // The record of a step whose command never ran.
+    let never_ran = |reason, exit, error: String| {
+        let mut record = ExitRecord::new(plan.name.clone(), reason, String::new());
         record.error = Some(error);
-        (record.clone(), exit)
+        (record, exit)
     };
 
     if !plan.start.is_empty() {
@@ -180,6 +180,7 @@ fn run_step(args: &RunArgs, plan: &Plan, signals: &mut Signals, mut step: Option
     if let Some(s) = step.as_deref_mut() {
         s.set_state(Phase::Running, None, &[], None);
     }
+    let mut record = ExitRecord::new(plan.name.clone(), Reason::Completed, String::new());
     record.started_at = Some(clock::now_rfc3339());
     let child = match spawn::spawn(&args.command, signals.original_mask(), tees.0.is_some(), tees.1.is_some()) {
         Ok(c) => c,
