@@ -5,7 +5,8 @@ set -euo pipefail
 cd "$(dirname "$0")"
 
 need_pkgs=()
-for cmd_pkg in podman:podman runc:runc busybox:busybox-static setpriv:util-linux unshare:util-linux file:file; do
+for cmd_pkg in podman:podman runc:runc busybox:busybox-static setpriv:util-linux unshare:util-linux \
+    nsenter:util-linux prlimit:util-linux file:file strace:strace jq:jq; do
   command -v "${cmd_pkg%%:*}" >/dev/null 2>&1 || need_pkgs+=("${cmd_pkg#*:}")
 done
 [ -x /bin/busybox ] || need_pkgs+=(busybox-static)
