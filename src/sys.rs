@@ -255,16 +255,11 @@ pub fn take_terminal() {
     unsafe { libc::tcsetpgrp(0, libc::getpgrp()) };
 }
 
-const NAMES: [&str; 31] = [
-    "HUP", "INT", "QUIT", "ILL", "TRAP", "ABRT", "BUS", "FPE", "KILL", "USR1", "SEGV", "USR2", "PIPE",
-    "ALRM", "TERM", "STKFLT", "CHLD", "CONT", "STOP", "TSTP", "TTIN", "TTOU", "URG", "XCPU", "XFSZ",
-    "VTALRM", "PROF", "WINCH", "IO", "PWR", "SYS",
-];
 
 /// `SIGTERM`, `SIGRTMIN+3`, or the number.
 pub fn signal_name(signal: i32) -> String {
     match signal {
-        1..=31 => format!("SIG{}", NAMES[signal as usize - 1]),
+        1..=31 => format!("SIG{}", baton_contract::signal::short_name(signal).unwrap_or("?")),
         s if (libc::SIGRTMIN()..=libc::SIGRTMAX()).contains(&s) => format!("SIGRTMIN+{}", s - libc::SIGRTMIN()),
         s => s.to_string(),
     }
@@ -277,8 +272,8 @@ pub fn parse_signal(text: &str) -> Option<i32> {
     }
     let upper = text.to_ascii_uppercase();
     let bare = upper.strip_prefix("SIG").unwrap_or(&upper);
-    if let Some(i) = NAMES.iter().position(|n| *n == bare) {
-        return Some(i as i32 + 1);
+    if let Some(n) = baton_contract::signal::by_short_name(bare) {
+        return Some(n);
     }
     let alias = match bare {
         "IOT" => Some(libc::SIGABRT),

@@ -11,6 +11,7 @@ pub mod layout;
 pub mod message;
 pub mod name;
 pub mod record;
+pub mod signal;
 pub mod state;
 pub mod time;
 

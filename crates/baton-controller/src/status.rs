@@ -410,44 +410,7 @@ fn without_message(t: &ContainerStateTerminated) -> String {
 }
 
 fn signal_name(n: i32) -> String {
-    const NAMES: [&str; 31] = [
-        "SIGHUP",
-        "SIGINT",
-        "SIGQUIT",
-        "SIGILL",
-        "SIGTRAP",
-        "SIGABRT",
-        "SIGBUS",
-        "SIGFPE",
-        "SIGKILL",
-        "SIGUSR1",
-        "SIGSEGV",
-        "SIGUSR2",
-        "SIGPIPE",
-        "SIGALRM",
-        "SIGTERM",
-        "SIGSTKFLT",
-        "SIGCHLD",
-        "SIGCONT",
-        "SIGSTOP",
-        "SIGTSTP",
-        "SIGTTIN",
-        "SIGTTOU",
-        "SIGURG",
-        "SIGXCPU",
-        "SIGXFSZ",
-        "SIGVTALRM",
-        "SIGPROF",
-        "SIGWINCH",
-        "SIGIO",
-        "SIGPWR",
-        "SIGSYS",
-    ];
-    usize::try_from(n)
-        .ok()
-        .and_then(|n| n.checked_sub(1))
-        .and_then(|i| NAMES.get(i))
-        .map_or_else(|| format!("signal {n}"), |s| s.to_string())
+    baton_contract::signal::short_name(n).map_or_else(|| format!("signal {n}"), |s| format!("SIG{s}"))
 }
 
 /// The kubelet's own form: RFC 3339, UTC, whole seconds.
