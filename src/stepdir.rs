@@ -35,6 +35,23 @@ pub fn ensure_shared_dir(dir: &Path) -> io::Result<()> {
     }
 }
 
+/// Creates `path` already locked (`flock` LOCK_EX, held while the returned file is open): it is
+/// locked under a temporary name, then renamed into place, so nobody ever sees it unlocked and
+/// takes a starting wrapper for a dead one. The descriptor is close-on-exec (std's default), so
+/// the command does not inherit the lock.
+pub fn create_locked(path: &Path, mode: u32) -> io::Result<File> {
+    let name = path.file_name().and_then(|n| n.to_str()).unwrap_or("lock");
+    let tmp = path.with_file_name(format!(".{name}.{}.tmp", sys::getpid()));
+    let file = OpenOptions::new().write(true).create(true).truncate(true).mode(mode).open(&tmp)?;
+    let locked = sys::flock(file.as_raw_fd(), true, false)
+        .and_then(|got| if got { Ok(()) } else { Err(io::ErrorKind::WouldBlock.into()) });
+    if let Err(e) = locked.and_then(|()| fs::rename(&tmp, path)) {
+        let _ = fs::remove_file(&tmp);
+        return Err(e);
+    }
+    Ok(file)
+}
+
 /// Writes `content` to `path` through a temporary file in the same folder and a rename, so a reader
 /// sees the old file or the whole new one, never a part.
 pub fn write_atomically(path: &Path, content: &[u8], mode: u32) -> io::Result<()> {
@@ -90,20 +107,8 @@ impl StepDir {
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(e).context(format!("cannot remove the old record of step {name:?}")),
         }
-        // Lock a fresh file, then rename it into place: nobody ever sees an unlocked `lock`.
-        let tmp = folder.join(format!(".lock.{}.tmp", sys::getpid()));
-        let lock = OpenOptions::new()
-            .read(true)
-            .write(true)
-            .create(true)
-            .truncate(true)
-            .mode(0o444)
-            .custom_flags(libc::O_CLOEXEC)
-            .open(&tmp)
-            .with_context(|| format!("cannot create {}", tmp.display()))?;
-        sys::flock(lock.as_raw_fd(), true, false)?;
         let control = open_control(&layout.control(name))?;
-        fs::rename(&tmp, &lock_path).with_context(|| format!("cannot create {}", lock_path.display()))?;
+        let lock = create_locked(&lock_path, 0o444).with_context(|| format!("cannot create {}", lock_path.display()))?;
         Ok(StepDir { layout: layout.clone(), name: name.to_string(), _lock: lock, control, phase: None })
     }
 

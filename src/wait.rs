@@ -100,6 +100,17 @@ enum Check {
     End(WaitEnd),
 }
 
+/// The holder of a liveness lock.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Holder {
+    /// No lock: its owner has not started (or is not baton).
+    Absent,
+    /// Its owner lives.
+    Alive,
+    /// The lock is free: its owner has exited or was killed.
+    Gone,
+}
+
 /// The state of every condition after one check.
 pub struct Progress {
     /// Conditions not met yet, described for people.
@@ -264,17 +275,25 @@ impl<'a> Waiter<'a> {
         if let Some(check) = self.read_end(name, any_end) {
             return check;
         }
-        let Ok(lock) = File::open(self.layout.lock(name)) else {
-            return Check::Pending; // not started yet: that is no loss
-        };
-        match sys::flock(lock.as_raw_fd(), false, false) {
-            Ok(false) => {
-                self.park(name, lock);
-                Check::Pending
-            }
+        match self.lock_holder(&self.layout.lock(name)) {
+            // Not started yet (that is no loss), or running.
+            Ok(Holder::Absent) | Ok(Holder::Alive) => Check::Pending,
             // The wrapper is gone. Its record, if it wrote one, was written before it died.
-            _ => self.read_end(name, any_end).unwrap_or(Check::End(WaitEnd::PredecessorLost { step: name.to_string() })),
+            Ok(Holder::Gone) | Err(_) => {
+                self.read_end(name, any_end).unwrap_or(Check::End(WaitEnd::PredecessorLost { step: name.to_string() }))
+            }
         }
+    }
+
+    /// Who holds the liveness lock at `path` (see `stepdir::create_locked`). While its holder
+    /// lives, a thread is parked on the lock and wakes this waiter the moment the holder dies.
+    pub fn lock_holder(&mut self, path: &Path) -> io::Result<Holder> {
+        let Ok(lock) = File::open(path) else { return Ok(Holder::Absent) };
+        if sys::flock(lock.as_raw_fd(), false, false)? {
+            return Ok(Holder::Gone);
+        }
+        self.park(lock);
+        Ok(Holder::Alive)
     }
 
     /// The verdict from a predecessor's record, or None if it has none yet.
@@ -309,14 +328,14 @@ impl<'a> Waiter<'a> {
     }
 
     /// Parks a thread on a living predecessor's lock; it wakes the loop when that wrapper dies.
-    fn park(&mut self, name: &str, lock: File) {
+    fn park(&mut self, lock: File) {
         let Ok(meta) = lock.metadata() else { return };
         if !self.parked.insert((meta.dev(), meta.ino())) {
             return;
         }
         let wake = Arc::clone(&self.wake_write);
         let spawned = std::thread::Builder::new()
-            .name(format!("lock-{name}"))
+            .name("lock-watch".into())
             .stack_size(64 * 1024)
             .spawn(move || {
                 let _ = sys::flock(lock.as_raw_fd(), false, true);

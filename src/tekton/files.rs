@@ -12,20 +12,18 @@
 //! OOM-killed or killed): it then skips at once instead of waiting until the TaskRun times out.
 //! Predecessors that are not baton leave no lock and are waited for as Tekton waits.
 
-use std::collections::HashSet;
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
 
 use baton_contract::layout::Layout;
 
 use crate::signals::Signals;
 use crate::sys;
-use crate::wait::{Cond, Waiter, FALLBACK_INTERVAL};
+use crate::stepdir::create_locked;
+use crate::wait::{Cond, Holder, Waiter};
 
 /// `path` with `suffix` appended to its last component (`out` → `out.err`).
 pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
@@ -76,29 +74,24 @@ impl Wait<'_> {
     }
 
     fn wait(&self, files: &[&PathBuf], waiter: &mut Waiter, signals: &mut Signals) -> io::Result<Waited> {
-        let (wake_read, wake_write) = sys::pipe()?;
-        sys::set_nonblocking(wake_read.as_raw_fd())?;
-        let mut locks = Locks { parked: HashSet::new(), wake: Arc::new(wake_write), fallback: false };
         loop {
             // Watches first (the Waiter's check sets them up), then Tekton's rule on the files.
             let _ = waiter.check();
-            if let Some(end) = self.evaluate(files, &mut locks) {
+            if let Some(end) = self.evaluate(files, waiter) {
                 return Ok(end);
             }
-            let mut fds = vec![sys::pollfd(signals.fd()), sys::pollfd(wake_read.as_raw_fd())];
+            let mut fds = vec![sys::pollfd(signals.fd())];
             fds.extend(waiter.fds().into_iter().map(sys::pollfd));
-            let interval = waiter.recheck_interval().or(locks.fallback.then_some(FALLBACK_INTERVAL));
-            sys::poll(&mut fds, interval)?;
+            sys::poll(&mut fds, waiter.recheck_interval())?;
             if let Some(signal) = signals.take_while_waiting()? {
                 return Ok(Waited::Signal(signal));
             }
             waiter.clear();
-            sys::drain(wake_read.as_raw_fd());
         }
     }
 
     /// Tekton's rule, file after file. None: still waiting.
-    fn evaluate(&self, files: &[&PathBuf], locks: &mut Locks) -> Option<Waited> {
+    fn evaluate(&self, files: &[&PathBuf], waiter: &mut Waiter) -> Option<Waited> {
         for file in files {
             match self.present(file) {
                 Ok(true) => continue,
@@ -112,7 +105,8 @@ impl Wait<'_> {
                 }
                 return Some(Waited::Skip(format!("{} exists: a previous step failed", err_file.display())));
             }
-            if self.lost_check && locks.lost(file) {
+            // A missing lock: not started yet, or not baton.
+            if self.lost_check && matches!(waiter.lock_holder(&lock_path(file)), Ok(Holder::Gone)) {
                 // The wrapper is gone; it may have written one of its files just before it went.
                 if self.present(file).unwrap_or(false) || (self.err_is_go && err_file.exists()) {
                     continue;
@@ -141,39 +135,6 @@ impl Wait<'_> {
     }
 }
 
-/// Predecessors' liveness locks, each watched by one parked thread.
-struct Locks {
-    parked: HashSet<PathBuf>,
-    wake: Arc<OwnedFd>,
-    /// A thread could not be started: re-check on a timer instead.
-    fallback: bool,
-}
-
-impl Locks {
-    /// Whether the wrapper that writes `file` has died. A missing lock: not started yet, or not baton.
-    fn lost(&mut self, file: &Path) -> bool {
-        let path = lock_path(file);
-        let Ok(lock) = File::open(&path) else { return false };
-        match sys::flock(lock.as_raw_fd(), false, false) {
-            Ok(true) => true,
-            Ok(false) => {
-                if self.parked.insert(path.clone()) {
-                    let wake = Arc::clone(&self.wake);
-                    let spawned = std::thread::Builder::new().stack_size(64 * 1024).spawn(move || {
-                        let _ = sys::flock(lock.as_raw_fd(), false, true);
-                        let _ = unsafe { libc::write(wake.as_raw_fd(), b"x".as_ptr().cast(), 1) };
-                    });
-                    if spawned.is_err() {
-                        self.fallback = true;
-                    }
-                }
-                false
-            }
-            Err(_) => false,
-        }
-    }
-}
-
 /// This step's liveness lock, held until the process ends.
 pub struct PostLock {
     _file: File,
@@ -184,17 +145,10 @@ impl PostLock {
     /// then renamed), so a successor never mistakes a starting step for a dead one. Best effort.
     pub fn claim(post_file: &Path) -> Option<PostLock> {
         let path = lock_path(post_file);
-        let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-        let _ = fs::create_dir_all(dir);
-        let name = path.file_name()?.to_string_lossy().into_owned();
-        let tmp = dir.join(format!(".{name}.{}.tmp", sys::getpid()));
-        let file = OpenOptions::new().write(true).create(true).truncate(true).mode(0o644).open(&tmp).ok()?;
-        let locked = matches!(sys::flock(file.as_raw_fd(), true, false), Ok(true));
-        if !locked || fs::rename(&tmp, &path).is_err() {
-            let _ = fs::remove_file(&tmp);
-            return None;
+        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
+            let _ = fs::create_dir_all(dir);
         }
-        Some(PostLock { _file: file })
+        create_locked(&path, 0o644).ok().map(|file| PostLock { _file: file })
     }
 }
 
