@@ -178,9 +178,15 @@ pub struct RunArgs {
     #[arg(long, value_name = "STEP")]
     pub stop_after: Vec<String>,
 
-    /// The longest a SIGTERM is held back by --stop-after (inside the pod's 30 s grace period).
+    /// How long a SIGTERM is held back by --stop-after at most; the default fits the pod's default
+    /// 30 s grace period (raise both together).
     #[arg(long, value_name = "DUR", value_parser = duration, default_value = "25s")]
     pub stop_timeout: Duration,
+
+    /// When the command exits, leave what remains of its process group running (by default it gets
+    /// SIGTERM, then SIGKILL after --grace, before the step ends).
+    #[arg(long)]
+    pub keep_group: bool,
 
     /// The command and its arguments, after `--`.
     #[arg(last = true, required = true, value_name = "COMMAND")]
@@ -188,6 +194,29 @@ pub struct RunArgs {
 }
 
 pub const DEFAULT_TERMINATION_PATH: &str = "/dev/termination-log";
+
+/// `BATON_STEP=` (set, empty) is a mistake for every command, never "unset".
+pub const EMPTY_STEP_ENV: &str =
+    "BATON_STEP is set but empty: set it to the step's name, or remove it from the container's environment";
+
+/// The sentence for a command given without `--` in front of it, if that is what clap met.
+pub fn separator_hint(e: &clap::Error) -> Option<String> {
+    use clap::error::{ContextKind, ContextValue, ErrorKind};
+    let offending = match e.get(ContextKind::InvalidArg) {
+        Some(ContextValue::String(s)) => s.clone(),
+        Some(ContextValue::Strings(v)) => v.join(" "),
+        _ => String::new(),
+    };
+    match e.kind() {
+        ErrorKind::UnknownArgument if !offending.starts_with('-') => Some(format!(
+            "put -- before the command: baton run [OPTIONS] -- {offending} …; everything after -- is the command"
+        )),
+        ErrorKind::MissingRequiredArgument if offending.contains("COMMAND") => {
+            Some("no command: put it after --: baton run [OPTIONS] -- COMMAND [ARGS…]".to_string())
+        }
+        _ => None,
+    }
+}
 
 #[derive(Args, Debug)]
 pub struct WaitArgs {

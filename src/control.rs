@@ -2,21 +2,20 @@
 //! directory and talk to wrappers through their control FIFOs, so they work across containers, UIDs
 //! and PID namespaces, in images without a shell or `kill`.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs;
 use std::io::{self, Write};
-use std::os::fd::AsRawFd;
-use std::os::unix::fs::OpenOptionsExt;
 
 use baton_contract::control::Request;
 use baton_contract::duration::human;
-use baton_contract::layout::{Layout, ENV_STEP};
+use baton_contract::layout::{Layout, CONTROL_FIFO, ENV_STEP, EXIT_FILE, LOCK_FILE, STATE_FILE};
 use baton_contract::message;
 use baton_contract::state::{Phase, StepState};
 use baton_contract::time::parse_millis;
 use serde::Serialize;
 
 use crate::cli::{KillArgs, ResumeArgs, StatusArgs, StepArgs};
-use crate::stepdir::{ensure_shared_dir, write_atomically};
+use crate::folder::{self, Folder, ReadError};
+use crate::stepdir::{self, list_steps, RECORD_CAP, RECORD_MODE, STATE_CAP};
 use crate::{clock, sys};
 
 /// One step as `baton status` shows it.
@@ -29,6 +28,9 @@ pub struct StepView {
     pub exit_code: Option<i32>,
     pub reason: Option<String>,
     pub waiting_for: Vec<String>,
+    /// Awaited steps no baton has claimed yet.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub not_started: Vec<String>,
     pub pid: Option<u32>,
     pub child_pid: Option<u32>,
     /// When the current state began (living wrappers).
@@ -47,6 +49,7 @@ impl StepView {
             exit_code: None,
             reason: None,
             waiting_for: Vec::new(),
+            not_started: Vec::new(),
             pid: None,
             child_pid: None,
             since: None,
@@ -60,24 +63,40 @@ impl StepView {
 
 /// Reads what step `name` is doing from its folder. None if there is no such step.
 pub fn inspect(layout: &Layout, name: &str) -> Option<StepView> {
-    if !layout.step(name).is_dir() {
-        return None;
-    }
-    if let Some(ended) = ended(layout, name) {
+    let steps = Folder::open(&layout.steps()).ok()?;
+    inspect_in(&steps, name)
+}
+
+/// [`inspect`] with `steps/` open. Nothing is followed, every read is capped and must come from
+/// the step folder's owner: another UID cannot make a step look ended, running or huge.
+fn inspect_in(steps: &Folder, name: &str) -> Option<StepView> {
+    let folder = match steps.sub(name) {
+        Ok(f) => f,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
+        Err(e) => return Some(trouble(name, format!("its folder cannot be opened ({e})"))),
+    };
+    if let Some(ended) = ended(&folder, name) {
         return Some(ended);
     }
-    let Ok(lock) = File::open(layout.lock(name)) else {
-        return Some(StepView::new(name, "starting"));
+    let lock = match folder.open_file(LOCK_FILE) {
+        Ok((lock, st)) if st.st_uid == folder.owner() => lock,
+        Ok((_, st)) => return Some(trouble(name, format!("its lock belongs to UID {}, not to the folder's owner", st.st_uid))),
+        Err(ReadError::Missing) => return Some(StepView::new(name, "starting")),
+        Err(e) => return Some(trouble(name, format!("its lock cannot be opened ({e})"))),
     };
-    if sys::flock(lock.as_raw_fd(), false, false).unwrap_or(true) {
+    match folder::is_locked(lock) {
+        Ok(true) => {}
         // Nobody holds the lock: the wrapper is gone. A record it wrote just now still counts.
-        return Some(ended(layout, name).unwrap_or_else(|| {
-            let mut v = StepView::new(name, "lost");
-            v.error = Some("its baton died without writing a record (container killed or OOM-killed?)".into());
-            v
-        }));
+        Ok(false) => {
+            return Some(ended(&folder, name).unwrap_or_else(|| {
+                let mut v = StepView::new(name, "lost");
+                v.error = Some(crate::wait::lost_sentence(name));
+                v
+            }))
+        }
+        Err(e) => return Some(trouble(name, format!("its lock cannot be checked ({e})"))),
     }
-    let state: Option<StepState> = fs::read(layout.state(name)).ok().and_then(|b| serde_json::from_slice(&b).ok());
+    let state = folder.read(STATE_FILE, STATE_CAP, true).ok().and_then(|b| serde_json::from_slice::<StepState>(&b).ok());
     let Some(state) = state else { return Some(StepView::new(name, "starting")) };
     let mut v = StepView::new(name, match state.state {
         Phase::Waiting => "waiting",
@@ -85,6 +104,7 @@ pub fn inspect(layout: &Layout, name: &str) -> Option<StepView> {
         Phase::Paused => "paused",
     });
     v.waiting_for = state.waiting_for;
+    v.not_started = state.not_started;
     v.pid = Some(state.pid);
     v.child_pid = state.child_pid;
     v.exit_code = state.exit_code;
@@ -92,10 +112,25 @@ pub fn inspect(layout: &Layout, name: &str) -> Option<StepView> {
     Some(v)
 }
 
-fn ended(layout: &Layout, name: &str) -> Option<StepView> {
-    let text = fs::read_to_string(layout.exit(name)).ok()?;
+/// A step whose files cannot be trusted or read: shown, with the sentence, never guessed at.
+fn trouble(name: &str, why: String) -> StepView {
+    let mut v = StepView::new(name, "unknown");
+    v.error = Some(why);
+    v
+}
+
+fn ended(folder: &Folder, name: &str) -> Option<StepView> {
+    let bytes = match folder.read(EXIT_FILE, RECORD_CAP, true) {
+        Ok(b) => b,
+        Err(ReadError::Missing) => return None,
+        Err(e) => {
+            let mut v = StepView::new(name, "ended");
+            v.error = Some(format!("its record cannot be used: {e}"));
+            return Some(v);
+        }
+    };
     let mut v = StepView::new(name, "ended");
-    match message::decode(&text) {
+    match std::str::from_utf8(&bytes).map_err(|e| e.to_string()).and_then(|t| message::decode(t).map_err(|e| e.to_string())) {
         Ok(r) => {
             v.exit_code = r.exit_code;
             v.reason = Some(r.reason.to_string());
@@ -116,12 +151,14 @@ fn ended(layout: &Layout, name: &str) -> Option<StepView> {
 
 /// Every step with a folder in the shared directory, by name.
 pub fn all_steps(layout: &Layout) -> io::Result<Vec<StepView>> {
-    let mut names: Vec<String> = fs::read_dir(layout.steps())?
-        .filter_map(|e| e.ok()?.file_name().into_string().ok())
-        .filter(|n| baton_contract::name::check_step(n).is_ok())
-        .collect();
-    names.sort();
-    Ok(names.iter().filter_map(|n| inspect(layout, n)).collect())
+    let steps = Folder::open(&layout.steps())?;
+    let mut views: Vec<StepView> = list_steps(layout).iter().filter_map(|n| inspect_in(&steps, n)).collect();
+    // A step still waiting for one that has started since it last wrote its state is not told twice.
+    let known: Vec<String> = views.iter().map(|v| v.step.clone()).collect();
+    for v in &mut views {
+        v.not_started.retain(|n| !known.contains(n));
+    }
+    Ok(views)
 }
 
 pub fn status(args: StatusArgs) -> i32 {
@@ -158,7 +195,13 @@ fn detail(s: &StepView, now: i64) -> String {
         })
     };
     match s.state {
-        "waiting" => format!("waiting for {}{}", s.waiting_for.join(", "), since()),
+        "waiting" if s.not_started.is_empty() => format!("waiting for {}{}", s.waiting_for.join(", "), since()),
+        "waiting" => format!(
+            "waiting for {}{}; no baton has claimed {} yet (a typo in --after?)",
+            s.waiting_for.join(", "),
+            since(),
+            s.not_started.iter().map(|n| format!("step {n}")).collect::<Vec<_>>().join(", ")
+        ),
         "running" => format!("pid {}{}", s.child_pid.map_or("?".into(), |p| p.to_string()), since()),
         "paused" => format!(
             "at a breakpoint after exit code {}{}; baton resume [--fail] {}",
@@ -179,7 +222,7 @@ fn detail(s: &StepView, now: i64) -> String {
             }
             d
         }
-        "lost" => s.error.clone().unwrap_or_default(),
+        "lost" | "unknown" => s.error.clone().unwrap_or_default(),
         _ => "its baton is starting".into(),
     }
 }
@@ -189,7 +232,15 @@ pub fn kill(args: KillArgs) -> i32 {
         eprintln!("baton: unknown signal {:?}: use a name like TERM or KILL, or a number 1-{}", args.signal, sys::max_signal());
         return 125;
     };
-    let name = match args.step.or_else(|| std::env::var(ENV_STEP).ok().filter(|s| !s.is_empty())).or_else(pid1_step) {
+    let from_env = match std::env::var(ENV_STEP) {
+        Ok(s) if s.is_empty() && args.step.is_none() => {
+            eprintln!("baton: {}", crate::cli::EMPTY_STEP_ENV);
+            return 125;
+        }
+        Ok(s) => Some(s),
+        Err(_) => None,
+    };
+    let name = match args.step.or(from_env).or_else(pid1_step) {
         Some(n) => n,
         None => {
             eprintln!(
@@ -251,25 +302,27 @@ pub fn release(args: StepArgs) -> i32 {
         return 125;
     }
     let layout = Layout::new(&args.dir.dir);
-    let gate = layout.gate(&args.step);
-    if gate.exists() {
-        println!("the gate of step {} was already open", args.step);
-        return 0;
-    }
-    let written = ensure_shared_dir(&layout.gates())
-        .and_then(|()| write_atomically(&gate, clock::now_rfc3339().as_bytes(), 0o644));
-    match written {
+    let gates = match stepdir::gates(&layout) {
+        Ok(g) => g,
+        Err(e) => {
+            eprintln!("baton: cannot open the gate of step {}: {e:#}", args.step);
+            return 1;
+        }
+    };
+    // A new file, never through a link: whatever another UID put at that name is left alone.
+    let created = gates.create(&args.step, RECORD_MODE).and_then(|mut f| f.write_all(clock::now_rfc3339().as_bytes()));
+    match created {
         Ok(()) => {
             let later = if layout.step(&args.step).is_dir() { "" } else { " (it has not started yet; it will go on when it does)" };
             println!("opened the gate of step {}{later}", args.step);
             0
         }
-        Err(_) if gate.exists() => {
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
             println!("the gate of step {} was already open", args.step);
             0
         }
         Err(e) => {
-            eprintln!("baton: cannot open the gate of step {} at {}: {e}", args.step, gate.display());
+            eprintln!("baton: cannot open the gate of step {} at {}: {e}", args.step, gates.join(&args.step).display());
             1
         }
     }
@@ -281,7 +334,7 @@ fn find(layout: &Layout, name: &str) -> Result<StepView, i32> {
         return Err(125);
     }
     inspect(layout, name).ok_or_else(|| {
-        let known: Vec<String> = all_steps(layout).unwrap_or_default().into_iter().map(|s| s.step).collect();
+        let known = list_steps(layout);
         let known = if known.is_empty() { "none yet".to_string() } else { known.join(", ") };
         eprintln!(
             "baton: unknown step {name}: no step of that name has started in {} (known steps: {known}): nothing was sent",
@@ -296,7 +349,8 @@ fn not_running(v: &StepView) -> String {
         "waiting" => format!("step {} has not started its command yet (waiting for {})", v.step, v.waiting_for.join(", ")),
         "starting" => format!("step {} has not started its command yet", v.step),
         "paused" => format!("step {} is paused at a breakpoint and its command has ended; use baton resume {}", v.step, v.step),
-        "lost" => format!("step {} was lost: its baton died without writing a record", v.step),
+        "lost" => crate::wait::lost_sentence(&v.step),
+        "unknown" => format!("step {}: {}", v.step, v.error.as_deref().unwrap_or("its files cannot be read")),
         _ => format!(
             "step {} has ended ({}{})",
             v.step,
@@ -308,10 +362,7 @@ fn not_running(v: &StepView) -> String {
 
 /// Writes one request line into the step's control FIFO; fails with ENXIO if no wrapper reads it.
 fn send(layout: &Layout, name: &str, request: Request) -> io::Result<()> {
-    let mut fifo = OpenOptions::new()
-        .write(true)
-        .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
-        .open(layout.control(name))?;
+    let mut fifo = Folder::open(&layout.steps())?.sub(name)?.open_fifo_writer(CONTROL_FIFO)?;
     fifo.write_all(request.to_line().as_bytes())
 }
 

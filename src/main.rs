@@ -4,6 +4,7 @@
 mod cli;
 mod clock;
 mod control;
+mod folder;
 mod init;
 mod report;
 mod run;
@@ -14,6 +15,8 @@ mod supervise;
 mod sys;
 mod tekton;
 mod wait;
+
+use std::ffi::OsString;
 
 use baton_contract::record::EXIT_BATON_FAILED;
 use clap::Parser;
@@ -28,8 +31,23 @@ fn main() {
         Ok(cli) => cli,
         Err(e) => {
             let _ = e.print();
+            if !e.use_stderr() {
+                std::process::exit(0); // --help, --version
+            }
             // Usage errors are baton's own failures (125), so they never pass for the command's code.
-            std::process::exit(if e.use_stderr() { EXIT_BATON_FAILED } else { 0 });
+            let raw: Vec<OsString> = std::env::args_os().collect();
+            if raw.get(1).is_some_and(|a| a == "run") {
+                let hint = cli::separator_hint(&e);
+                let first = e.render().to_string();
+                let first = first.lines().next().unwrap_or("invalid command line").trim_start_matches("error: ");
+                let sentence = match hint {
+                    Some(h) => format!("{first}; {h}"),
+                    None => format!("{first}; see baton run --help"),
+                };
+                // A refusal is an end: the step still publishes its record and marker.
+                run::refuse_unparsed(&raw[2..], &sentence);
+            }
+            std::process::exit(EXIT_BATON_FAILED);
         }
     };
     let code = match cli.command {

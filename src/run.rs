@@ -1,13 +1,14 @@
 //! `baton run`: claim the step, wait, run, supervise, report. The order of the phases is the
 //! protocol: a successor is released only after the termination message is on disk.
 
+use std::ffi::OsString;
 use std::fs::{File, OpenOptions};
 use std::os::unix::fs::OpenOptionsExt;
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 
 use baton_contract::control::Request;
 use baton_contract::duration::human;
-use baton_contract::layout::Layout;
+use baton_contract::layout::{Layout, DEFAULT_DIR, ENV_DIR, ENV_STEP};
 use baton_contract::message::{KUBELET_FILE_LIMIT, MIN_LIMIT};
 use baton_contract::record::{ExitRecord, Reason, EXIT_BATON_FAILED, EXIT_TIMED_OUT};
 use baton_contract::state::Phase;
@@ -17,7 +18,7 @@ use crate::clock;
 use crate::report::{self, Sinks};
 use crate::signals::{Signals, STOP_SIGNALS};
 use crate::spawn;
-use crate::stepdir::StepDir;
+use crate::stepdir::{StepDir, WaitingFor};
 use crate::supervise::{self, Rules, StopCause};
 use crate::sys;
 use crate::wait::{Cond, WaitEnd, Waiter};
@@ -36,6 +37,9 @@ struct Plan {
 
 fn plan(args: &RunArgs) -> Result<Plan, String> {
     if let Some(name) = &args.name {
+        if name.is_empty() && std::env::var(ENV_STEP).is_ok_and(|v| v.is_empty()) {
+            return Err(crate::cli::EMPTY_STEP_ENV.into());
+        }
         baton_contract::name::check_step(name).map_err(|e| format!("--name: {e}"))?;
     }
     for (flag, set) in [("--gate", args.gate), ("--breakpoint-on-failure", args.breakpoint_on_failure)] {
@@ -107,7 +111,8 @@ pub fn run(args: RunArgs) -> i32 {
     let mut step = match &plan.name {
         Some(name) => match StepDir::claim(&plan.layout, name) {
             Ok(s) => Some(s),
-            Err(e) => return fail_early(&format!("{e:#}")),
+            // The folder is not this wrapper's to write: the termination message still says why.
+            Err(e) => return refuse_unclaimed(&plan, &e.to_string()),
         },
         None => None,
     };
@@ -118,13 +123,13 @@ pub fn run(args: RunArgs) -> i32 {
     if let Some(e) = &record.error {
         eprintln!("baton: {e}");
     }
-    let sinks = Sinks {
-        step: step.as_ref(),
+    let mut sinks = Sinks {
+        step: step.as_mut(),
         termination_path: &plan.termination_path,
         termination_required: plan.termination_required,
         limit: plan.limit,
     };
-    report::finish(record, exit, &sinks)
+    report::finish(record, exit, &mut sinks)
 }
 
 /// Waits and runs; returns the record (finishedAt set once the command has run) and the exit code.
@@ -138,9 +143,9 @@ fn run_step(args: &RunArgs, plan: &Plan, signals: &mut Signals, mut step: Option
 
     if !plan.start.is_empty() {
         let waited = Waiter::new(&plan.layout, plan.start.clone()).and_then(|mut w| {
-            w.wait(signals, args.wait_timeout, |missing| {
+            w.wait(signals, args.wait_timeout, |waiting| {
                 if let Some(s) = step.as_deref_mut() {
-                    s.set_state(Phase::Waiting, None, missing, None);
+                    s.set_state(Phase::Waiting, None, waiting, None);
                 }
             })
         });
@@ -178,7 +183,7 @@ fn run_step(args: &RunArgs, plan: &Plan, signals: &mut Signals, mut step: Option
     }
     // Running from now on: a `baton kill` that comes before the spawn returns waits in the FIFO.
     if let Some(s) = step.as_deref_mut() {
-        s.set_state(Phase::Running, None, &[], None);
+        s.set_state(Phase::Running, None, &WaitingFor::default(), None);
     }
     let mut record = ExitRecord::new(plan.name.clone(), Reason::Completed, String::new());
     record.started_at = Some(clock::now_rfc3339());
@@ -194,17 +199,18 @@ fn run_step(args: &RunArgs, plan: &Plan, signals: &mut Signals, mut step: Option
         }
     };
     if let Some(s) = step.as_deref_mut() {
-        s.set_state(Phase::Running, Some(child.pid as u32), &[], None);
+        s.set_state(Phase::Running, Some(child.pid as u32), &WaitingFor::default(), None);
     }
     let tee_list = supervise::tees([(child.stdout, tees.0), (child.stderr, tees.1)]);
     let rules = Rules {
         timeout: args.timeout,
         grace: args.grace,
-        step: step.as_deref(),
+        step: step.as_deref_mut(),
         until,
         stop_after: plan.stop_after.clone(),
         stop_timeout: args.stop_timeout,
         layout: &plan.layout,
+        keep_group: args.keep_group,
     };
     let supervised = match supervise::supervise(child.pid, signals, tee_list, rules) {
         Ok(s) => s,
@@ -285,14 +291,10 @@ fn explain_wait(end: WaitEnd, args: &RunArgs) -> (Reason, i32, String) {
             };
             (Reason::Skipped, 0, format!("skipped because step {step} did not succeed: {how}"))
         }
-        WaitEnd::PredecessorLost { step } => (
-            Reason::PredecessorLost,
-            EXIT_BATON_FAILED,
-            format!(
-                "step {step} was lost: its baton died without writing a record (its container was killed, \
-                 e.g. OOM-killed); this step does not run"
-            ),
-        ),
+        WaitEnd::PredecessorLost { step } => {
+            (Reason::PredecessorLost, EXIT_BATON_FAILED, format!("{}; this step does not run", crate::wait::lost_sentence(&step)))
+        }
+        WaitEnd::Error { sentence } => (Reason::CannotRun, EXIT_BATON_FAILED, format!("{sentence}; this step does not run")),
         WaitEnd::TimedOut { missing } => (
             Reason::WaitTimedOut,
             EXIT_BATON_FAILED,
@@ -313,7 +315,7 @@ fn explain_wait(end: WaitEnd, args: &RunArgs) -> (Reason, i32, String) {
 /// Keeps a failed step open for debugging until `baton resume` (or a stop signal). Returns true
 /// when it was resumed with `--fail`.
 fn pause(step: &mut StepDir, signals: &mut Signals, code: i32) -> bool {
-    step.set_state(Phase::Paused, None, &[], Some(code));
+    step.set_state(Phase::Paused, None, &WaitingFor::default(), Some(code));
     let name = step.name().to_string();
     let pod = std::env::var("HOSTNAME").unwrap_or_else(|_| "<pod>".into());
     let exe = step.layout().bin();
@@ -350,6 +352,8 @@ fn pause(step: &mut StepDir, signals: &mut Signals, code: i32) -> bool {
 
 type Tees = (Option<File>, Option<File>);
 
+/// Opens the `--stdout` / `--stderr` files. Without blocking: a FIFO nobody reads is a sentence now,
+/// not an `open` that holds the wrapper (and every signal) until someone does.
 fn open_tees(args: &RunArgs) -> Result<Tees, String> {
     let open = |path: &Option<PathBuf>, flag: &str| -> Result<Option<File>, String> {
         let Some(p) = path else { return Ok(None) };
@@ -360,31 +364,90 @@ fn open_tees(args: &RunArgs) -> Result<Tees, String> {
             .append(true)
             .create(true)
             .mode(0o644)
+            .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
             .open(p)
             .map(Some)
-            .map_err(|e| format!("cannot open {flag} file {}: {e}", p.display()))
+            .map_err(|e| match e.raw_os_error() {
+                Some(libc::ENXIO) => format!(
+                    "cannot open {flag} file {}: it is a FIFO that nobody reads; start its reader first, or give a \
+                     regular file",
+                    p.display()
+                ),
+                _ => format!("cannot open {flag} file {}: {e}", p.display()),
+            })
     };
     Ok((open(&args.stdout, "--stdout")?, open(&args.stderr, "--stderr")?))
 }
 
 /// Bad options. A named step still publishes a record, so that its successors do not wait forever.
 fn refuse(args: &RunArgs, error: &str) -> i32 {
+    let limit = args.message_limit.clamp(MIN_LIMIT, KUBELET_FILE_LIMIT);
+    refuse_as(args.name.as_deref(), &args.dir.dir, args.termination_path.clone(), limit, error)
+}
+
+/// A command line clap could not parse (an unknown flag, a bad value, no `--`): what the step's
+/// name, folder and termination path would have been is read from the raw arguments and the
+/// environment, so the refusal still publishes its end.
+pub fn refuse_unparsed(raw: &[OsString], error: &str) -> i32 {
+    let mut name = None;
+    let mut dir = None;
+    let mut termination = None;
+    let mut limit = None;
+    let mut i = 0;
+    while i < raw.len() {
+        let arg = raw[i].to_string_lossy();
+        if arg == "--" {
+            break;
+        }
+        for (flag, slot) in
+            [("--name", &mut name), ("--dir", &mut dir), ("--termination-path", &mut termination), ("--message-limit", &mut limit)]
+        {
+            if let Some(value) = arg.strip_prefix(flag).and_then(|rest| rest.strip_prefix('=')) {
+                *slot = Some(value.to_string());
+            } else if arg == flag {
+                *slot = raw.get(i + 1).map(|v| v.to_string_lossy().into_owned());
+                i += 1;
+            }
+        }
+        i += 1;
+    }
+    let env = |key: &str| std::env::var(key).ok().filter(|v| !v.is_empty());
+    let name = name.or_else(|| env(ENV_STEP));
+    let dir = dir.or_else(|| env(ENV_DIR)).unwrap_or_else(|| DEFAULT_DIR.to_string());
+    let limit = limit.and_then(|l| l.parse().ok()).unwrap_or(KUBELET_FILE_LIMIT).clamp(MIN_LIMIT, KUBELET_FILE_LIMIT);
+    refuse_as(name.as_deref(), Path::new(&dir), termination.map(PathBuf::from), limit, error)
+}
+
+/// Publishes a `CannotRun` record for step `name` (when it is a valid name whose folder this
+/// wrapper can claim) and writes the termination message. Exit 125.
+fn refuse_as(name: Option<&str>, dir: &Path, termination: Option<PathBuf>, limit: usize, error: &str) -> i32 {
     eprintln!("baton: {error}");
-    let Some(name) = args.name.as_deref().filter(|n| baton_contract::name::check_step(n).is_ok()) else {
-        return EXIT_BATON_FAILED;
-    };
-    let layout = Layout::new(&args.dir.dir);
-    let Ok(step) = StepDir::claim(&layout, name) else { return EXIT_BATON_FAILED };
-    let mut record = ExitRecord::new(Some(name.to_string()), Reason::CannotRun, clock::now_rfc3339());
+    let name = name.filter(|n| baton_contract::name::check_step(n).is_ok());
+    let layout = Layout::new(dir);
+    let mut step = None;
+    if let Some(name) = name {
+        match StepDir::claim(&layout, name) {
+            Ok(s) => step = Some(s),
+            Err(e) => eprintln!("baton: {e}"),
+        }
+    }
+    let mut record = ExitRecord::new(name.map(str::to_string), Reason::CannotRun, clock::now_rfc3339());
     record.error = Some(error.to_string());
-    let path = args.termination_path.clone().unwrap_or_else(|| DEFAULT_TERMINATION_PATH.into());
-    let sinks = Sinks {
-        step: Some(&step),
-        termination_path: &path,
-        termination_required: args.termination_path.is_some(),
-        limit: args.message_limit.clamp(MIN_LIMIT, KUBELET_FILE_LIMIT),
-    };
-    report::finish(record, EXIT_BATON_FAILED, &sinks);
+    let path = termination.clone().unwrap_or_else(|| DEFAULT_TERMINATION_PATH.into());
+    let mut sinks = Sinks { step: step.as_mut(), termination_path: &path, termination_required: termination.is_some(), limit };
+    report::finish(record, EXIT_BATON_FAILED, &mut sinks);
+    EXIT_BATON_FAILED
+}
+
+/// The step's folder cannot be claimed (its name is taken by a living baton, another UID made it,
+/// the shared folder is unusable): nothing may be written there, but the termination message says why.
+fn refuse_unclaimed(plan: &Plan, error: &str) -> i32 {
+    eprintln!("baton: {error}");
+    let mut record = ExitRecord::new(plan.name.clone(), Reason::CannotRun, clock::now_rfc3339());
+    record.error = Some(error.to_string());
+    let mut sinks =
+        Sinks { step: None, termination_path: &plan.termination_path, termination_required: plan.termination_required, limit: plan.limit };
+    report::finish(record, EXIT_BATON_FAILED, &mut sinks);
     EXIT_BATON_FAILED
 }
 

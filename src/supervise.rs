@@ -100,13 +100,15 @@ pub struct Rules<'a> {
     pub timeout: Option<Duration>,
     pub grace: Duration,
     /// The step's folder, for control requests (`baton kill`).
-    pub step: Option<&'a StepDir>,
+    pub step: Option<&'a mut StepDir>,
     /// Sidecar mode: stop the command once these steps have ended.
     pub until: Option<Waiter<'a>>,
     /// Hold SIGTERM until these steps have ended, for at most `stop_timeout`.
     pub stop_after: Vec<Cond>,
     pub stop_timeout: Duration,
     pub layout: &'a Layout,
+    /// Leave what remains of the command's process group running when the command exits.
+    pub keep_group: bool,
 }
 
 /// What the loop saw.
@@ -118,10 +120,75 @@ pub struct Supervised {
     pub told_to_stop: Option<i32>,
 }
 
-/// A SIGTERM held back by `--stop-after`.
-struct Held<'a> {
-    waiter: Waiter<'a>,
-    until: Instant,
+/// Sends `signal` to the command's group. A stop signal is followed by SIGCONT, so a command that
+/// was stopped (`baton kill -s STOP`, a debugger) still hears it and ends within the grace period.
+pub fn forward(pgid: i32, signal: i32) {
+    let _ = sys::signal_group(pgid, signal);
+    if STOP_SIGNALS.contains(&signal) {
+        let _ = sys::signal_group(pgid, libc::SIGCONT);
+    }
+}
+
+/// `--stop-after`: SIGTERM is held back until the listed steps have ended. One waiter for the whole
+/// run, made at the first SIGTERM, however many more come.
+struct StopAfter<'a> {
+    conds: Vec<Cond>,
+    waiter: Option<Waiter<'a>>,
+    /// While a SIGTERM is held: when to forward it anyway.
+    holding_until: Option<Instant>,
+    /// The steps have ended (or the hold expired): SIGTERM goes through at once from now on.
+    released: bool,
+}
+
+impl<'a> StopAfter<'a> {
+    /// A SIGTERM arrived: true if it must be forwarded now.
+    fn on_term(&mut self, layout: &'a Layout, stop_timeout: Duration) -> bool {
+        if self.released || self.conds.is_empty() {
+            return true;
+        }
+        if self.holding_until.is_some() {
+            return false; // already held: one SIGTERM is forwarded when the steps end
+        }
+        if self.waiter.is_none() {
+            match Waiter::new(layout, self.conds.clone()) {
+                Ok(w) => self.waiter = Some(w),
+                Err(_) => {
+                    self.released = true;
+                    return true;
+                }
+            }
+        }
+        let progress = self.waiter.as_mut().map(Waiter::check).unwrap_or_default();
+        if progress.missing.is_empty() {
+            self.released = true;
+            return true;
+        }
+        eprintln!(
+            "baton: holding SIGTERM until {} ended (at most {})",
+            progress.missing.join(", "),
+            baton_contract::duration::human(stop_timeout)
+        );
+        self.holding_until = Some(Instant::now() + stop_timeout);
+        false
+    }
+
+    /// While holding: true when the held SIGTERM must go now (steps ended, or the hold expired).
+    fn due(&mut self, now: Instant) -> bool {
+        let Some(until) = self.holding_until else { return false };
+        let ended = self.waiter.as_mut().is_some_and(|w| {
+            w.clear();
+            w.check().missing.is_empty()
+        });
+        if now >= until {
+            eprintln!("baton: --stop-timeout expired; forwarding SIGTERM now");
+        }
+        if ended || now >= until {
+            self.holding_until = None;
+            self.released = true;
+            return true;
+        }
+        false
+    }
 }
 
 /// Supervises the command `pid` (leader of its own process group) until it exits.
@@ -132,13 +199,13 @@ pub fn supervise(pid: i32, signals: &mut Signals, mut tees: Vec<Tee>, mut rules:
     let timeout_at = rules.timeout.map(|t| Instant::now() + t);
     let mut stopped: Option<(StopCause, i32)> = None;
     let mut kill_at: Option<Instant> = None;
-    let mut held: Option<Held> = None;
+    let mut stop_after = StopAfter { conds: rules.stop_after.clone(), waiter: None, holding_until: None, released: false };
     let mut told_to_stop = None;
 
     let grace = rules.grace;
     let stop = |cause: StopCause, stopped: &mut Option<(StopCause, i32)>, kill_at: &mut Option<Instant>| {
         if stopped.is_none() {
-            let _ = sys::signal_group(pid, libc::SIGTERM);
+            forward(pid, libc::SIGTERM);
             *stopped = Some((cause, libc::SIGTERM));
             *kill_at = Some(Instant::now() + grace);
         }
@@ -154,29 +221,24 @@ pub fn supervise(pid: i32, signals: &mut Signals, mut tees: Vec<Tee>, mut rules:
             stopped = stopped.map(|(cause, _)| (cause, libc::SIGKILL));
             kill_at = None;
         }
-        if held.as_ref().is_some_and(|h| now >= h.until) {
-            eprintln!("baton: --stop-timeout expired; forwarding SIGTERM now");
-            let _ = sys::signal_group(pid, libc::SIGTERM);
-            held = None;
-        }
 
         // Wait for the next thing to happen.
         let mut fds = vec![signals.fd()];
-        fds.extend(rules.step.map(StepDir::control_fd));
+        fds.extend(rules.step.as_deref().map(StepDir::control_fd));
         if let Some(w) = &rules.until {
             fds.extend(w.fds());
         }
-        if let Some(h) = &held {
-            fds.extend(h.waiter.fds());
+        if let Some(w) = &stop_after.waiter {
+            fds.extend(w.fds());
         }
         let first_tee = fds.len();
         fds.extend(tees.iter().map(|t| t.pipe.as_raw_fd()));
         let next = [
             timeout_at.filter(|_| stopped.is_none()),
             kill_at,
-            held.as_ref().map(|h| h.until),
+            stop_after.holding_until,
             rules.until.as_ref().and_then(Waiter::recheck_interval).map(|d| now + d),
-            held.as_ref().and_then(|h| h.waiter.recheck_interval()).map(|d| now + d),
+            stop_after.waiter.as_ref().and_then(Waiter::recheck_interval).filter(|_| stop_after.holding_until.is_some()).map(|d| now + d),
         ]
         .into_iter()
         .flatten()
@@ -194,22 +256,23 @@ pub fn supervise(pid: i32, signals: &mut Signals, mut tees: Vec<Tee>, mut rules:
                         break 'run end;
                     }
                 }
-                libc::SIGTERM if !rules.stop_after.is_empty() && stopped.is_none() => {
-                    if held.is_none() {
-                        held = hold_term(&rules, pid);
+                libc::SIGTERM if stopped.is_none() => {
+                    if stop_after.on_term(rules.layout, rules.stop_timeout) {
+                        forward(pid, libc::SIGTERM);
                     }
                 }
-                _ => {
+                libc::SIGTSTP | libc::SIGTTIN | libc::SIGTTOU => {
+                    // Job control, as a shell expects of its job: the command stops, then baton.
                     let _ = sys::signal_group(pid, signal);
+                    sys::stop_self();
                 }
+                _ => forward(pid, signal),
             }
         }
-        if let Some(step) = rules.step {
+        if let Some(step) = rules.step.as_deref_mut() {
             for request in step.requests() {
                 match request {
-                    Request::Kill(signal) => {
-                        let _ = sys::signal_group(pid, signal);
-                    }
+                    Request::Kill(signal) => forward(pid, signal),
                     Request::Resume | Request::ResumeFail => {
                         eprintln!("baton: step {:?} is not at a breakpoint; ignoring resume", step.name())
                     }
@@ -222,12 +285,8 @@ pub fn supervise(pid: i32, signals: &mut Signals, mut tees: Vec<Tee>, mut rules:
                 stop(StopCause::Until, &mut stopped, &mut kill_at);
             }
         }
-        if let Some(h) = &mut held {
-            h.waiter.clear();
-            if h.waiter.check().missing.is_empty() {
-                let _ = sys::signal_group(pid, libc::SIGTERM);
-                held = None;
-            }
+        if stop_after.due(Instant::now()) {
+            forward(pid, libc::SIGTERM);
         }
         let mut i = first_tee;
         tees.retain_mut(|tee| {
@@ -236,6 +295,9 @@ pub fn supervise(pid: i32, signals: &mut Signals, mut tees: Vec<Tee>, mut rules:
             !ready || tee.pump()
         });
     };
+    if !rules.keep_group {
+        end_group(pid, signals, rules.grace, &mut tees);
+    }
     // The command is gone. Take what it left in the pipes, but do not wait for a grandchild that
     // still holds them open: the step is over.
     for tee in &mut tees {
@@ -244,21 +306,45 @@ pub fn supervise(pid: i32, signals: &mut Signals, mut tees: Vec<Tee>, mut rules:
     Ok(Supervised { ended, stopped, told_to_stop })
 }
 
-/// Starts holding SIGTERM for `--stop-after`, or forwards it at once if those steps already ended.
-fn hold_term<'a>(rules: &Rules<'a>, pid: i32) -> Option<Held<'a>> {
-    let forward = || {
-        let _ = sys::signal_group(pid, libc::SIGTERM);
-        None
-    };
-    let Ok(mut waiter) = Waiter::new(rules.layout, rules.stop_after.clone()) else { return forward() };
-    let progress = waiter.check();
-    if progress.missing.is_empty() {
-        return forward();
+/// What the command left running in its process group (`sh -c 'daemon & exit 0'`) gets SIGTERM,
+/// then SIGKILL after `grace`, and is reaped before the step ends: when baton is not PID 1, nothing
+/// else would clean it up. Processes that left the group (daemons that called setsid) are not
+/// waited for.
+fn end_group(pgid: i32, signals: &mut Signals, grace: Duration, tees: &mut [Tee]) {
+    if !sys::group_exists(pgid) {
+        return;
     }
-    eprintln!(
-        "baton: holding SIGTERM until {} ended (at most {})",
-        progress.missing.join(", "),
-        baton_contract::duration::human(rules.stop_timeout)
-    );
-    Some(Held { waiter, until: Instant::now() + rules.stop_timeout })
+    forward(pgid, libc::SIGTERM);
+    let kill_at = Instant::now() + grace;
+    let mut killed = false;
+    // After SIGKILL the kernel ends them at once; this bound only guards against the unkillable.
+    let give_up = kill_at + Duration::from_secs(5);
+    while sys::group_exists(pgid) {
+        let now = Instant::now();
+        if now >= give_up {
+            eprintln!("baton: processes of the command's group did not end after SIGKILL; leaving them");
+            return;
+        }
+        if !killed && now >= kill_at {
+            let _ = sys::signal_group(pgid, libc::SIGKILL);
+            killed = true;
+        }
+        let until = if killed { give_up } else { kill_at };
+        let mut fds: Vec<libc::pollfd> = [signals.fd()].into_iter().chain(tees.iter().map(|t| t.pipe.as_raw_fd())).map(sys::pollfd).collect();
+        // A member that is not baton's child (its parent lives on in the group) is not announced by
+        // SIGCHLD: look again every 50 ms.
+        let wait = until.saturating_duration_since(now).min(Duration::from_millis(50));
+        if sys::poll(&mut fds, Some(wait)).is_err() {
+            return;
+        }
+        while let Ok(Some(signal)) = signals.next() {
+            if signal == libc::SIGCHLD {
+                sys::reap(None);
+            }
+        }
+        for tee in tees.iter_mut() {
+            tee.pump();
+        }
+        sys::reap(None);
+    }
 }

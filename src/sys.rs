@@ -125,56 +125,32 @@ pub fn signal_group(pgid: i32, signal: i32) -> io::Result<()> {
     check(unsafe { libc::kill(pgid, signal) }).map(drop)
 }
 
-pub fn getpid() -> i32 {
-    unsafe { libc::getpid() }
+/// Whether any process is left in process group `pgid` (zombies included).
+pub fn group_exists(pgid: i32) -> bool {
+    (unsafe { libc::kill(-pgid, 0) } == 0) || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
 }
 
-/// `flock(2)`: `exclusive` or shared, blocking or not. Returns false when a non-blocking lock is held
-/// elsewhere.
-pub fn flock(fd: RawFd, exclusive: bool, block: bool) -> io::Result<bool> {
-    let mut op = if exclusive { libc::LOCK_EX } else { libc::LOCK_SH };
-    if !block {
-        op |= libc::LOCK_NB;
-    }
-    loop {
-        if unsafe { libc::flock(fd, op) } == 0 {
-            return Ok(true);
-        }
-        let e = io::Error::last_os_error();
-        match e.raw_os_error() {
-            Some(libc::EINTR) => continue,
-            Some(libc::EWOULDBLOCK) => return Ok(false),
-            _ => return Err(e),
-        }
-    }
+/// Stops this process (job control: after the command's group was stopped). The kernel ignores it
+/// for the init of a PID namespace, as it should: a container's PID 1 does not stop.
+pub fn stop_self() {
+    unsafe { libc::raise(libc::SIGSTOP) };
+}
+
+pub fn getpid() -> i32 {
+    unsafe { libc::getpid() }
 }
 
 fn cstring(path: &Path) -> io::Result<CString> {
     CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
 }
 
-/// Creates a folder with exactly `mode` (the umask is cleared for the call; baton is single-threaded
-/// wherever it creates shared folders).
-pub fn mkdir_exact(path: &Path, mode: u32) -> io::Result<()> {
-    let c = cstring(path)?;
-    let old = unsafe { libc::umask(0) };
-    let made = check(unsafe { libc::mkdir(c.as_ptr(), mode as libc::mode_t) });
-    unsafe { libc::umask(old) };
-    made.map(drop)
-}
-
-/// Creates a FIFO with exactly `mode` (the umask does not apply).
-pub fn mkfifo(path: &Path, mode: u32) -> io::Result<()> {
-    let c = cstring(path)?;
-    check(unsafe { libc::mkfifo(c.as_ptr(), 0) })?;
-    check(unsafe { libc::chmod(c.as_ptr(), mode as libc::mode_t) }).map(drop)
-}
-
 /// An inotify instance; baton only needs to know that *something* changed, then it re-checks.
 ///
-/// It is never closed before the process exits: closing an instance that has watches waits for a
-/// kernel grace period (10-25 ms measured here), which on the way from a command's exit to the
-/// published marker would be the largest part of a step handoff. A baton creates at most three.
+/// One per process at most, made when the first watch is needed ([`Inotify::shared`]): instances
+/// are a per-UID resource of the whole node (`fs.inotify.max_user_instances`, often 128). It is
+/// never closed before the process exits: closing an instance that has watches waits for a kernel
+/// grace period (10-25 ms measured here), which on the way from a command's exit to the published
+/// marker would be the largest part of a step handoff.
 pub struct Inotify(RawFd);
 
 /// What a directory watch reports: entries appearing, vanishing, being renamed or changed.
@@ -190,18 +166,76 @@ pub const WATCH_DIR: u32 = libc::IN_CREATE
 /// Added when a file must become non-empty: a writer may keep it open.
 pub const WATCH_WRITES: u32 = libc::IN_MODIFY;
 
+static SHARED_INOTIFY: std::sync::OnceLock<Result<Inotify, i32>> = std::sync::OnceLock::new();
+
+/// The error `Inotify::shared` gives when `BATON_INOTIFY=off`.
+const INOTIFY_OFF: i32 = -1;
+
 impl Inotify {
-    pub fn new() -> io::Result<Inotify> {
-        let fd = check(unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) })?;
-        Ok(Inotify(fd))
+    /// The process's instance, made on first use; `BATON_INOTIFY=off` (for file systems that do not
+    /// report changes) or a failure to make it is returned to every caller.
+    pub fn shared() -> io::Result<&'static Inotify> {
+        let made = SHARED_INOTIFY.get_or_init(|| {
+            if std::env::var_os("BATON_INOTIFY").is_some_and(|v| v == "off") {
+                return Err(INOTIFY_OFF);
+            }
+            let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
+            if fd < 0 {
+                Err(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
+            } else {
+                Ok(Inotify(fd))
+            }
+        });
+        match made {
+            Ok(i) => Ok(i),
+            Err(INOTIFY_OFF) => Err(io::Error::other("BATON_INOTIFY=off")),
+            Err(errno) => Err(io::Error::from_raw_os_error(*errno)),
+        }
     }
+
+    /// The process's instance if one was made.
+    pub fn existing() -> Option<&'static Inotify> {
+        SHARED_INOTIFY.get().and_then(|r| r.as_ref().ok())
+    }
+
+    /// Why watching failed, naming the limit that was hit.
+    pub fn explain(e: &io::Error) -> String {
+        match e.raw_os_error() {
+            // inotify_init1 says EMFILE for both limits: see whether this process can open anything.
+            Some(libc::EMFILE) if std::fs::File::open("/dev/null").is_err() => {
+                "this process has no file descriptors left (its RLIMIT_NOFILE, ulimit -n)".to_string()
+            }
+            Some(libc::EMFILE) => "this user has no inotify instances left (fs.inotify.max_user_instances)".to_string(),
+            Some(libc::ENOSPC) => "this user has no inotify watches left (fs.inotify.max_user_watches)".to_string(),
+            Some(libc::ENFILE) => "the node has no file descriptors left (fs.file-max)".to_string(),
+            _ => e.to_string(),
+        }
+    }
+
+    /// Adds `mask` to the watch on `dir` (other waiters of this process may watch it too).
     pub fn watch(&self, dir: &Path, mask: u32) -> io::Result<()> {
         let c = cstring(dir)?;
-        check(unsafe { libc::inotify_add_watch(self.0, c.as_ptr(), mask) }).map(drop)
+        check(unsafe { libc::inotify_add_watch(self.0, c.as_ptr(), mask | libc::IN_MASK_ADD) }).map(drop)
     }
     pub fn fd(&self) -> RawFd {
         self.0
     }
+}
+
+/// Writes all of `data` to `fd` (a pipe), retrying on EINTR.
+pub fn write_all(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
+    while !data.is_empty() {
+        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
+        if n < 0 {
+            let e = io::Error::last_os_error();
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            return Err(e);
+        }
+        data = &data[n as usize..];
+    }
+    Ok(())
 }
 
 /// Reads and discards whatever is readable on a non-blocking fd.

@@ -7,7 +7,7 @@
 //! Without inotify (instance limit reached, or `BATON_INOTIFY=off` for file systems that do not
 //! report changes), baton says so once and re-checks every 500 ms instead.
 
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
@@ -16,11 +16,13 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use baton_contract::layout::Layout;
+use baton_contract::layout::{Layout, EXIT_FILE, LOCK_FILE};
 use baton_contract::message;
 use baton_contract::record::Reason;
 
+use crate::folder::{self, Folder, ReadError};
 use crate::signals::Signals;
+use crate::stepdir::WaitingFor;
 use crate::sys;
 
 /// Re-check interval when inotify cannot be had.
@@ -92,11 +94,18 @@ pub enum WaitEnd {
     TimedOut { missing: Vec<String> },
     /// A stop signal arrived first.
     Cancelled { signal: i32 },
+    /// What a condition depends on cannot be read (a record that is not one, a file nobody may
+    /// open, an error that did not go away): one sentence.
+    Error { sentence: String },
 }
 
 enum Check {
     Met,
     Pending,
+    /// A step no baton has claimed yet.
+    NotStarted,
+    /// A transient error (out of descriptors, memory): look again soon.
+    Retry,
     End(WaitEnd),
 }
 
@@ -112,24 +121,45 @@ pub enum Holder {
 }
 
 /// The state of every condition after one check.
+#[derive(Default)]
 pub struct Progress {
     /// Conditions not met yet, described for people.
     pub missing: Vec<String>,
-    /// Conditions that can no longer be met (a failed or lost predecessor).
+    /// Awaited steps that no baton has claimed yet.
+    pub not_started: Vec<String>,
+    /// Conditions that can no longer be met (a failed or lost predecessor, an unreadable record).
     pub ends: Vec<WaitEnd>,
+    /// A transient error asks for another look soon.
+    pub retry: bool,
+}
+
+impl Progress {
+    pub fn waiting_for(&self) -> WaitingFor {
+        WaitingFor { missing: self.missing.clone(), not_started: self.not_started.clone() }
+    }
 }
 
 pub struct Waiter<'a> {
     layout: &'a Layout,
     /// The conditions not met yet.
     conds: Vec<Cond>,
-    inotify: Option<sys::Inotify>,
+    /// Watches are set on the process's one inotify instance; false: the 500 ms fallback.
+    watching: bool,
     watch_mask: u32,
     /// (device, inode) of predecessor locks that already have a parked thread.
     parked: HashSet<(u64, u64)>,
+    /// When a transient error was first met, per condition description.
+    troubled: HashMap<String, Instant>,
     wake_read: OwnedFd,
     wake_write: Arc<OwnedFd>,
 }
+
+/// Re-check interval while an error that may go away is being retried.
+const RETRY_INTERVAL: Duration = Duration::from_millis(100);
+/// How long a transient error may last before it ends the wait.
+pub const RETRY_FOR: Duration = Duration::from_secs(10);
+/// When a wait for a step nobody has claimed says so.
+pub const NOTICE_AFTER: Duration = Duration::from_secs(5);
 
 impl<'a> Waiter<'a> {
     pub fn new(layout: &'a Layout, conds: Vec<Cond>) -> io::Result<Waiter<'a>> {
@@ -138,50 +168,65 @@ impl<'a> Waiter<'a> {
         } else {
             sys::WATCH_DIR
         };
-        let inotify = if std::env::var_os("BATON_INOTIFY").is_some_and(|v| v == "off") {
-            eprintln!("baton: BATON_INOTIFY=off: checking every {}ms instead of watching", FALLBACK_INTERVAL.as_millis());
-            None
-        } else {
-            match sys::Inotify::new() {
-                Ok(i) => Some(i),
-                Err(e) => {
-                    fallback_notice(&e);
-                    None
-                }
-            }
-        };
         let (wake_read, wake_write) = sys::pipe()?;
         sys::set_nonblocking(wake_read.as_raw_fd())?;
-        Ok(Waiter { layout, conds, inotify, watch_mask, parked: HashSet::new(), wake_read, wake_write: Arc::new(wake_write) })
+        Ok(Waiter {
+            layout,
+            conds,
+            watching: true,
+            watch_mask,
+            parked: HashSet::new(),
+            troubled: HashMap::new(),
+            wake_read,
+            wake_write: Arc::new(wake_write),
+        })
     }
 
     /// Waits until every condition holds, one fails, `timeout` passes or a stop signal arrives.
-    /// `progress` is told what is still missing whenever that changes.
+    /// `progress` is told what is still missing whenever that changes. A step that nobody has
+    /// claimed after [`NOTICE_AFTER`] is named on stderr once (a typo in `--after` would otherwise
+    /// wait in silence), with the steps that do exist.
     pub fn wait(
         &mut self,
         signals: &mut Signals,
         timeout: Option<Duration>,
-        mut progress: impl FnMut(&[String]),
+        mut progress: impl FnMut(&WaitingFor),
     ) -> io::Result<WaitEnd> {
         let deadline = timeout.map(|t| Instant::now() + t);
-        let mut reported: Option<Vec<String>> = None;
+        let mut notice_at = Some(Instant::now() + NOTICE_AFTER);
+        let mut reported: Option<WaitingFor> = None;
         loop {
-            let Progress { missing, mut ends } = self.check();
-            if !ends.is_empty() {
-                return Ok(ends.swap_remove(0));
+            let mut p = self.check();
+            if !p.ends.is_empty() {
+                return Ok(p.ends.swap_remove(0));
             }
-            if missing.is_empty() {
+            if p.missing.is_empty() {
                 return Ok(WaitEnd::Ready);
             }
-            if reported.as_ref() != Some(&missing) {
-                progress(&missing);
-                reported = Some(missing.clone());
+            let waiting = p.waiting_for();
+            if reported.as_ref() != Some(&waiting) {
+                progress(&waiting);
+                reported = Some(waiting);
             }
             let now = Instant::now();
             if deadline.is_some_and(|d| now >= d) {
-                return Ok(WaitEnd::TimedOut { missing });
+                return Ok(WaitEnd::TimedOut { missing: p.missing });
             }
-            let sleep = [deadline.map(|d| d - now), self.recheck_interval()].into_iter().flatten().min();
+            if p.not_started.is_empty() {
+                notice_at = notice_at.map(|_| now + NOTICE_AFTER);
+            } else if notice_at.is_some_and(|t| now >= t) {
+                self.notice_not_started(&p.not_started, timeout);
+                notice_at = None;
+            }
+            let sleep = [
+                deadline.map(|d| d - now),
+                self.recheck_interval(),
+                p.retry.then_some(RETRY_INTERVAL),
+                notice_at.filter(|_| !p.not_started.is_empty()).map(|t| t.saturating_duration_since(now)),
+            ]
+            .into_iter()
+            .flatten()
+            .min();
             let mut fds = vec![sys::pollfd(signals.fd())];
             fds.extend(self.fds().into_iter().map(sys::pollfd));
             sys::poll(&mut fds, sleep)?;
@@ -192,20 +237,48 @@ impl<'a> Waiter<'a> {
         }
     }
 
-    /// Sets up watches, then checks every condition (in that order, so no change slips between).
-    /// A condition once met stays met (a step does not un-end), so it is dropped: a wake-up costs
+    fn notice_not_started(&self, names: &[String], timeout: Option<Duration>) {
+        let known = crate::stepdir::list_steps(self.layout);
+        let known = if known.is_empty() { "none yet".to_string() } else { known.join(", ") };
+        let (them, has) = if names.len() == 1 { ("step", "has") } else { ("steps", "have") };
+        let until = match timeout {
+            Some(t) => format!("until --wait-timeout {}", baton_contract::duration::human(t)),
+            None => "until it starts or the pod is deleted".to_string(),
+        };
+        eprintln!(
+            "baton: still waiting for {them} {}, which no baton {has} claimed in {} (steps there: {known}); if that \
+             is a typo, fix --after; waiting on {until}",
+            names.join(", "),
+            self.layout.root().display()
+        );
+    }
+
+    /// Checks every condition not met yet. Watches are set up before a condition is looked at, so
+    /// no change slips between; a predecessor that is running needs none (its lock wakes us). A
+    /// condition once met stays met (a step does not un-end), so it is dropped: a wake-up costs
     /// only what is still pending, which matters when one step waits for a hundred.
     pub fn check(&mut self) -> Progress {
-        self.watch_all();
-        let mut progress = Progress { missing: Vec::new(), ends: Vec::new() };
+        let mut progress = Progress::default();
         let mut i = 0;
         while i < self.conds.len() {
-            match self.check_one(i) {
+            let cond = self.conds[i].clone();
+            match self.check_one(&cond) {
                 Check::Met => {
+                    self.troubled.remove(&cond.describe());
                     self.conds.remove(i);
                     continue;
                 }
-                Check::Pending => progress.missing.push(self.conds[i].describe()),
+                Check::Pending => progress.missing.push(cond.describe()),
+                Check::NotStarted => {
+                    progress.missing.push(cond.describe());
+                    if let Cond::Step { name, .. } = &cond {
+                        progress.not_started.push(name.clone());
+                    }
+                }
+                Check::Retry => {
+                    progress.missing.push(cond.describe());
+                    progress.retry = true;
+                }
                 Check::End(end) => progress.ends.push(end),
             }
             i += 1;
@@ -216,13 +289,15 @@ impl<'a> Waiter<'a> {
     /// The descriptors that become readable when something may have changed.
     pub fn fds(&self) -> Vec<RawFd> {
         let mut fds = vec![self.wake_read.as_raw_fd()];
-        fds.extend(self.inotify.as_ref().map(sys::Inotify::fd));
+        if self.watching {
+            fds.extend(sys::Inotify::existing().map(sys::Inotify::fd));
+        }
         fds
     }
 
     /// How often to re-check without being told: only when inotify is not available.
     pub fn recheck_interval(&self) -> Option<Duration> {
-        self.inotify.is_none().then_some(FALLBACK_INTERVAL)
+        (!self.watching).then_some(FALLBACK_INTERVAL)
     }
 
     /// Consumes the wake-ups, after a poll.
@@ -232,78 +307,140 @@ impl<'a> Waiter<'a> {
         }
     }
 
-    /// Watches the deepest existing folder on the way to every file a condition looks at, and the
-    /// folder of every hop of a chain of symbolic links.
-    fn watch_all(&mut self) {
-        let Some(inotify) = &self.inotify else { return };
-        let mut files: Vec<PathBuf> = Vec::new();
-        for cond in &self.conds {
-            match cond {
-                Cond::Step { name, .. } => files.push(self.layout.exit(name)),
-                Cond::Gate(name) => files.push(self.layout.gate(name)),
-                Cond::File(p) | Cond::NonEmpty(p) => {
-                    let mut hop = absolute(p);
-                    for _ in 0..MAX_LINK_HOPS {
-                        files.push(hop.clone());
-                        let Ok(target) = fs::read_link(&hop) else { break };
-                        hop = hop.parent().unwrap_or(Path::new("/")).join(target);
-                    }
+    fn check_one(&mut self, cond: &Cond) -> Check {
+        match cond {
+            Cond::Step { name, any_end } => self.check_step(name, *any_end),
+            Cond::File(p) | Cond::NonEmpty(p) => {
+                self.watch_path(p);
+                let found = match fs::metadata(p) {
+                    Ok(m) => Ok(!matches!(cond, Cond::NonEmpty(_)) || m.len() > 0),
+                    Err(e) if e.kind() == io::ErrorKind::NotFound || e.raw_os_error() == Some(libc::ENOTDIR) => Ok(false),
+                    Err(e) => Err(e),
+                };
+                match found {
+                    Ok(yes) => met(yes),
+                    Err(e) => self.trouble(cond, e, || format!("cannot look at {}", p.display())),
+                }
+            }
+            Cond::Gate(name) => {
+                let gate = self.layout.gate(name);
+                self.watch_file(&gate);
+                match fs::symlink_metadata(&gate) {
+                    Ok(_) => Check::Met,
+                    Err(e) if e.kind() == io::ErrorKind::NotFound => Check::Pending,
+                    Err(e) => self.trouble(cond, e, || format!("cannot look at the gate {}", gate.display())),
                 }
             }
         }
-        for file in files {
-            let Some(dir) = file.parent() else { continue };
-            if let Err(e) = watch_deepest(inotify, dir, self.watch_mask) {
-                fallback_notice(&e);
-                self.inotify = None;
-                return;
-            }
-        }
     }
 
-    fn check_one(&mut self, i: usize) -> Check {
-        let met = |yes: bool| if yes { Check::Met } else { Check::Pending };
-        match self.conds[i].clone() {
-            Cond::File(p) => met(p.exists()),
-            Cond::NonEmpty(p) => met(fs::metadata(&p).is_ok_and(|m| m.len() > 0)),
-            Cond::Gate(name) => met(self.layout.gate(&name).exists()),
-            Cond::Step { name, any_end } => self.check_step(&name, any_end),
-        }
-    }
-
+    /// Lock first: a running predecessor is waited for on its lock alone (no watch). A step not
+    /// started yet is watched for, then looked at once more, so its start is never missed.
     fn check_step(&mut self, name: &str, any_end: bool) -> Check {
-        if let Some(check) = self.read_end(name, any_end) {
-            return check;
-        }
-        match self.lock_holder(&self.layout.lock(name)) {
-            // Not started yet (that is no loss), or running.
-            Ok(Holder::Absent) | Ok(Holder::Alive) => Check::Pending,
-            // The wrapper is gone. Its record, if it wrote one, was written before it died.
-            Ok(Holder::Gone) | Err(_) => {
-                self.read_end(name, any_end).unwrap_or(Check::End(WaitEnd::PredecessorLost { step: name.to_string() }))
+        let cond = Cond::Step { name: name.to_string(), any_end };
+        let mut watched = false;
+        loop {
+            let folder = match self.step_folder(name) {
+                Ok(f) => f,
+                Err(e) => return self.trouble(&cond, e, || format!("cannot open the folder of step {name}")),
+            };
+            let holder = match &folder {
+                None => Ok(Holder::Absent),
+                Some(folder) => self.holder(folder),
+            };
+            let holder = match holder {
+                Ok(h) => h,
+                Err(e) if folder::is_transient(&e) => return self.trouble(&cond, e, String::new),
+                Err(e) => return self.persistent(name, format!("its lock cannot be used ({e})")),
+            };
+            if holder != Holder::Absent || watched {
+                // A record is published before its wrapper lets go of the lock: read it now.
+                let end = match &folder {
+                    Some(folder) => self.read_end(folder, name, any_end),
+                    None => None,
+                };
+                return match (end, holder) {
+                    (Some(check), _) => check,
+                    (None, Holder::Gone) => Check::End(WaitEnd::PredecessorLost { step: name.to_string() }),
+                    (None, Holder::Alive) => Check::Pending,
+                    (None, Holder::Absent) if folder.is_none() => Check::NotStarted,
+                    (None, Holder::Absent) => Check::Pending,
+                };
             }
+            self.watch_file(&self.layout.exit(name));
+            watched = true;
         }
     }
 
-    /// Who holds the liveness lock at `path` (see `stepdir::create_locked`). While its holder
+    /// The folder of step `name`, without following links; None when no baton has made it yet.
+    fn step_folder(&self, name: &str) -> io::Result<Option<Folder>> {
+        let steps = match Folder::open(&self.layout.steps()) {
+            Ok(s) => s,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        match steps.sub(name) {
+            Ok(f) => Ok(Some(f)),
+            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
+    /// Who holds the lock in a step's folder; a living holder gets a parked thread.
+    fn holder(&mut self, folder: &Folder) -> io::Result<Holder> {
+        let lock = match folder.open_file(LOCK_FILE) {
+            Ok((f, st)) if st.st_uid == folder.owner() => f,
+            Ok((_, st)) => {
+                return Err(io::Error::other(format!(
+                    "it belongs to UID {}, not to UID {}, the owner of its folder",
+                    st.st_uid,
+                    folder.owner()
+                )))
+            }
+            Err(ReadError::Missing) => return Ok(Holder::Absent),
+            Err(ReadError::Io(e)) => return Err(e),
+            Err(other) => return Err(io::Error::other(other.to_string())),
+        };
+        self.hold(lock)
+    }
+
+    /// Who holds the liveness lock at `path` (see [`folder::create_locked`]). While its holder
     /// lives, a thread is parked on the lock and wakes this waiter the moment the holder dies.
+    /// Only a missing file is "absent": any other error is the caller's to judge.
     pub fn lock_holder(&mut self, path: &Path) -> io::Result<Holder> {
-        let Ok(lock) = File::open(path) else { return Ok(Holder::Absent) };
-        if sys::flock(lock.as_raw_fd(), false, false)? {
+        let (dir, name) = folder::split(path)?;
+        match dir.open_file(&name) {
+            Ok((lock, _)) => self.hold(lock),
+            Err(ReadError::Missing) => Ok(Holder::Absent),
+            Err(ReadError::Io(e)) => Err(e),
+            Err(other) => Err(io::Error::other(other.to_string())),
+        }
+    }
+
+    fn hold(&mut self, lock: File) -> io::Result<Holder> {
+        let meta = lock.metadata()?;
+        let key = (meta.dev(), meta.ino());
+        if !folder::is_locked(lock.try_clone()?)? {
             return Ok(Holder::Gone);
         }
-        self.park(lock);
+        if self.parked.insert(key) {
+            self.park(lock);
+        }
         Ok(Holder::Alive)
     }
 
     /// The verdict from a predecessor's record, or None if it has none yet.
-    fn read_end(&self, name: &str, any_end: bool) -> Option<Check> {
-        let text = match fs::read_to_string(self.layout.exit(name)) {
-            Ok(t) => t,
-            Err(e) if e.kind() == io::ErrorKind::NotFound => return None,
-            Err(e) => return Some(self.unreadable(name, any_end, e.to_string())),
+    fn read_end(&mut self, folder: &Folder, name: &str, any_end: bool) -> Option<Check> {
+        let cond = Cond::Step { name: name.to_string(), any_end };
+        let bytes = match folder.read(EXIT_FILE, crate::stepdir::RECORD_CAP, true) {
+            Ok(b) => b,
+            Err(ReadError::Missing) => return None,
+            Err(ReadError::Io(e)) if folder::is_transient(&e) => return Some(self.trouble(&cond, e, String::new)),
+            Err(e) => return Some(self.persistent(name, format!("its record {} cannot be used: {e}", folder.join(EXIT_FILE).display()))),
         };
-        Some(match message::decode(&text) {
+        self.troubled.remove(&cond.describe());
+        let decoded = std::str::from_utf8(&bytes).map_err(|e| e.to_string()).and_then(|t| message::decode(t).map_err(|e| e.to_string()));
+        Some(match decoded {
             Ok(record) if any_end || record.reason.is_success() => Check::Met,
             Ok(record) => Check::End(WaitEnd::PredecessorFailed {
                 step: name.to_string(),
@@ -311,40 +448,90 @@ impl<'a> Waiter<'a> {
                 exit_code: record.exit_code,
                 detail: None,
             }),
-            Err(e) => self.unreadable(name, any_end, e.to_string()),
+            Err(e) => self.persistent(name, format!("its record {} is not a baton record ({e})", folder.join(EXIT_FILE).display())),
         })
     }
 
-    fn unreadable(&self, name: &str, any_end: bool, why: String) -> Check {
-        if any_end {
-            return Check::Met;
+    fn persistent(&self, name: &str, why: String) -> Check {
+        Check::End(WaitEnd::Error {
+            sentence: format!(
+                "cannot tell how step {name} ended: {why}; only its own baton writes its folder, so check what else \
+                 writes to {}",
+                self.layout.root().display()
+            ),
+        })
+    }
+
+    /// A transient error is retried for [`RETRY_FOR`]; after that, or for any other error, it ends
+    /// the wait with its sentence. Never is an error taken for a step's end or for "not started".
+    fn trouble(&mut self, cond: &Cond, e: io::Error, what: impl FnOnce() -> String) -> Check {
+        let key = cond.describe();
+        if folder::is_transient(&e) {
+            let since = *self.troubled.entry(key).or_insert_with(Instant::now);
+            if since.elapsed() < RETRY_FOR {
+                return Check::Retry;
+            }
         }
-        Check::End(WaitEnd::PredecessorFailed {
-            step: name.to_string(),
-            reason: Reason::Failed,
-            exit_code: None,
-            detail: Some(format!("its record {} is unreadable ({why})", self.layout.exit(name).display())),
-        })
+        let what = what();
+        let what = if what.is_empty() { format!("cannot look at {}", cond.describe()) } else { what };
+        Check::End(WaitEnd::Error { sentence: format!("{what}: {e}{}", limit_hint(&e)) })
     }
 
-    /// Parks a thread on a living predecessor's lock; it wakes the loop when that wrapper dies.
+    /// Parks a thread on a living predecessor's lock; it wakes the loop when that wrapper lets go.
     fn park(&mut self, lock: File) {
-        let Ok(meta) = lock.metadata() else { return };
-        if !self.parked.insert((meta.dev(), meta.ino())) {
-            return;
-        }
         let wake = Arc::clone(&self.wake_write);
         let spawned = std::thread::Builder::new()
             .name("lock-watch".into())
             .stack_size(64 * 1024)
             .spawn(move || {
-                let _ = sys::flock(lock.as_raw_fd(), false, true);
-                let _ = unsafe { libc::write(wake.as_raw_fd(), b"x".as_ptr().cast(), 1) };
+                let _ = folder::wait_unlocked(lock);
+                let _ = sys::write_all(wake.as_raw_fd(), b"x");
             });
         if spawned.is_err() {
             // Without the thread, fall back to re-checking on a timer.
-            self.inotify = None;
+            self.watching = false;
         }
+    }
+
+    /// Watches the folders on the way to `path` and to every hop of its chain of symbolic links.
+    fn watch_path(&mut self, path: &Path) {
+        let mut hop = absolute(path);
+        for _ in 0..MAX_LINK_HOPS {
+            self.watch_file(&hop);
+            let Ok(target) = fs::read_link(&hop) else { break };
+            hop = hop.parent().unwrap_or(Path::new("/")).join(target);
+        }
+    }
+
+    /// Watches the deepest existing folder on the way to `file`.
+    fn watch_file(&mut self, file: &Path) {
+        if !self.watching {
+            return;
+        }
+        let Some(dir) = file.parent() else { return };
+        let watched = sys::Inotify::shared().and_then(|inotify| watch_deepest(inotify, dir, self.watch_mask));
+        if let Err(e) = watched {
+            fallback_notice(&e);
+            self.watching = false;
+        }
+    }
+}
+
+fn met(yes: bool) -> Check {
+    if yes {
+        Check::Met
+    } else {
+        Check::Pending
+    }
+}
+
+/// A hint for errors that come from a limit.
+fn limit_hint(e: &io::Error) -> &'static str {
+    match e.raw_os_error() {
+        Some(libc::EMFILE) => " (this process has no file descriptors left: raise its limit, ulimit -n)",
+        Some(libc::ENFILE) => " (the node has no file descriptors left: fs.file-max)",
+        Some(libc::ENOMEM) => " (out of memory: raise the container's memory limit)",
+        _ => "",
     }
 }
 
@@ -378,12 +565,21 @@ fn watch_deepest(inotify: &sys::Inotify, dir: &Path, mask: u32) -> io::Result<()
 }
 
 fn fallback_notice(e: &io::Error) {
-    let why = match e.raw_os_error() {
-        Some(libc::EMFILE) => "this user has no inotify instances left (fs.inotify.max_user_instances)".to_string(),
-        Some(libc::ENOSPC) => "this user has no inotify watches left (fs.inotify.max_user_watches)".to_string(),
-        _ => e.to_string(),
-    };
-    eprintln!("baton: cannot watch for changes: {why}; checking every {}ms instead", FALLBACK_INTERVAL.as_millis());
+    static SAID: std::sync::Once = std::sync::Once::new();
+    SAID.call_once(|| {
+        let why = sys::Inotify::explain(e);
+        eprintln!("baton: cannot watch for changes: {why}; checking every {}ms instead", FALLBACK_INTERVAL.as_millis());
+    });
+}
+
+/// Why a step's successors see it as lost. It does not guess the cause: an OOM kill, an eviction
+/// and a shared folder that could not be written (a full disk) all look the same from here.
+pub fn lost_sentence(step: &str) -> String {
+    format!(
+        "step {step} was lost: its baton died without writing a record (its container was killed, e.g. \
+         OOM-killed, or the shared folder could not be written; that container's termination message and log say \
+         which)"
+    )
 }
 
 /// `baton wait`: exit 0 when every spec holds, 1 when a required step did not succeed, 125 on
@@ -412,7 +608,11 @@ pub fn wait_command(args: crate::cli::WaitArgs) -> i32 {
             1
         }
         Ok(WaitEnd::PredecessorLost { step }) => {
-            eprintln!("baton: step {step} was lost: its baton died without writing a record");
+            eprintln!("baton: {}", lost_sentence(&step));
+            EXIT_BATON_FAILED
+        }
+        Ok(WaitEnd::Error { sentence }) => {
+            eprintln!("baton: {sentence}");
             EXIT_BATON_FAILED
         }
         Ok(WaitEnd::TimedOut { missing }) => {

@@ -22,7 +22,7 @@ use baton_contract::layout::Layout;
 
 use crate::signals::Signals;
 use crate::sys;
-use crate::stepdir::create_locked;
+use crate::folder::create_locked;
 use crate::wait::{Cond, Holder, Waiter};
 
 /// `path` with `suffix` appended to its last component (`out` → `out.err`).
@@ -137,7 +137,7 @@ impl Wait<'_> {
 
 /// This step's liveness lock, held until the process ends.
 pub struct PostLock {
-    _file: File,
+    _lock: nix::fcntl::Flock<File>,
 }
 
 impl PostLock {
@@ -148,7 +148,7 @@ impl PostLock {
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = fs::create_dir_all(dir);
         }
-        create_locked(&path, 0o644).ok().map(|file| PostLock { _file: file })
+        create_locked(&path, 0o644).ok().map(|lock| PostLock { _lock: lock })
     }
 }
 
@@ -161,6 +161,6 @@ pub fn write_post(path: &Path, content: &str) -> io::Result<()> {
     if content.is_empty() {
         OpenOptions::new().write(true).create(true).truncate(true).mode(0o666).open(path).map(drop)
     } else {
-        crate::stepdir::write_atomically(path, content.as_bytes(), 0o644)
+        crate::folder::write_atomically(path, content.as_bytes(), 0o644)
     }
 }

@@ -408,6 +408,7 @@ impl<'a> Step<'a> {
             stop_after: Vec::new(),
             stop_timeout: Duration::ZERO,
             layout: self.layout,
+            keep_group: false,
         };
         let supervised = match supervise::supervise(child.pid, signals, tees, rules) {
             Ok(s) => s,

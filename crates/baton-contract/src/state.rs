@@ -31,6 +31,9 @@ pub struct StepState {
     /// What the wrapper still waits for: `step build`, `file /path`, `nonempty /path`, `gate`.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub waiting_for: Vec<String>,
+    /// Awaited steps that no baton has claimed yet: a typo in `--after`, or a step that is late.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub not_started: Vec<String>,
     /// While paused: the exit code the command failed with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub exit_code: Option<i32>,

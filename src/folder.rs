@@ -1,0 +1,358 @@
+//! Files in folders that other UIDs can write to (the shared directory, Tekton's and Argo's folders).
+//!
+//! The steps of one pod may run different images under different UIDs, and all of them share these
+//! folders. So every access here is one that a planted entry cannot redirect: a folder is opened
+//! once and everything below it is reached with `openat` relative to its descriptor, never
+//! following a symbolic link; a file is created `O_CREAT|O_EXCL|O_NOFOLLOW` (under an unpredictable
+//! name when it is a temporary one) and gets its mode with `fchmod`, whatever the umask; a file is
+//! read only if it is a regular file, with a size cap, and opened `O_NONBLOCK` so that a FIFO put
+//! in its place cannot block the reader.
+
+use std::collections::hash_map::RandomState;
+use std::fmt;
+use std::fs::File;
+use std::hash::{BuildHasher, Hasher};
+use std::io::{self, Read, Write};
+use std::os::fd::{AsFd, OwnedFd};
+use std::path::{Path, PathBuf};
+
+use nix::errno::Errno;
+use nix::fcntl::{self, AtFlags, Flock, FlockArg, OFlag};
+use nix::sys::stat::{self, FileStat, Mode, SFlag};
+use nix::unistd::{self, UnlinkatFlags};
+
+/// An open folder. Everything below it is reached relative to its descriptor.
+#[derive(Debug)]
+pub struct Folder {
+    fd: OwnedFd,
+    path: PathBuf,
+    owner: u32,
+    mode: u32,
+}
+
+pub fn io_err(e: Errno) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
+}
+
+fn mode(bits: u32) -> Mode {
+    Mode::from_bits_truncate(bits as nix::libc::mode_t)
+}
+
+/// `.NAME.<16 random hex digits>.tmp`: a name nobody can guess and plant beforehand.
+pub fn temp_name(name: &str) -> String {
+    let mut h = RandomState::new().build_hasher();
+    h.write_u32(std::process::id());
+    format!(".{name}.{:016x}.tmp", h.finish())
+}
+
+fn is_file(st: &FileStat) -> bool {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG
+}
+
+pub fn is_fifo(st: &FileStat) -> bool {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFIFO
+}
+
+/// Why a file could not be read.
+#[derive(Debug)]
+pub enum ReadError {
+    Missing,
+    /// A symbolic link, folder, FIFO, socket or device where a regular file belongs.
+    NotRegular,
+    TooLarge { size: u64, cap: u64 },
+    /// Not written by the folder's owner.
+    WrongOwner { owner: u32, expected: u32 },
+    Io(io::Error),
+}
+
+/// EMFILE, ENFILE, ENOMEM, EAGAIN, EINTR, ENOBUFS: the system is short of something right now.
+pub fn is_transient(e: &io::Error) -> bool {
+    matches!(
+        e.raw_os_error().map(Errno::from_raw),
+        Some(Errno::EMFILE | Errno::ENFILE | Errno::ENOMEM | Errno::EAGAIN | Errno::EINTR | Errno::ENOBUFS)
+    )
+}
+
+impl fmt::Display for ReadError {
+    fn fmt(&self, f: &mut fmt::Formatter) -> fmt::Result {
+        match self {
+            ReadError::Missing => write!(f, "it does not exist"),
+            ReadError::NotRegular => write!(f, "it is not a regular file (a symbolic link, folder, FIFO or device)"),
+            ReadError::TooLarge { size, cap } => write!(f, "it is {size} bytes, more than the {cap} such a file can be"),
+            ReadError::WrongOwner { owner, expected } => {
+                write!(f, "it belongs to UID {owner}, not to UID {expected}, the owner of its folder")
+            }
+            ReadError::Io(e) => write!(f, "{e}"),
+        }
+    }
+}
+
+impl From<io::Error> for ReadError {
+    fn from(e: io::Error) -> ReadError {
+        if e.kind() == io::ErrorKind::NotFound {
+            ReadError::Missing
+        } else if e.raw_os_error() == Some(Errno::ELOOP as i32) {
+            ReadError::NotRegular
+        } else {
+            ReadError::Io(e)
+        }
+    }
+}
+
+/// Tries, 5 ms apart, to take over a lock whose holder may be gone.
+const TAKEOVER_TRIES: usize = 20;
+
+const DIR_FLAGS: OFlag = OFlag::O_RDONLY.union(OFlag::O_DIRECTORY).union(OFlag::O_CLOEXEC);
+
+impl Folder {
+    /// Opens the folder at `path` (links in `path` itself are followed: it is the pod author's).
+    pub fn open(path: &Path) -> io::Result<Folder> {
+        let fd = fcntl::open(path, DIR_FLAGS, Mode::empty()).map_err(io_err)?;
+        Folder::from_fd(fd, path.to_path_buf())
+    }
+
+    fn from_fd(fd: OwnedFd, path: PathBuf) -> io::Result<Folder> {
+        let st = stat::fstat(&fd).map_err(io_err)?;
+        Ok(Folder { fd, path, owner: st.st_uid, mode: st.st_mode & 0o7777 })
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+
+    pub fn owner(&self) -> u32 {
+        self.owner
+    }
+
+    /// The permission bits (with set-id and sticky bits) when the folder was opened.
+    pub fn mode(&self) -> u32 {
+        self.mode
+    }
+
+    pub fn join(&self, name: &str) -> PathBuf {
+        self.path.join(name)
+    }
+
+    /// Opens the sub-folder `name`; a symbolic link there is refused (ENOTDIR/ELOOP), not followed.
+    pub fn sub(&self, name: &str) -> io::Result<Folder> {
+        let fd = fcntl::openat(&self.fd, name, DIR_FLAGS | OFlag::O_NOFOLLOW, Mode::empty()).map_err(io_err)?;
+        Folder::from_fd(fd, self.join(name))
+    }
+
+    /// Creates the sub-folder `name` with exactly `bits` (umask aside) if it is missing, then opens
+    /// it. Returns whether this call created it.
+    /// The folder is born with its final mode (the umask is cleared for the call): a reader of
+    /// another UID never finds it closed. Callers create folders before they start any thread.
+    pub fn ensure_sub(&self, name: &str, bits: u32) -> io::Result<(Folder, bool)> {
+        let old = stat::umask(Mode::empty());
+        let made = stat::mkdirat(&self.fd, name, mode(bits));
+        stat::umask(old);
+        let created = match made {
+            Ok(()) => true,
+            Err(Errno::EEXIST) => false,
+            Err(e) => return Err(io_err(e)),
+        };
+        Ok((self.sub(name)?, created))
+    }
+
+    /// Sets the folder's mode exactly.
+    pub fn set_mode(&mut self, bits: u32) -> io::Result<()> {
+        stat::fchmod(&self.fd, mode(bits)).map_err(io_err)?;
+        self.mode = bits;
+        Ok(())
+    }
+
+    /// `lstat` of an entry: None when there is none.
+    pub fn stat(&self, name: &str) -> io::Result<Option<FileStat>> {
+        match stat::fstatat(&self.fd, name, AtFlags::AT_SYMLINK_NOFOLLOW) {
+            Ok(st) => Ok(Some(st)),
+            Err(Errno::ENOENT) => Ok(None),
+            Err(e) => Err(io_err(e)),
+        }
+    }
+
+    /// Creates the new file `name` (never an existing one, never through a link) with exactly `bits`.
+    pub fn create(&self, name: &str, bits: u32) -> io::Result<File> {
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = fcntl::openat(&self.fd, name, flags, mode(0o600)).map_err(io_err)?;
+        stat::fchmod(&fd, mode(bits)).map_err(io_err)?;
+        Ok(File::from(fd))
+    }
+
+    /// Creates a new file under an unpredictable temporary name; returns it and its name.
+    fn create_temp(&self, name: &str, bits: u32) -> io::Result<(File, String)> {
+        loop {
+            let tmp = temp_name(name);
+            match self.create(&tmp, bits) {
+                Ok(f) => return Ok((f, tmp)),
+                Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
+                Err(e) => return Err(e),
+            }
+        }
+    }
+
+    /// Replaces `name` with `content` through a new temporary file and a rename: a reader sees the old
+    /// file or the whole new one.
+    pub fn write_atomically(&self, name: &str, content: &[u8], bits: u32) -> io::Result<()> {
+        let (mut f, tmp) = self.create_temp(name, bits)?;
+        let done = f.write_all(content).and_then(|()| self.rename(&tmp, name));
+        if done.is_err() {
+            let _ = self.remove(&tmp);
+        }
+        done
+    }
+
+    pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
+        fcntl::renameat(&self.fd, from, &self.fd, to).map_err(io_err)
+    }
+
+    pub fn remove(&self, name: &str) -> io::Result<()> {
+        unistd::unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir).map_err(io_err)
+    }
+
+    /// Opens an entry for reading: only a regular file, never through a link, never blocking.
+    pub fn open_file(&self, name: &str) -> Result<(File, FileStat), ReadError> {
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let fd = fcntl::openat(&self.fd, name, flags, Mode::empty()).map_err(|e| ReadError::from(io_err(e)))?;
+        let st = stat::fstat(&fd).map_err(|e| ReadError::Io(io_err(e)))?;
+        if !is_file(&st) {
+            return Err(ReadError::NotRegular);
+        }
+        Ok((File::from(fd), st))
+    }
+
+    /// Reads the regular file `name`, at most `cap` bytes; with `owned`, only if the folder's owner
+    /// wrote it.
+    pub fn read(&self, name: &str, cap: u64, owned: bool) -> Result<Vec<u8>, ReadError> {
+        let (f, st) = self.open_file(name)?;
+        if owned && st.st_uid != self.owner {
+            return Err(ReadError::WrongOwner { owner: st.st_uid, expected: self.owner });
+        }
+        read_capped(f, st.st_size as u64, cap)
+    }
+
+    /// Opens the FIFO `name` for writing without blocking: ENXIO when nobody reads it.
+    pub fn open_fifo_writer(&self, name: &str) -> io::Result<File> {
+        let flags = OFlag::O_WRONLY | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = fcntl::openat(&self.fd, name, flags, Mode::empty()).map_err(io_err)?;
+        let st = stat::fstat(&fd).map_err(io_err)?;
+        if !is_fifo(&st) {
+            return Err(io::Error::other(format!("{} is not a FIFO", self.join(name).display())));
+        }
+        Ok(File::from(fd))
+    }
+
+    /// Creates the FIFO `name` (replacing whatever stale entry has that name) with exactly `bits`, and
+    /// opens it read-write without blocking: the reader end that never sees end of file.
+    pub fn fifo(&self, name: &str, bits: u32) -> io::Result<File> {
+        match self.remove(name) {
+            Ok(()) => {}
+            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
+            Err(e) => return Err(e),
+        }
+        unistd::mkfifoat(&self.fd, name, mode(0o600)).map_err(io_err)?;
+        let flags = OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+        let fd = fcntl::openat(&self.fd, name, flags, Mode::empty()).map_err(io_err)?;
+        let st = stat::fstat(&fd).map_err(io_err)?;
+        if !is_fifo(&st) {
+            return Err(io::Error::other(format!("{} was replaced while it was being created", self.join(name).display())));
+        }
+        stat::fchmod(&fd, mode(bits)).map_err(io_err)?;
+        Ok(File::from(fd))
+    }
+
+    /// Creates `name` already locked (`flock` LOCK_EX, held while the returned lock lives): it is
+    /// made under a temporary name, locked, then linked into place, which fails if `name` exists, so
+    /// two claimers can never both win, and nobody ever sees it unlocked. An existing `name` whose
+    /// holder is gone (a restarted container) is taken over by locking it. `Ok(None)`: a living
+    /// holder has it.
+    pub fn create_locked(&self, name: &str, bits: u32) -> io::Result<Option<Flock<File>>> {
+        let (file, tmp) = self.create_temp(name, bits)?;
+        let locked = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| io_err(e));
+        let linked = locked.and_then(|lock| {
+            unistd::linkat(&self.fd, tmp.as_str(), &self.fd, name, AtFlags::empty()).map(|()| lock).map_err(io_err)
+        });
+        let _ = self.remove(&tmp);
+        match linked {
+            Ok(lock) => Ok(Some(lock)),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
+                let (existing, _) = self.open_file(name).map_err(|e| match e {
+                    ReadError::Io(e) => e,
+                    other => io::Error::other(format!("{} cannot be used as a lock: {other}", self.join(name).display())),
+                })?;
+                // A reader probing whether the old holder lives holds a shared lock for a moment:
+                // try a little while before calling the name taken (a living holder never lets go).
+                let mut file = existing;
+                for _ in 0..TAKEOVER_TRIES {
+                    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
+                        Ok(lock) => {
+                            let _ = stat::fchmod(lock.as_fd(), mode(bits));
+                            return Ok(Some(lock));
+                        }
+                        Err((back, Errno::EWOULDBLOCK)) => file = back,
+                        Err((_, e)) => return Err(io_err(e)),
+                    }
+                    std::thread::sleep(std::time::Duration::from_millis(5));
+                }
+                Ok(None)
+            }
+            Err(e) => Err(e),
+        }
+    }
+}
+
+/// Reads at most `cap` bytes of `f`, whose size the caller saw as `size`.
+pub fn read_capped(f: File, size: u64, cap: u64) -> Result<Vec<u8>, ReadError> {
+    if size > cap {
+        return Err(ReadError::TooLarge { size, cap });
+    }
+    let mut bytes = Vec::with_capacity(size as usize);
+    f.take(cap + 1).read_to_end(&mut bytes).map_err(ReadError::Io)?;
+    if bytes.len() as u64 > cap {
+        return Err(ReadError::TooLarge { size: bytes.len() as u64, cap });
+    }
+    Ok(bytes)
+}
+
+/// The folder that holds `path`, and `path`'s last component: for callers that have a path.
+pub fn split(path: &Path) -> io::Result<(Folder, String)> {
+    let name = path
+        .file_name()
+        .and_then(|n| n.to_str())
+        .ok_or_else(|| io::Error::new(io::ErrorKind::InvalidInput, format!("{} names no file", path.display())))?;
+    let parent = path.parent().filter(|p| !p.as_os_str().is_empty()).unwrap_or(Path::new("."));
+    Ok((Folder::open(parent)?, name.to_string()))
+}
+
+/// [`Folder::write_atomically`] for a path.
+pub fn write_atomically(path: &Path, content: &[u8], bits: u32) -> io::Result<()> {
+    let (dir, name) = split(path)?;
+    dir.write_atomically(&name, content, bits)
+}
+
+/// [`Folder::create_locked`] for a path; a living holder is `WouldBlock`.
+pub fn create_locked(path: &Path, bits: u32) -> io::Result<Flock<File>> {
+    let (dir, name) = split(path)?;
+    dir.create_locked(&name, bits)?.ok_or_else(|| io::ErrorKind::WouldBlock.into())
+}
+
+/// Whether the `flock` on a lock file is held elsewhere: true while its holder lives. Takes the file,
+/// as nix's safe `Flock` does.
+pub fn is_locked(f: File) -> io::Result<bool> {
+    match Flock::lock(f, FlockArg::LockSharedNonblock) {
+        Ok(_probe) => Ok(false), // dropping the probe unlocks it at once
+        Err((_, Errno::EWOULDBLOCK)) => Ok(true),
+        Err((_, e)) => Err(io_err(e)),
+    }
+}
+
+/// Blocks until the holder of a lock file's `flock` lets go (it exited or died).
+pub fn wait_unlocked(mut f: File) -> io::Result<()> {
+    loop {
+        match Flock::lock(f, FlockArg::LockShared) {
+            Ok(_) => return Ok(()),
+            Err((back, Errno::EINTR)) => f = back,
+            Err((_, e)) => return Err(io_err(e)),
+        }
+    }
+}
