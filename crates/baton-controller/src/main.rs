@@ -1,5 +1,6 @@
 //! `batonctl`: reads baton's run status out of pods. Wiring only: the library does the work, and this
-//! file alone maps outcomes to exit codes (0 done, 1 failed, 2 bad usage).
+//! file alone maps outcomes to exit codes (0 done, 1 failed, 2 bad usage; `status --exit-status`: 0
+//! succeeded, 1 failed, 2 still going, 3 unreadable input).
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -7,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
-use baton_controller::status::PodRunStatus;
+use baton_controller::status::{Phase, PodRunStatus};
 use baton_controller::{table, watch};
 use clap::{Parser, Subcommand, ValueEnum};
 use k8s_openapi::api::core::v1::Pod;
@@ -32,6 +33,10 @@ struct Cli {
 enum Command {
     /// Print the run status of a pod (or a list of pods) given as JSON or YAML:
     /// `kubectl get pod NAME -o json | batonctl status`.
+    ///
+    /// Exit status: 0 when the status was printed, 1 when the input cannot be read, 2 for a wrong
+    /// command line. With --exit-status it says how the run went: 0 every pod succeeded, 1 a pod
+    /// failed, 2 a pod is still pending or running, 3 the input cannot be read.
     Status {
         /// The file to read; `-` reads standard input.
         #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "-")]
@@ -39,6 +44,10 @@ enum Command {
         /// `table` for people, `json` for machines (one JSON object a line, one line a pod).
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
         output: Output,
+        /// Exit 0 if every pod's run succeeded, 1 if one failed, 2 if one is still going (3: the
+        /// input cannot be read).
+        #[arg(long)]
+        exit_status: bool,
     },
     /// Watch pods and print one JSON line each time a pod's run status changes.
     Watch {
@@ -81,7 +90,15 @@ fn duration(text: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Status { file, output } => status(&file, output),
+        Command::Status { file, output, exit_status } => match status(&file, output) {
+            Ok(phase) if exit_status => return run_exit(phase),
+            Ok(_) => Ok(()),
+            Err(e) if exit_status => {
+                eprintln!("batonctl: {e:#}");
+                return ExitCode::from(EXIT_UNREADABLE);
+            }
+            Err(e) => Err(e),
+        },
         Command::Watch { namespace, all_namespaces, selector, kubeconfig, context, annotate, batch } => {
             let target = Target { namespace, all_namespaces, kubeconfig, context };
             let options = watch::Options { namespace: None, selector, annotate, batch };
@@ -97,12 +114,31 @@ fn main() -> ExitCode {
     }
 }
 
-fn status(file: &str, output: Output) -> Result<()> {
+/// `--exit-status` when the input cannot be read.
+const EXIT_UNREADABLE: u8 = 3;
+
+/// `--exit-status`: 0 succeeded, 1 failed, 2 still going.
+fn run_exit(phase: Phase) -> ExitCode {
+    match phase {
+        Phase::Succeeded => ExitCode::SUCCESS,
+        Phase::Failed => ExitCode::from(1),
+        Phase::Pending | Phase::Running => ExitCode::from(2),
+    }
+}
+
+/// Prints the status of every pod; returns the worst phase among them (Failed, then still going).
+fn status(file: &str, output: Output) -> Result<Phase> {
     let text = read_input(file)?;
     let pods = parse_pods(&text).with_context(|| format!("{} holds no pod", describe(file)))?;
     let mut out = std::io::stdout().lock();
+    let mut worst = Phase::Succeeded;
     for (i, pod) in pods.iter().enumerate() {
         let run = PodRunStatus::of(pod);
+        worst = match (worst, run.status.phase) {
+            (Phase::Failed, _) | (_, Phase::Failed) => Phase::Failed,
+            (Phase::Succeeded, p) => p,
+            (w, _) => w,
+        };
         match output {
             Output::Json => writeln!(out, "{}", serde_json::to_string(&run)?)?,
             Output::Table => {
@@ -113,7 +149,7 @@ fn status(file: &str, output: Output) -> Result<()> {
             }
         }
     }
-    Ok(())
+    Ok(worst)
 }
 
 fn describe(file: &str) -> String {

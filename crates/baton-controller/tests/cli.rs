@@ -94,3 +94,25 @@ fn bad_usage_exits_2() {
     );
     assert_eq!(batonctl(&["status", "-o", "xml"], None).status.code(), Some(2));
 }
+
+/// `--exit-status` says how the run went: 0 succeeded, 1 failed, 2 still going, 3 unreadable input.
+#[test]
+fn exit_status_says_how_the_run_went() {
+    for (file, code) in [("succeeded.json", 0), ("oom-killed.json", 1), ("running.json", 2), ("pending.json", 2)] {
+        let out = batonctl(&["status", "--exit-status", "-f", &fixture(file)], None);
+        assert_eq!(out.status.code(), Some(code), "{file}: {}", text(&out.stderr));
+        let plain = batonctl(&["status", "-f", &fixture(file)], None);
+        assert_eq!(plain.status.code(), Some(0), "{file} without --exit-status");
+    }
+    let out = batonctl(&["status", "--exit-status"], Some(b"{"));
+    assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
+    // A list with a failed pod and a running one: failed wins.
+    let a: Value = serde_json::from_str(&std::fs::read_to_string(fixture("running.json")).unwrap()).unwrap();
+    let b: Value = serde_json::from_str(&std::fs::read_to_string(fixture("oom-killed.json")).unwrap()).unwrap();
+    let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [a, b]});
+    let out = batonctl(&["status", "--exit-status"], Some(list.to_string().as_bytes()));
+    assert_eq!(out.status.code(), Some(1));
+    let help = batonctl(&["status", "--help"], None);
+    assert!(text(&help.stdout).contains("--exit-status"), "{}", text(&help.stdout));
+    assert!(text(&help.stdout).contains("Exit status"), "{}", text(&help.stdout));
+}
