@@ -16,9 +16,7 @@ ARG VERSION=0.1.0
 LABEL org.opencontainers.image.title="baton" \
       org.opencontainers.image.description="In-pod entrypoint for workflow steps: wait, run, forward signals, reap, report. Run '/baton init' in an init container." \
       org.opencontainers.image.version="${VERSION}" \
-      org.opencontainers.image.licenses="Apache-2.0" \
-      org.opencontainers.image.source="https://example.invalid/baton" \
-      org.opencontainers.image.documentation="https://example.invalid/baton/blob/main/docs/e2e.md"
+      org.opencontainers.image.licenses="Apache-2.0"
 
 # --chmod needs BuildKit or buildah; the build keeps the mode the static build gave (0755).
 COPY ${BATON_BIN} /baton

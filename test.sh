@@ -1,8 +1,27 @@
 #!/usr/bin/env bash
-# Runs every test of baton: unit and integration tests of the workspace, then the e2e suite in real
-# containers (podman). Installs what the tests need on a fresh Debian machine.
+# Runs every test of baton, in this order:
+#   1. cargo test --workspace: unit tests and the integration tests of every crate
+#   2. make static: the release binary, checked static and stripped
+#   3. the e2e suites in real containers on podman: e2e/run.sh (pods, the kubelet's part played),
+#      e2e/tekton.sh (a TaskRun-shaped pod)
+# and ends with one summary line. `./test.sh --fuzz` also builds the fuzz targets and runs each for
+# 10 s (cargo-fuzz); CI (.ci/run) does. Installs what the tests need on a fresh Debian machine.
 set -euo pipefail
 cd "$(dirname "$0")"
+
+FUZZ=0
+for arg in "$@"; do
+  case $arg in
+    --fuzz) FUZZ=1 ;;
+    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    *) echo "test.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
+  esac
+done
+
+started=$(date +%s)
+log=$(mktemp -d "${TMPDIR:-/tmp}/baton-test.XXXXXX")
+stage="setup"
+trap 'rc=$?; [ $rc -eq 0 ] || echo "test.sh: FAILED in $stage after $(( $(date +%s) - started )) s"; rm -rf "$log"' EXIT
 
 need_pkgs=()
 for cmd_pkg in podman:podman runc:runc busybox:busybox-static setpriv:util-linux unshare:util-linux \
@@ -19,35 +38,43 @@ if ! rustup target list --installed 2>/dev/null | grep -qx x86_64-unknown-linux-
   rustup target add x86_64-unknown-linux-musl
 fi
 
+stage="cargo test"
 echo "== cargo test (workspace)"
-cargo test --workspace --locked
+cargo test --workspace --locked 2>&1 | tee "$log/cargo.log"
+tests=$(grep -Eo '^test result: ok\. [0-9]+ passed' "$log/cargo.log" | awk '{s += $4} END {print s + 0}')
 
-echo "== fuzz targets (crates/baton-controller/fuzz)"
-if ! command -v cargo-fuzz >/dev/null 2>&1; then
-  echo "test.sh: installing cargo-fuzz"
-  cargo install cargo-fuzz --locked -q || true
-fi
-if command -v cargo-fuzz >/dev/null 2>&1; then
+fuzzed="not run (./test.sh --fuzz)"
+if [ "$FUZZ" = 1 ]; then
+  stage="fuzzing"
+  echo "== fuzz targets (crates/baton-controller/fuzz)"
+  if ! command -v cargo-fuzz >/dev/null 2>&1; then
+    echo "test.sh: installing cargo-fuzz"
+    cargo install cargo-fuzz --locked -q || true
+  fi
+  command -v cargo-fuzz >/dev/null 2>&1 || { echo "test.sh: cargo-fuzz cannot be installed" >&2; exit 1; }
   # cargo-fuzz passes nightly flags (sanitizer coverage); RUSTC_BOOTSTRAP lets stable accept them.
   ( cd crates/baton-controller/fuzz
     RUSTC_BOOTSTRAP=1 cargo fuzz build -O
-    log=$(mktemp)
     for target in message pod; do
-      if ! RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" -- -max_total_time=10 > "$log" 2>&1; then
-        tail -40 "$log"; echo "fuzz target $target failed (crash input under fuzz/artifacts/$target)" >&2; exit 1
+      if ! RUSTC_BOOTSTRAP=1 cargo fuzz run -O "$target" -- -max_total_time=10 > "$log/fuzz.log" 2>&1; then
+        tail -40 "$log/fuzz.log"; echo "fuzz target $target failed (crash input under fuzz/artifacts/$target)" >&2; exit 1
       fi
-      echo "fuzz $target: $(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$log")"
-    done
-    rm -f "$log" )
-else
-  echo "test.sh: cargo-fuzz is not available: compile-checking the fuzz targets only"
-  cargo check --manifest-path crates/baton-controller/fuzz/Cargo.toml
+      echo "fuzz $target: $(grep -Eo 'Done [0-9]+ runs in [0-9]+ second' "$log/fuzz.log")"
+    done )
+  fuzzed="2 targets, 10 s each"
 fi
 
+stage="make static"
 echo "== static binary"
 make --no-print-directory static
 
+stage="e2e"
 echo "== e2e (podman)"
-e2e/run.sh
+e2e/run.sh 2>&1 | tee "$log/e2e.log"
 echo "== e2e: Tekton-shaped TaskRun pod (podman)"
-e2e/tekton.sh
+e2e/tekton.sh 2>&1 | tee -a "$log/e2e.log"
+checks=$(grep -c '^PASS ' "$log/e2e.log" || true)
+
+stage="done"
+took=$(( $(date +%s) - started ))
+echo "test.sh: passed: $tests cargo tests, $checks e2e checks, fuzzing $fuzzed; in $((took / 60)) min $((took % 60)) s"

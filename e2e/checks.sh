@@ -181,7 +181,7 @@ scenario_pipeline() {
   else
     fail "$pod/build: result size should be a byte count, got \"$size\""
   fi
-  expect_results "$pod" publish '{"url":"https://artifacts.example.invalid/app/app-v1.2.3.tar"}'
+  expect_results "$pod" publish '{"url":"file:///workspace/published/app-v1.2.3.tar"}'
   expect_order "$pod" fetch build publish
   expect_handoff "$pod" fetch build
   expect_handoff "$pod" build publish

@@ -5,9 +5,11 @@
 #
 # On a fresh Debian machine it installs what is missing from Debian's packages (podman, runc,
 # busybox-static, jq, yq: saying so) and the musl Rust target (rustup), builds the static baton binary
-# (make static) and the two images (podman build, no network), plays the pipeline example with
-# `podman kube play`, plays the kubelet's part for the termination messages, and prints the run status
-# (`batonctl status`, or the harness's own table with --no-batonctl) and the measured step handoffs.
+# (make static) and the two images (podman build, no network), plays the pipeline example (or FILE,
+# a Pod manifest written for baton) with `podman kube play`, plays the kubelet's part for the
+# termination messages, and prints the run status (`batonctl status`, or the harness's own table with
+# --no-batonctl) and the measured step handoffs. --keep keeps the pod, its volumes and its work folder
+# (the Pod JSON in the kubelet's shape, pod.json, for `batonctl status -f`), and says where.
 # Exit status: 0 when the pod succeeded.
 set -uo pipefail
 
@@ -22,14 +24,18 @@ while [ $# -gt 0 ]; do
     --example) EXAMPLE=$2; shift 2 ;;
     --no-batonctl) USE_BATONCTL=0; shift ;;
     --keep) export E2E_KEEP=1; shift ;;
-    -h|--help) sed -n '2,11p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,13p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) die "unknown argument $1 (see --help)" ;;
   esac
 done
 [ -f "$EXAMPLE" ] || die "no such file: $EXAMPLE"
 
 E2E_WORK=$(mktemp -d "${TMPDIR:-/tmp}/baton-demo.XXXXXX")
-trap 'e2e_cleanup; rm -rf "$E2E_WORK"' EXIT
+if [ "${E2E_KEEP:-0}" = 1 ]; then
+  trap 'e2e_cleanup; say "kept the work folder $E2E_WORK (the Pod JSON: $E2E_WORK/pods/*/pod.json)"' EXIT
+else
+  trap 'e2e_cleanup; rm -rf "$E2E_WORK"' EXIT
+fi
 trap 'exit 130' INT TERM
 
 ensure_tools

@@ -13,7 +13,7 @@ export TZ=UTC
 
 BATON_TARGET=${BATON_TARGET:-x86_64-unknown-linux-musl}
 BATON_BIN="$REPO/target/$BATON_TARGET/release/baton"
-BATON_IMAGE=${BATON_IMAGE:-localhost/baton:dev}
+BATON_IMAGE=${BATON_IMAGE:-localhost/baton:0.1.0}
 STEP_IMAGE=${STEP_IMAGE:-localhost/busybox-step:dev}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
 # The kubelet's constants (pkg/kubelet/container: MaxContainerTerminationMessageLength,

@@ -90,7 +90,7 @@ fn inspect_in(steps: &Folder, name: &str) -> Option<StepView> {
         Ok(false) => {
             return Some(ended(&folder, name).unwrap_or_else(|| {
                 let mut v = StepView::new(name, "lost");
-                v.error = Some(crate::wait::lost_sentence(name));
+                v.error = Some(crate::wait::LOST_WHY.to_string());
                 v
             }))
         }

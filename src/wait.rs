@@ -572,14 +572,15 @@ fn fallback_notice(e: &io::Error) {
     });
 }
 
-/// Why a step's successors see it as lost. It does not guess the cause: an OOM kill, an eviction
-/// and a shared folder that could not be written (a full disk) all look the same from here.
+/// Why a step is lost. It does not guess the cause: an OOM kill, an eviction and a shared folder
+/// that could not be written (a full volume) all look the same from here.
+pub const LOST_WHY: &str = "its baton died without writing a record (its container was killed, e.g. OOM-killed, \
+                            or the shared folder could not be written; that container's termination message and \
+                            log say which)";
+
+/// Why a step's successors see it as lost.
 pub fn lost_sentence(step: &str) -> String {
-    format!(
-        "step {step} was lost: its baton died without writing a record (its container was killed, e.g. \
-         OOM-killed, or the shared folder could not be written; that container's termination message and log say \
-         which)"
-    )
+    format!("step {step} was lost: {LOST_WHY}")
 }
 
 /// `baton wait`: exit 0 when every spec holds, 1 when a required step did not succeed, 125 on

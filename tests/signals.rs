@@ -27,7 +27,7 @@ fn catchable_signals_reach_the_commands_own_process_group_but_sigchld_does_not()
 
     // Every catchable signal but the stop-baton-itself ones (KILL, STOP), SIGCHLD, and those that
     // mean baton itself crashed (ILL, TRAP, BUS, FPE, SEGV, SYS), one at a time.
-    let mut sent = vec![
+    let sent = vec![
         libc::SIGHUP,
         libc::SIGINT,
         libc::SIGQUIT,

@@ -232,11 +232,13 @@ impl Baton {
     }
 
     /// As PID 1 of a new PID namespace with its own /proc, like a container's entrypoint.
+    #[allow(clippy::wrong_self_convention)] // a builder step, named for what the process runs as
     pub fn as_pid1(self) -> Self {
         self.through(["unshare", "--pid", "--fork", "--mount-proc", "--kill-child"])
     }
 
-    /// As UID/GID 65532 without supplementary groups (runAsNonRoot).
+    /// As UID/GID `uid` without supplementary groups (runAsNonRoot).
+    #[allow(clippy::wrong_self_convention)]
     pub fn as_uid(self, uid: u32) -> Self {
         self.through(vec![
             "setpriv".to_string(),
