@@ -49,7 +49,8 @@ impl Tee {
             }
             let chunk = &buf[..n as usize];
             write_fd(self.sink, chunk);
-            let _ = self.file.write_all(chunk);
+            // The file may be a FIFO opened without blocking: wait for room rather than drop data.
+            write_fd(self.file.as_raw_fd(), chunk);
         }
     }
 }
