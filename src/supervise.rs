@@ -1,8 +1,8 @@
 //! The running phase: one loop that forwards signals to the command's process group, reaps every
 //! child (the command's status is never lost to another waiter), copies output to files, enforces
-//! the run-time limit, answers control requests, stops a sidecar when the steps it serves have
-//! ended (`--until`) and holds back SIGTERM until the steps it must outlive have ended
-//! (`--stop-after`).
+//! the run-time limit, answers control requests (and, for Argo, signals asked for in files), stops a
+//! sidecar when the steps it serves have ended (`--until`) and holds back SIGTERM until the steps it
+//! must outlive have ended (`--stop-after`).
 
 use std::fs::File;
 use std::io::{self, Write};
@@ -17,18 +17,24 @@ use crate::stepdir::StepDir;
 use crate::sys::{self, Ended};
 use crate::wait::{Cond, Waiter};
 
-/// A copy of one of the command's output streams into a file, beside baton's own stream.
+/// A copy of one of the command's output streams into files, beside baton's own stream.
 pub struct Tee {
     pipe: OwnedFd,
     sink: RawFd,
-    file: File,
+    files: Vec<File>,
 }
 
 impl Tee {
     /// `sink` is baton's own stdout (1) or stderr (2): `kubectl logs` still shows everything.
     pub fn new(pipe: OwnedFd, sink: RawFd, file: File) -> io::Result<Tee> {
         sys::set_nonblocking(pipe.as_raw_fd())?;
-        Ok(Tee { pipe, sink, file })
+        Ok(Tee { pipe, sink, files: vec![file] })
+    }
+
+    /// Also copies the stream into `file` (Argo's `combined` gets both streams).
+    pub fn also(mut self, file: File) -> Tee {
+        self.files.push(file);
+        self
     }
 
     /// Copies what is readable now. Returns false at end of stream.
@@ -49,7 +55,9 @@ impl Tee {
             }
             let chunk = &buf[..n as usize];
             write_fd(self.sink, chunk);
-            let _ = self.file.write_all(chunk);
+            for file in &mut self.files {
+                let _ = file.write_all(chunk);
+            }
         }
     }
 }
@@ -124,8 +132,27 @@ struct Held<'a> {
     until: Instant,
 }
 
+/// Signals asked for in files, where a foreign contract has them (Argo's `ctr/<name>/signal`):
+/// `waiter` watches the folder they appear in, `take` reads (and removes) them. Taken before the
+/// first wait, so a file written before the command started counts, then at every wake-up.
+pub struct FileSignals<'a> {
+    pub waiter: Waiter<'a>,
+    pub take: Box<dyn FnMut() -> Vec<i32> + 'a>,
+}
+
 /// Supervises the command `pid` (leader of its own process group) until it exits.
-pub fn supervise(pid: i32, signals: &mut Signals, mut tees: Vec<Tee>, mut rules: Rules) -> io::Result<Supervised> {
+pub fn supervise(pid: i32, signals: &mut Signals, tees: Vec<Tee>, rules: Rules) -> io::Result<Supervised> {
+    supervise_with(pid, signals, tees, rules, None)
+}
+
+/// [`supervise`], also sending the command's group the signals that `files` asks for.
+pub fn supervise_with(
+    pid: i32,
+    signals: &mut Signals,
+    mut tees: Vec<Tee>,
+    mut rules: Rules,
+    mut files: Option<FileSignals>,
+) -> io::Result<Supervised> {
     for signal in signals.take_early() {
         let _ = sys::signal_group(pid, signal);
     }
@@ -159,12 +186,20 @@ pub fn supervise(pid: i32, signals: &mut Signals, mut tees: Vec<Tee>, mut rules:
             let _ = sys::signal_group(pid, libc::SIGTERM);
             held = None;
         }
+        if let Some(f) = &mut files {
+            for signal in (f.take)() {
+                let _ = sys::signal_group(pid, signal);
+            }
+        }
 
         // Wait for the next thing to happen.
         let mut fds = vec![signals.fd()];
         fds.extend(rules.step.map(StepDir::control_fd));
         if let Some(w) = &rules.until {
             fds.extend(w.fds());
+        }
+        if let Some(f) = &files {
+            fds.extend(f.waiter.fds());
         }
         if let Some(h) = &held {
             fds.extend(h.waiter.fds());
@@ -177,6 +212,7 @@ pub fn supervise(pid: i32, signals: &mut Signals, mut tees: Vec<Tee>, mut rules:
             held.as_ref().map(|h| h.until),
             rules.until.as_ref().and_then(Waiter::recheck_interval).map(|d| now + d),
             held.as_ref().and_then(|h| h.waiter.recheck_interval()).map(|d| now + d),
+            files.as_ref().and_then(|f| f.waiter.recheck_interval()).map(|d| now + d),
         ]
         .into_iter()
         .flatten()
@@ -221,6 +257,11 @@ pub fn supervise(pid: i32, signals: &mut Signals, mut tees: Vec<Tee>, mut rules:
             if stopped.is_none() && w.check().missing.is_empty() {
                 stop(StopCause::Until, &mut stopped, &mut kill_at);
             }
+        }
+        if let Some(f) = &mut files {
+            // Drained before the next take, so a file written from now on wakes the next poll.
+            f.waiter.clear();
+            let _ = f.waiter.check();
         }
         if let Some(h) = &mut held {
             h.waiter.clear();
