@@ -51,3 +51,5 @@ echo "== e2e (podman)"
 e2e/run.sh
 echo "== e2e: Tekton-shaped TaskRun pod (podman)"
 e2e/tekton.sh
+echo "== e2e: Argo-shaped container-set pod (podman)"
+e2e/argo.sh
