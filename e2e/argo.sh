@@ -18,13 +18,13 @@
 #
 # Usage: e2e/argo.sh          (ROUNDS=N timed rounds of the container set, default 2; E2E_KEEP=1 keeps
 #                              pods and volumes; LOST_MS, default 1000)
-# Images (tags of this suite's own): BATON_IMAGE (the executor image, default localhost/baton:argo),
-# STEP_IMAGE (default localhost/busybox-step:argo), ARGO_UPSTREAM_IMAGE (the stand-in, default
-# localhost/argoexec-upstream-standin:argo).
+# Images (tags of this suite's own): ARGO_EXECUTOR_IMAGE (the executor image, default
+# localhost/argoexec-baton:argo), STEP_IMAGE (default localhost/busybox-step:argo), ARGO_UPSTREAM_IMAGE
+# (the stand-in, default localhost/argoexec-upstream-standin:argo).
 set -uo pipefail
 
 E2E_NAME=argo-e2e
-BATON_IMAGE=${BATON_IMAGE:-localhost/baton:argo}
+ARGO_EXECUTOR_IMAGE=${ARGO_EXECUTOR_IMAGE:-localhost/argoexec-baton:argo}
 STEP_IMAGE=${STEP_IMAGE:-localhost/busybox-step:argo}
 ARGO_UPSTREAM_IMAGE=${ARGO_UPSTREAM_IMAGE:-localhost/argoexec-upstream-standin:argo}
 # shellcheck source=e2e/lib.sh
@@ -67,6 +67,10 @@ contains() { [[ "$1" == *"$2"* ]] || { say "  [$1] does not contain [$2]"; retur
 ensure_tools
 ensure_baton_binary
 say "binary: $BATON_BIN, $(stat -c %s "$BATON_BIN") bytes"
+old_ids=()
+for image in "$STEP_IMAGE" "$ARGO_UPSTREAM_IMAGE" "$ARGO_EXECUTOR_IMAGE"; do
+  old_ids+=("$(podman image inspect "$image" --format '{{.Id}}' 2>/dev/null)")
+done
 ctx=$(mktemp -d)
 cp "$BUSYBOX" "$ctx/busybox"
 podman build -q --layers=false -f "$E2E_DIR/busybox-step.Containerfile" -t "$STEP_IMAGE" "$ctx" >/dev/null \
@@ -78,18 +82,24 @@ podman build -q --layers=false -f "$ARGO_E2E/upstream.Containerfile" -t "$ARGO_U
 rm -rf "$ctx"
 ctx=$(mktemp -d)
 cp "$BATON_BIN" "$ctx/baton"
-podman build -q --layers=false -f "$REPO/argo.Containerfile" --build-arg "UPSTREAM_IMAGE=$ARGO_UPSTREAM_IMAGE" \
-  --build-arg BATON_BIN=baton -t "$BATON_IMAGE" "$ctx" >/dev/null || die "podman build of $BATON_IMAGE failed"
+# With --layers=false, podman 4.3 drops the build's first stage, which is the upstream image itself:
+# its tag would be gone.
+podman build -q -f "$REPO/argo.Containerfile" --build-arg "UPSTREAM_IMAGE=$ARGO_UPSTREAM_IMAGE" \
+  --build-arg BATON_BIN=baton -t "$ARGO_EXECUTOR_IMAGE" "$ctx" >/dev/null || die "podman build of $ARGO_EXECUTOR_IMAGE failed"
 rm -rf "$ctx"
-say "images: $BATON_IMAGE (executor: stand-in upstream + baton as /bin/argoexec), $ARGO_UPSTREAM_IMAGE, $STEP_IMAGE"
+# The images these replaced, now untagged: removed unless a container still uses them.
+forget_image "${old_ids[0]}" "$STEP_IMAGE"
+forget_image "${old_ids[1]}" "$ARGO_UPSTREAM_IMAGE"
+forget_image "${old_ids[2]}" "$ARGO_EXECUTOR_IMAGE"
+say "images: $ARGO_EXECUTOR_IMAGE (executor: stand-in upstream + baton as /bin/argoexec), $ARGO_UPSTREAM_IMAGE, $STEP_IMAGE"
 
 # ---------------------------------------------------------------------------------------------------
 # Helpers
 
 # pod_file YAML OUT: the Pod as written, with this run's image tags.
 pod_file() {
-  yaml_to_json "$1" | jq --arg exec "$BATON_IMAGE" --arg step "$STEP_IMAGE" '
-    def retag: .image |= (if . == "localhost/baton:argo" then $exec
+  yaml_to_json "$1" | jq --arg exec "$ARGO_EXECUTOR_IMAGE" --arg step "$STEP_IMAGE" '
+    def retag: .image |= (if . == "localhost/argoexec-baton:argo" then $exec
                           elif . == "localhost/busybox-step:argo" then $step else . end);
     .spec.initContainers |= map(retag) | .spec.containers |= map(retag)' > "$2"
 }
