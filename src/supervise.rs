@@ -171,6 +171,9 @@ pub fn supervise_with(
         }
     };
 
+    // Whether the signal files may have changed: at the start, then when their watch wakes.
+    let mut files_due = true;
+
     let ended = 'run: loop {
         let now = Instant::now();
         if timeout_at.is_some_and(|at| now >= at) {
@@ -186,7 +189,7 @@ pub fn supervise_with(
             let _ = sys::signal_group(pid, libc::SIGTERM);
             held = None;
         }
-        if let Some(f) = &mut files {
+        if let Some(f) = files.as_mut().filter(|_| files_due) {
             for signal in (f.take)() {
                 let _ = sys::signal_group(pid, signal);
             }
@@ -198,9 +201,11 @@ pub fn supervise_with(
         if let Some(w) = &rules.until {
             fds.extend(w.fds());
         }
+        let first_file = fds.len();
         if let Some(f) = &files {
             fds.extend(f.waiter.fds());
         }
+        let file_fds = first_file..fds.len();
         if let Some(h) = &held {
             fds.extend(h.waiter.fds());
         }
@@ -260,8 +265,11 @@ pub fn supervise_with(
         }
         if let Some(f) = &mut files {
             // Drained before the next take, so a file written from now on wakes the next poll.
-            f.waiter.clear();
-            let _ = f.waiter.check();
+            files_due = file_fds.clone().any(|i| pollfds[i].revents != 0) || f.waiter.recheck_interval().is_some();
+            if files_due {
+                f.waiter.clear();
+                let _ = f.waiter.check();
+            }
         }
         if let Some(h) = &mut held {
             h.waiter.clear();
