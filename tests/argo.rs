@@ -520,6 +520,16 @@ fn the_folder_is_open_to_every_uid_and_the_exitcode_appears_whole() {
 }
 
 #[test]
+fn the_initless_layout_is_refused_by_name() {
+    let argo = Argo::new();
+    let o = argo.emissary("main", r#"touch "$ROOT/ran""#).env("ARGO_WAIT_FOR_READY", "true").run();
+    o.expect_code(64);
+    assert_eq!(argo.exitcode("main"), "64");
+    assert!(!argo.p("ran").exists());
+    assert!(argo.read(&argo.termination("main")).contains("init-less"));
+}
+
+#[test]
 fn a_missing_container_name_is_a_sentence() {
     let argo = Argo::new();
     let o = argo.argoexec("nameless", ["emissary", "--", "true"]).run();

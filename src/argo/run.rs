@@ -99,6 +99,14 @@ fn container_name() -> Result<String, String> {
 }
 
 fn run(ctr: &Ctr, mut command: Vec<OsString>, env: &Env, signals: &mut Signals) -> End {
+    if env_true("ARGO_WAIT_FOR_READY") {
+        return End::failed(
+            "Argo's init-less pod layout (ARGO_WAIT_FOR_READY=true: a supervisor container instead of init and \
+             wait) is not implemented by baton's Argo mode; set initlessPod.enabled: false in the \
+             workflow-controller-configmap"
+                .into(),
+        );
+    }
     let template = match Template::read(env) {
         Ok(t) => t,
         Err(why) => return End::failed(why),
