@@ -209,6 +209,33 @@ fn an_artifact_path_with_a_trailing_slash() {
     assert_eq!(fs::metadata(&tgz).unwrap().mode() & 0o777, 0o644);
 }
 
+// Beyond Argo's test: what a reader gets back out of the archive (GNU tar here; Argo reads it with
+// Go's archive/tar): long names (pax records), a file larger than the compressor's buffers, an empty
+// file, a link, modes.
+#[test]
+fn an_artifact_folder_unpacks_to_what_was_there() {
+    let argo = Argo::new();
+    let art = argo.p("tmp/out");
+    argo.template(&format!(r#"{{"outputs":{{"artifacts":[{{"path":"{}"}}]}}}}"#, art.display()));
+    let long = "n".repeat(150);
+    let script = format!(
+        r#"d="$ROOT/tmp/out"; mkdir -p "$d/deep/{long}"; head -c 300000 /dev/urandom > "$d/big"; : > "$d/empty"
+        echo x > "$d/deep/{long}/{long}.txt"; chmod 0750 "$d/big"; ln -s ../big "$d/deep/link""#
+    );
+    argo.emissary("main", &script).run().expect_code(0);
+    let tgz = argo.dir.join(format!("outputs/artifacts{}.tgz", art.display()));
+    assert!(Command::new("gzip").arg("-t").arg(&tgz).status().unwrap().success(), "gzip -t");
+    let into = argo.p("unpacked");
+    fs::create_dir(&into).unwrap();
+    let untar = Command::new("tar").arg("xzf").arg(&tgz).arg("-C").arg(&into).output().unwrap();
+    assert!(untar.status.success(), "{}", String::from_utf8_lossy(&untar.stderr));
+    assert_eq!(fs::read(into.join("out/big")).unwrap(), fs::read(art.join("big")).unwrap());
+    assert_eq!(fs::metadata(into.join("out/big")).unwrap().mode() & 0o777, 0o750);
+    assert_eq!(fs::read(into.join("out/empty")).unwrap(), b"");
+    assert_eq!(argo.read(&into.join(format!("out/deep/{long}/{long}.txt"))), "x\n");
+    assert_eq!(fs::read_link(into.join("out/deep/link")).unwrap(), Path::new("../big"));
+}
+
 // TestEmissary/Parameter
 #[test]
 fn an_output_parameter_is_copied() {

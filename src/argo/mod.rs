@@ -14,6 +14,7 @@ mod flags;
 mod outputs;
 mod run;
 mod subcommands;
+mod targz;
 mod template;
 mod wait;
 

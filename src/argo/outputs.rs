@@ -7,17 +7,13 @@
 
 use std::fs::{self, File};
 use std::io::{self, Write};
-use std::os::unix::fs::{DirBuilderExt, FileTypeExt};
+use std::os::unix::ffi::OsStrExt;
+use std::os::unix::fs::DirBuilderExt;
 use std::path::{Path, PathBuf};
 
-use flate2::write::GzEncoder;
-use flate2::Compression;
-
 use super::files::create_atomically;
+use super::targz::{Gzip, Kind, Tar};
 use super::template::{clean, Template};
-
-/// Go's `gzip.DefaultCompression`.
-const GZIP_LEVEL: u32 = 6;
 
 /// Saves every output; the first that cannot be saved ends it with a sentence.
 pub fn save(template: &Template, root: &Path) -> Result<(), String> {
@@ -84,37 +80,37 @@ fn save_artifact(root: &Path, path: &str) -> Result<(), String> {
     let name = source.file_name().map_or_else(|| PathBuf::from("."), PathBuf::from);
     make_parents(&dst)?;
     create_atomically(&dst, 0o644, |out| {
-        let mut tar = tar::Builder::new(GzEncoder::new(out, Compression::new(GZIP_LEVEL)));
-        tar.follow_symlinks(false);
+        let mut tar = Tar::new(Gzip::new(out)?);
         if meta.is_dir() {
-            append_tree(&mut tar, &source, &name)?;
+            append_tree(&mut tar, &source, &meta, &name)?;
         } else {
-            tar.append_file(&name, &mut File::open(&source)?)?;
+            tar.append(name.as_os_str().as_bytes(), &meta, Kind::File, b"", Some(&mut File::open(&source)?))?;
         }
-        tar.into_inner()?.finish()?.flush()
+        tar.finish()?.finish().map(drop)
     })
     .map_err(|e| format!("cannot save the output artifact {path} to {}: {e}", dst.display()))
 }
 
-/// The folder `dir` as `name`, then everything below it in lexical order, as Go's `filepath.Walk`.
-fn append_tree<W: Write>(tar: &mut tar::Builder<W>, dir: &Path, name: &Path) -> io::Result<()> {
-    tar.append_path_with_name(dir, name)?;
+/// The folder `dir` as `name`, then everything below it in lexical order, as Go's `filepath.Walk`
+/// (symbolic links kept as links).
+fn append_tree<W: Write>(tar: &mut Tar<W>, dir: &Path, meta: &fs::Metadata, name: &Path) -> io::Result<()> {
+    tar.append(name.as_os_str().as_bytes(), meta, Kind::Dir, b"", None)?;
     let mut entries: Vec<_> = fs::read_dir(dir)?.collect::<io::Result<_>>()?;
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         let (path, inner) = (entry.path(), name.join(entry.file_name()));
-        let kind = entry.file_type()?;
-        if kind.is_dir() {
-            append_tree(tar, &path, &inner)?;
-        } else if kind.is_file() || kind.is_symlink() {
-            tar.append_path_with_name(&path, &inner)?;
-        } else if kind.is_socket() {
-            eprintln!("baton: {} is a socket, which a tar archive cannot hold; left out", path.display());
-        } else {
-            // FIFOs and devices: a header only, as Go's tar writes them.
-            let mut header = tar::Header::new_gnu();
-            header.set_metadata(&fs::symlink_metadata(&path)?);
-            tar.append_data(&mut header, &inner, io::empty())?;
+        let meta = fs::symlink_metadata(&path)?;
+        match Kind::of(&meta) {
+            Some(Kind::Dir) => append_tree(tar, &path, &meta, &inner)?,
+            Some(Kind::File) => {
+                tar.append(inner.as_os_str().as_bytes(), &meta, Kind::File, b"", Some(&mut File::open(&path)?))?
+            }
+            Some(Kind::Symlink) => {
+                let target = fs::read_link(&path)?;
+                tar.append(inner.as_os_str().as_bytes(), &meta, Kind::Symlink, target.as_os_str().as_bytes(), None)?
+            }
+            Some(kind) => tar.append(inner.as_os_str().as_bytes(), &meta, kind, b"", None)?,
+            None => eprintln!("baton: {} is a socket, which a tar archive cannot hold; left out", path.display()),
         }
     }
     Ok(())
