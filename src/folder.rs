@@ -194,8 +194,13 @@ impl Folder {
     /// Replaces `name` with `content` through a new temporary file and a rename: a reader sees the old
     /// file or the whole new one.
     pub fn write_atomically(&self, name: &str, content: &[u8], bits: u32) -> io::Result<()> {
+        self.create_atomically(name, bits, |f| f.write_all(content))
+    }
+
+    /// [`Folder::write_atomically`] with the content written by `fill` (a copy, an archive).
+    pub fn create_atomically(&self, name: &str, bits: u32, fill: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
         let (mut f, tmp) = self.create_temp(name, bits)?;
-        let done = f.write_all(content).and_then(|()| self.rename(&tmp, name));
+        let done = fill(&mut f).and_then(|()| self.rename(&tmp, name));
         if done.is_err() {
             let _ = self.remove(&tmp);
         }
@@ -328,6 +333,12 @@ pub fn split(path: &Path) -> io::Result<(Folder, String)> {
 pub fn write_atomically(path: &Path, content: &[u8], bits: u32) -> io::Result<()> {
     let (dir, name) = split(path)?;
     dir.write_atomically(&name, content, bits)
+}
+
+/// [`Folder::create_atomically`] for a path.
+pub fn create_atomically(path: &Path, bits: u32, fill: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
+    let (dir, name) = split(path)?;
+    dir.create_atomically(&name, bits, fill)
 }
 
 /// [`Folder::create_locked`] for a path; a living holder is `WouldBlock`.

@@ -1,6 +1,7 @@
 //! baton: the in-pod entrypoint. `main` only parses and maps outcomes to exit codes; each concern
 //! lives in its own module.
 
+mod argo;
 mod cli;
 mod clock;
 mod control;
@@ -24,7 +25,7 @@ use clap::Parser;
 use crate::cli::{Cli, Command};
 
 fn main() {
-    if let Some(code) = tekton::dispatch() {
+    if let Some(code) = tekton::dispatch().or_else(argo::dispatch) {
         std::process::exit(code)
     }
     let cli = match Cli::try_parse() {

@@ -1,11 +1,11 @@
 //! The running phase: one loop that forwards signals to the command's process group, reaps every
 //! child (the command's status is never lost to another waiter), copies output to files, enforces
-//! the run-time limit, answers control requests, stops a sidecar when the steps it serves have
-//! ended (`--until`) and holds back SIGTERM until the steps it must outlive have ended
-//! (`--stop-after`).
+//! the run-time limit, answers control requests (and, for Argo, signals asked for in files), stops a
+//! sidecar when the steps it serves have ended (`--until`) and holds back SIGTERM until the steps it
+//! must outlive have ended (`--stop-after`).
 
 use std::fs::File;
-use std::io::{self, Write};
+use std::io;
 use std::os::fd::{AsRawFd, OwnedFd, RawFd};
 use std::time::{Duration, Instant};
 
@@ -17,18 +17,24 @@ use crate::stepdir::StepDir;
 use crate::sys::{self, Ended};
 use crate::wait::{Cond, Waiter};
 
-/// A copy of one of the command's output streams into a file, beside baton's own stream.
+/// A copy of one of the command's output streams into files, beside baton's own stream.
 pub struct Tee {
     pipe: OwnedFd,
     sink: RawFd,
-    file: File,
+    files: Vec<File>,
 }
 
 impl Tee {
     /// `sink` is baton's own stdout (1) or stderr (2): `kubectl logs` still shows everything.
     pub fn new(pipe: OwnedFd, sink: RawFd, file: File) -> io::Result<Tee> {
         sys::set_nonblocking(pipe.as_raw_fd())?;
-        Ok(Tee { pipe, sink, file })
+        Ok(Tee { pipe, sink, files: vec![file] })
+    }
+
+    /// Also copies the stream into `file` (Argo's `combined` gets both streams).
+    pub fn also(mut self, file: File) -> Tee {
+        self.files.push(file);
+        self
     }
 
     /// Copies what is readable now. Returns false at end of stream.
@@ -49,8 +55,10 @@ impl Tee {
             }
             let chunk = &buf[..n as usize];
             write_fd(self.sink, chunk);
-            // The file may be a FIFO opened without blocking: wait for room rather than drop data.
-            write_fd(self.file.as_raw_fd(), chunk);
+            for file in &self.files {
+                // The file may be a FIFO opened without blocking: wait for room rather than drop data.
+                write_fd(file.as_raw_fd(), chunk);
+            }
         }
     }
 }
@@ -192,8 +200,27 @@ impl<'a> StopAfter<'a> {
     }
 }
 
+/// Signals asked for in files, where a foreign contract has them (Argo's `ctr/<name>/signal`):
+/// `waiter` watches the folder they appear in, `take` reads (and removes) them. Taken before the
+/// first wait, so a file written before the command started counts, then at every wake-up.
+pub struct FileSignals<'a> {
+    pub waiter: Waiter<'a>,
+    pub take: Box<dyn FnMut() -> Vec<i32> + 'a>,
+}
+
 /// Supervises the command `pid` (leader of its own process group) until it exits.
-pub fn supervise(pid: i32, signals: &mut Signals, mut tees: Vec<Tee>, mut rules: Rules) -> io::Result<Supervised> {
+pub fn supervise(pid: i32, signals: &mut Signals, tees: Vec<Tee>, rules: Rules) -> io::Result<Supervised> {
+    supervise_with(pid, signals, tees, rules, None)
+}
+
+/// [`supervise`], also sending the command's group the signals that `files` asks for.
+pub fn supervise_with(
+    pid: i32,
+    signals: &mut Signals,
+    mut tees: Vec<Tee>,
+    mut rules: Rules,
+    mut files: Option<FileSignals>,
+) -> io::Result<Supervised> {
     for signal in signals.take_early() {
         let _ = sys::signal_group(pid, signal);
     }
@@ -212,6 +239,9 @@ pub fn supervise(pid: i32, signals: &mut Signals, mut tees: Vec<Tee>, mut rules:
         }
     };
 
+    // Whether the signal files may have changed: at the start, then when their watch wakes.
+    let mut files_due = true;
+
     let ended = 'run: loop {
         let now = Instant::now();
         if timeout_at.is_some_and(|at| now >= at) {
@@ -221,6 +251,11 @@ pub fn supervise(pid: i32, signals: &mut Signals, mut tees: Vec<Tee>, mut rules:
             let _ = sys::signal_group(pid, libc::SIGKILL);
             stopped = stopped.map(|(cause, _)| (cause, libc::SIGKILL));
             kill_at = None;
+        }
+        if let Some(f) = files.as_mut().filter(|_| files_due) {
+            for signal in (f.take)() {
+                let _ = sys::signal_group(pid, signal);
+            }
         }
 
         // Wait for the next thing to happen.
@@ -232,6 +267,11 @@ pub fn supervise(pid: i32, signals: &mut Signals, mut tees: Vec<Tee>, mut rules:
         if let Some(w) = &stop_after.waiter {
             fds.extend(w.fds());
         }
+        let first_file = fds.len();
+        if let Some(f) = &files {
+            fds.extend(f.waiter.fds());
+        }
+        let file_fds = first_file..fds.len();
         let first_tee = fds.len();
         fds.extend(tees.iter().map(|t| t.pipe.as_raw_fd()));
         let next = [
@@ -240,6 +280,7 @@ pub fn supervise(pid: i32, signals: &mut Signals, mut tees: Vec<Tee>, mut rules:
             stop_after.holding_until,
             rules.until.as_ref().and_then(Waiter::recheck_interval).map(|d| now + d),
             stop_after.waiter.as_ref().and_then(Waiter::recheck_interval).filter(|_| stop_after.holding_until.is_some()).map(|d| now + d),
+            files.as_ref().and_then(|f| f.waiter.recheck_interval()).map(|d| now + d),
         ]
         .into_iter()
         .flatten()
@@ -284,6 +325,14 @@ pub fn supervise(pid: i32, signals: &mut Signals, mut tees: Vec<Tee>, mut rules:
             w.clear();
             if stopped.is_none() && w.check().missing.is_empty() {
                 stop(StopCause::Until, &mut stopped, &mut kill_at);
+            }
+        }
+        if let Some(f) = &mut files {
+            // Drained before the next take, so a file written from now on wakes the next poll.
+            files_due = file_fds.clone().any(|i| pollfds[i].revents != 0) || f.waiter.recheck_interval().is_some();
+            if files_due {
+                f.waiter.clear();
+                let _ = f.waiter.check();
             }
         }
         if stop_after.due(Instant::now()) {

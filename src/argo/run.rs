@@ -1,0 +1,432 @@
+//! `argoexec emissary -- CMD…`: one container of an Argo pod. Read top-down: claim `ctr/<name>/`,
+//! read the template, wait for the container-set dependencies, debug pause, run the command (with
+//! the set's retries; signals from baton's signalfd and from the `signal` file go to its process
+//! group), debug pause, save the outputs of `main`, then write what Argo reads: the sentence of a
+//! failure to the termination log, and `exitcode` last.
+//!
+//! | outcome                               | exitcode file     | exit     |
+//! |---------------------------------------|-------------------|----------|
+//! | the command ran (last run)            | its code (128+N)  | the same |
+//! | a dependency ended with code N != 0   | N                 | 64       |
+//! | a dependency was lost; baton's errors | 64                | 64       |
+//! | outputs of main cannot be saved       | the command's     | 64       |
+//! | stop signal N before the command ran  | 128+N             | 128+N    |
+//! | sidecar whose main containers had all ended before it started | 0 | 0 |
+//!
+//! Exit 64 is Argo's "the emissary failed": the controller marks the node Error with the
+//! termination message, which holds baton's sentence.
+
+use std::cell::Cell;
+use std::ffi::OsString;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+use baton_contract::duration::human;
+use baton_contract::layout::Layout;
+use nix::sys::stat::{umask, Mode};
+
+use crate::signals::Signals;
+use crate::spawn;
+use crate::supervise::{self, FileSignals, Rules, Tee};
+use crate::sys;
+use crate::wait::{Cond, Waiter};
+
+use super::files::{self, Ctr, SignalRequest};
+use super::outputs;
+use super::template::{Retry, Template};
+use super::wait::{is_stop, Wait, Waited};
+use super::{Env, EXIT_FAILED};
+
+/// Argo's grace between SIGTERM and SIGKILL when ARGO_TERMINATION_GRACE_PERIOD_SECONDS is unset.
+const DEFAULT_GRACE: Duration = Duration::from_secs(30);
+/// Arguments longer than this go to a file (`@/tmp/argo_arg_<i>.txt`), as Argo passes them.
+const MAX_ARG: usize = 131072;
+
+/// How the container ends: what the exitcode file says, the exit code, and the sentence of a failure.
+struct End {
+    exitcode: i32,
+    exit: i32,
+    why: Option<String>,
+}
+
+impl End {
+    fn ran(code: i32) -> End {
+        End { exitcode: code, exit: code, why: None }
+    }
+    fn failed(why: String) -> End {
+        End { exitcode: EXIT_FAILED, exit: EXIT_FAILED, why: Some(why) }
+    }
+    fn stopped(signal: i32) -> End {
+        End::ran(128 + signal)
+    }
+}
+
+pub fn emissary(command: Vec<OsString>, env: &Env) -> i32 {
+    // Block signals before anything else, so that none that arrives from now on is lost.
+    let mut signals = match Signals::take_over() {
+        Ok(s) => s,
+        Err(e) => return finish(env, None, End::failed(format!("cannot set up signal handling: {e}"))),
+    };
+    if sys::getpid() != 1 {
+        // Not PID 1: orphans of the command reparent to baton, which reaps them.
+        let _ = sys::set_child_subreaper();
+    }
+    // As Argo's emissary: umask 0 for it and the command. Containers of the pod run as other UIDs
+    // and share what they make; baton sets the mode of every file it makes itself anyway.
+    umask(Mode::empty());
+    let ctr = match container_name().and_then(|name| Ctr::claim(&env.dir, &name)) {
+        Ok(c) => c,
+        Err(why) => return finish(env, None, End::failed(why)),
+    };
+    let end = run(&ctr, command, env, &mut signals);
+    finish(env, Some(&ctr), end)
+}
+
+/// A command line baton cannot run: the container still ends the way Argo reads.
+pub fn refuse(sentence: &str, env: &Env) -> i32 {
+    let ctr = container_name().and_then(|name| Ctr::claim(&env.dir, &name)).ok();
+    finish(env, ctr.as_ref(), End::failed(sentence.to_string()))
+}
+
+fn container_name() -> Result<String, String> {
+    let name = std::env::var("ARGO_CONTAINER_NAME").unwrap_or_default();
+    if name.is_empty() {
+        return Err("ARGO_CONTAINER_NAME is not set: Argo's controller sets it in every container it makes; \
+                    run this container in a pod made by Argo"
+            .into());
+    }
+    files::check_name(&name, "ARGO_CONTAINER_NAME").map(|()| name)
+}
+
+fn run(ctr: &Ctr, mut command: Vec<OsString>, env: &Env, signals: &mut Signals) -> End {
+    if env_true("ARGO_WAIT_FOR_READY") {
+        return End::failed(
+            "Argo's init-less pod layout (ARGO_WAIT_FOR_READY=true: a supervisor container instead of init and \
+             wait) is not implemented by baton's Argo mode; set initlessPod.enabled: false in the \
+             workflow-controller-configmap"
+                .into(),
+        );
+    }
+    let template = match Template::read(env) {
+        Ok(t) => t,
+        Err(why) => return End::failed(why),
+    };
+    if let Err(why) = add_offloaded_args(&mut command, Path::new("/tmp")) {
+        return End::failed(why);
+    }
+    let retry = match template.retry() {
+        Ok(r) => r,
+        Err(why) => return End::failed(why),
+    };
+
+    let dependencies = template.dependencies(&ctr.name);
+    for dep in &dependencies {
+        if let Err(why) = files::check_name(dep, "the dependency") {
+            return End::failed(why);
+        }
+        if *dep == ctr.name {
+            return End::failed(format!(
+                "container {:?} lists itself among its dependencies; it would wait forever",
+                ctr.name
+            ));
+        }
+    }
+    if !dependencies.is_empty() {
+        if let Err(end) = wait_for_dependencies(ctr, &dependencies, env, signals) {
+            return end;
+        }
+    }
+    if env_true("ARGO_DEBUG_PAUSE_BEFORE") {
+        if let Some(signal) = pause(ctr, "before", env, signals) {
+            return End::stopped(signal);
+        }
+    }
+
+    let code = match attempts(ctr, &command, &template, &retry, env, signals) {
+        Ok(Some(code)) => code,
+        Ok(None) => return End::ran(0), // a sidecar with nothing left to serve
+        Err(end) => return end,
+    };
+
+    if env_true("ARGO_DEBUG_PAUSE_AFTER") {
+        // A stop signal ends the pause; the command's code still stands.
+        let _ = pause(ctr, "after", env, signals);
+    }
+    if ctr.name == "main" {
+        if let Err(why) = outputs::save(&template, &env.dir) {
+            return End { exitcode: code, exit: EXIT_FAILED, why: Some(why) };
+        }
+    }
+    End::ran(code)
+}
+
+fn wait_for_dependencies(ctr: &Ctr, dependencies: &[String], env: &Env, signals: &mut Signals) -> Result<(), End> {
+    let wait = Wait { root: &env.dir, dependencies, file: None, deadline: None, signal_file: ctr.signal() };
+    let me = &ctr.name;
+    match wait.run(signals) {
+        Ok(Waited::Ready) | Ok(Waited::Elapsed) => Ok(()),
+        Ok(Waited::DependencyFailed { name, code }) => Err(End {
+            exitcode: code,
+            exit: EXIT_FAILED,
+            why: Some(format!("container {me:?} did not run: its dependency {name:?} ended with exit code {code}")),
+        }),
+        Ok(Waited::DependencyLost { name, exitcode }) => Err(End::failed(format!(
+            "container {me:?} did not run: its dependency {name:?} ended without writing {} (its container was \
+             killed, e.g. OOM-killed)",
+            exitcode.display()
+        ))),
+        Ok(Waited::DependencyUnreadable { name, why }) => {
+            Err(End::failed(format!("container {me:?} did not run: the exit code of its dependency {name:?}: {why}")))
+        }
+        Ok(Waited::Stopped { signal, from_file }) => {
+            eprintln!(
+                "baton: {} {}while waiting for {}; the command never started",
+                sys::signal_name(signal),
+                if from_file { "asked for in the signal file " } else { "" },
+                dependencies.join(", ")
+            );
+            Err(End::stopped(signal))
+        }
+        Err(e) => Err(End::failed(format!("waiting for the dependencies failed: {e}"))),
+    }
+}
+
+/// A debug pause: waits for `ctr/<name>/<which>`. Returns the stop signal that ended it early.
+fn pause(ctr: &Ctr, which: &str, env: &Env, signals: &mut Signals) -> Option<i32> {
+    let file = ctr.pause_file(which);
+    eprintln!(
+        "baton: ARGO_DEBUG_PAUSE_{} is set: paused until {} exists (from a debug container: touch \
+         /proc/1/root{})",
+        which.to_uppercase(),
+        file.display(),
+        file.display()
+    );
+    let wait = Wait { root: &env.dir, dependencies: &[], file: Some(file), deadline: None, signal_file: ctr.signal() };
+    match wait.run(signals) {
+        Ok(Waited::Stopped { signal, .. }) => {
+            eprintln!("baton: {} ended the pause", sys::signal_name(signal));
+            Some(signal)
+        }
+        Ok(_) => None,
+        Err(e) => {
+            eprintln!("baton: cannot watch for {which}: {e}; going on");
+            None
+        }
+    }
+}
+
+/// One run of the command: its exit code, and whether it was asked to stop (then no retry).
+struct Ran {
+    code: i32,
+    stop_asked: bool,
+}
+
+/// Runs the command as often as `retry` allows while it fails. Ok(None): a sidecar whose main
+/// containers had all ended before it started, never run.
+fn attempts(
+    ctr: &Ctr,
+    command: &[OsString],
+    template: &Template,
+    retry: &Retry,
+    env: &Env,
+    signals: &mut Signals,
+) -> Result<Option<i32>, End> {
+    let layout = Layout::new(&env.dir);
+    let sidecar_of = template.is_sidecar(&ctr.name).then(|| template.main_names());
+    let mut attempt = 1;
+    let mut last = None;
+    loop {
+        let Some(ran) = run_once(ctr, command, template, sidecar_of.as_deref(), &layout, signals)? else {
+            eprintln!("baton: sidecar {:?}: every main container has ended; not running it", ctr.name);
+            return Ok(last);
+        };
+        if ran.code == 0 || attempt >= retry.attempts || ran.stop_asked {
+            return Ok(Some(ran.code));
+        }
+        last = Some(ran.code);
+        eprintln!(
+            "baton: run {attempt} of {} ended with exit code {}; running again in {}",
+            retry.attempts,
+            ran.code,
+            human(retry.pause)
+        );
+        if !retry.pause.is_zero() {
+            let wait = Wait {
+                root: &env.dir,
+                dependencies: &[],
+                file: None,
+                deadline: Some(Instant::now() + retry.pause),
+                signal_file: ctr.signal(),
+            };
+            if let Ok(Waited::Stopped { signal, .. }) = wait.run(signals) {
+                eprintln!("baton: {} before run {}: no more runs", sys::signal_name(signal), attempt + 1);
+                return Ok(Some(ran.code));
+            }
+        }
+        attempt += 1;
+    }
+}
+
+/// One run. Ok(None): a sidecar whose main containers have all ended, not started.
+fn run_once(
+    ctr: &Ctr,
+    command: &[OsString],
+    template: &Template,
+    sidecar_of: Option<&[String]>,
+    layout: &Layout,
+    signals: &mut Signals,
+) -> Result<Option<Ran>, End> {
+    // A sidecar stops once every main container has an exit code: TERM, KILL after the grace.
+    // Watched from before the start, so no exit code is missed.
+    let until = match sidecar_of {
+        Some(mains) => {
+            let conds = mains.iter().map(|m| Cond::File(files::ctr_dir(layout.root(), m).join("exitcode"))).collect();
+            let mut waiter = Waiter::new(layout, conds)
+                .map_err(|e| End::failed(format!("cannot watch the main containers' exit codes: {e}")))?;
+            if waiter.check().missing.is_empty() {
+                return Ok(None);
+            }
+            Some(waiter)
+        }
+        None => None,
+    };
+    let capture = env_true("ARGO_INCLUDE_SCRIPT_OUTPUT") || template.archives_logs();
+    let copies = if capture {
+        let open =
+            |p: &Path| files::open_output(p).map_err(|e| End::failed(format!("cannot open {}: {e}", p.display())));
+        Some((open(&ctr.stdout())?, open(&ctr.combined())?))
+    } else {
+        None
+    };
+    let child = spawn::spawn(command, signals.original_mask(), capture, capture).map_err(|c| End::failed(c.message))?;
+    let mut tees = Vec::new();
+    if let (Some((stdout, combined)), Some(out), Some(err)) = (copies, child.stdout, child.stderr) {
+        let both = combined.try_clone().map_err(|e| End::failed(format!("cannot copy the output: {e}")))?;
+        match (Tee::new(out, 1, stdout), Tee::new(err, 2, combined)) {
+            (Ok(out), Ok(err)) => tees.extend([out.also(both), err]),
+            (Err(e), _) | (_, Err(e)) => eprintln!("baton: cannot copy the output: {e}"),
+        }
+    }
+    let stop_asked = Cell::new(false);
+    let signal_file = ctr.signal();
+    let file_signals = Waiter::new(layout, vec![Cond::File(signal_file.clone())]).ok().map(|mut waiter| {
+        let _ = waiter.check(); // sets the watch on ctr/<name>/
+        FileSignals { waiter, take: Box::new(|| take_signal(&signal_file, &stop_asked)) }
+    });
+    let rules = Rules {
+        timeout: None,
+        grace: grace(),
+        step: None,
+        until,
+        stop_after: Vec::new(),
+        stop_timeout: Duration::ZERO,
+        layout,
+        // Argo's contract: background grandchildren are neither awaited nor stopped.
+        keep_group: true,
+    };
+    let supervised = supervise::supervise_with(child.pid, signals, tees, rules, file_signals)
+        .map_err(|e| End::failed(format!("lost track of the command: {e}")))?;
+    let stop_asked = stop_asked.get() || supervised.told_to_stop.is_some() || supervised.stopped.is_some();
+    Ok(Some(Ran { code: supervised.ended.code(), stop_asked }))
+}
+
+/// The signal file, read and removed: the signal to send to the command's group, if any.
+fn take_signal(path: &Path, stop_asked: &Cell<bool>) -> Vec<i32> {
+    match files::read_signal(path) {
+        SignalRequest::None => Vec::new(),
+        SignalRequest::Signal(signal) => {
+            let _ = std::fs::remove_file(path);
+            stop_asked.set(stop_asked.get() || is_stop(signal));
+            vec![signal]
+        }
+        SignalRequest::Bad(sentence) => {
+            eprintln!("baton: {sentence}");
+            let _ = std::fs::remove_file(path);
+            Vec::new()
+        }
+    }
+}
+
+/// ARGO_CONTAINER_ARGS_FILE: the controller offloaded the container's args (over 128 KiB of JSON) to
+/// a configmap; they follow the command. An argument too long for exec goes to a file in `tmp` and
+/// is passed as `@file`, as Argo passes it.
+fn add_offloaded_args(command: &mut Vec<OsString>, tmp: &Path) -> Result<(), String> {
+    let Some(path) = std::env::var_os("ARGO_CONTAINER_ARGS_FILE").filter(|p| !p.is_empty()) else { return Ok(()) };
+    let path = Path::new(&path);
+    let json =
+        files::read_capped(path, 4 << 20).and_then(|j| j.ok_or_else(|| std::io::ErrorKind::NotFound.into())).map_err(
+            |e| format!("cannot read the container's arguments from ARGO_CONTAINER_ARGS_FILE={}: {e}", path.display()),
+        )?;
+    // Through serde_json::Value, which baton already carries (no code for a typed Vec<String>).
+    let not_args =
+        |why: String| format!("ARGO_CONTAINER_ARGS_FILE={} is not a JSON array of strings ({why})", path.display());
+    let args = match serde_json::from_slice::<serde_json::Value>(&json).map_err(|e| not_args(e.to_string()))? {
+        serde_json::Value::Array(args) => args,
+        _ => return Err(not_args("not an array".into())),
+    };
+    for arg in args {
+        let serde_json::Value::String(arg) = arg else { return Err(not_args(format!("{arg} is not a string"))) };
+        command.push(OsString::from(arg));
+    }
+    for (i, arg) in command.iter_mut().enumerate() {
+        if arg.len() > MAX_ARG {
+            let file = tmp.join(format!("argo_arg_{i}.txt"));
+            crate::folder::create_atomically(&file, 0o644, |f| std::io::Write::write_all(f, arg.as_encoded_bytes()))
+                .map_err(|e| format!("cannot write argument {i} to {}: {e}", file.display()))?;
+            let mut at = OsString::from("@");
+            at.push(&file);
+            *arg = at;
+        }
+    }
+    Ok(())
+}
+
+fn env_true(name: &str) -> bool {
+    std::env::var_os(name).is_some_and(|v| v == "true")
+}
+
+/// ARGO_TERMINATION_GRACE_PERIOD_SECONDS (set when the pod sets terminationGracePeriodSeconds).
+fn grace() -> Duration {
+    let seconds = std::env::var("ARGO_TERMINATION_GRACE_PERIOD_SECONDS").ok().and_then(|v| v.parse::<u64>().ok());
+    seconds.filter(|s| *s > 0).map_or(DEFAULT_GRACE, Duration::from_secs)
+}
+
+/// Says the failure (stderr and the termination log), then writes the exit code file, last.
+fn finish(env: &Env, ctr: Option<&Ctr>, end: End) -> i32 {
+    if let Some(why) = &end.why {
+        eprintln!("baton: {why}");
+        if let Err(e) = files::write_termination(&env.termination, why) {
+            eprintln!("baton: cannot write the termination message to {}: {e}", env.termination.display());
+        }
+    }
+    if let Some(ctr) = ctr {
+        if let Err(e) = files::write_exitcode(&ctr.exitcode(), end.exitcode) {
+            eprintln!(
+                "baton: cannot write {}: {e}; the containers waiting for it are stopped by the controller",
+                ctr.exitcode().display()
+            );
+        }
+    }
+    end.exit
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offloaded_args_follow_the_command_and_long_ones_go_to_files() {
+        let dir = tempfile::tempdir().unwrap();
+        let json = dir.path().join("ARGO_CONTAINER_ARGS_FILE");
+        let long = "x".repeat(MAX_ARG + 1);
+        std::fs::write(&json, serde_json::to_vec(&["-c", long.as_str()]).unwrap()).unwrap();
+        std::env::set_var("ARGO_CONTAINER_ARGS_FILE", &json);
+        let mut command = vec![OsString::from("sh")];
+        let added = add_offloaded_args(&mut command, dir.path());
+        std::env::remove_var("ARGO_CONTAINER_ARGS_FILE");
+        added.unwrap();
+        let file = dir.path().join("argo_arg_2.txt");
+        assert_eq!(command, [OsString::from("sh"), "-c".into(), format!("@{}", file.display()).into()]);
+        assert_eq!(std::fs::read_to_string(file).unwrap(), long);
+    }
+}

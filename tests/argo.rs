@@ -1,0 +1,623 @@
+//! Argo mode, driven from outside: the built binary invoked as `argoexec` over a temporary folder
+//! standing in for `/var/run/argo` (BATON_ARGO_DIR), with the termination log in a file
+//! (BATON_ARGO_TERMINATION_PATH). The cases mirror Argo's own `TestEmissary`
+//! (cmd/argoexec/commands/emissary_test.go; names cited per test), then the container-set
+//! behaviour Argo's e2e suite asserts, then what baton adds. Synchronisation is on files and exits,
+//! never on sleeps.
+
+mod common;
+
+use std::fs;
+use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use common::*;
+
+/// A pod's `/var/run/argo` in a temporary folder, and the binary under the name `argoexec`.
+struct Argo {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+    dir: PathBuf,
+    argoexec: PathBuf,
+}
+
+impl Argo {
+    fn new() -> Argo {
+        let tmp = tempfile::Builder::new().prefix("baton-argo-").tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        let dir = root.join("var-run-argo");
+        fs::create_dir(&dir).unwrap();
+        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
+        let argoexec = root.join("argoexec");
+        std::os::unix::fs::symlink(BATON, &argoexec).unwrap();
+        // As in TestEmissary: an empty template.
+        fs::write(dir.join("template"), "{}").unwrap();
+        Argo { _tmp: tmp, root, dir, argoexec }
+    }
+
+    fn p(&self, rel: &str) -> PathBuf {
+        self.root.join(rel)
+    }
+
+    fn ctr(&self, name: &str, file: &str) -> PathBuf {
+        self.dir.join("ctr").join(name).join(file)
+    }
+
+    fn template(&self, json: &str) {
+        fs::write(self.dir.join("template"), json).unwrap();
+    }
+
+    /// `argoexec ARGS…` with this pod's folders and nothing inherited that changes its behaviour.
+    fn argoexec<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(&self, label: &str, args: I) -> Baton {
+        Baton::new(&self.root, label)
+            .exe(&self.argoexec)
+            .args(args)
+            .env("BATON_ARGO_DIR", &self.dir)
+            .env("BATON_ARGO_TERMINATION_PATH", self.termination(label))
+            .env("BATON_ARGO_CONFIG_DIR", self.p("argo-config"))
+            .env("BATON_ARGOEXEC_UPSTREAM", self.p("no-upstream"))
+    }
+
+    /// Container `name` as Argo's controller wraps it: `emissary <log flags> -- sh -c SCRIPT`.
+    fn emissary(&self, name: &str, script: &str) -> Baton {
+        self.argoexec(name, ["emissary", "--loglevel", "info", "--log-format", "text", "--gloglevel", "0", "--"])
+            .args(["sh", "-c", script])
+            .env("ARGO_CONTAINER_NAME", name)
+            .env("ARGO_INCLUDE_SCRIPT_OUTPUT", "true")
+            .env("ROOT", &self.root)
+    }
+
+    fn termination(&self, label: &str) -> PathBuf {
+        self.root.join(format!("{label}.termination-log"))
+    }
+
+    fn exitcode(&self, name: &str) -> String {
+        fs::read_to_string(self.ctr(name, "exitcode")).unwrap_or_else(|e| panic!("ctr/{name}/exitcode: {e}"))
+    }
+
+    fn read(&self, path: &Path) -> String {
+        fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    }
+}
+
+/// The entries of a .tgz, as `tar tzf` lists them.
+fn tgz_entries(path: &Path) -> Vec<String> {
+    let out = Command::new("tar").arg("tzf").arg(path).output().unwrap();
+    assert!(out.status.success(), "tar tzf {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
+}
+
+/// A script that fails on its first run and succeeds after (Argo's containerSetRetryTest.sh), and
+/// counts its runs in RUNS.
+const FAIL_ONCE: &str = r#"echo run >> "$RUNS"; mkdir -p "$ART"; echo hello > "$ART/file"
+if [ -f "$STATE" ]; then exit 0; fi; touch "$STATE"; exit 1"#;
+
+fn runs(path: &Path) -> usize {
+    fs::read_to_string(path).map(|t| t.lines().count()).unwrap_or(0)
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Argo's TestEmissary
+
+// TestEmissary/Exit0
+#[test]
+fn exit_0_writes_exitcode_0() {
+    let argo = Argo::new();
+    argo.emissary("main", "exit").run().expect_code(0);
+    assert_eq!(argo.exitcode("main"), "0");
+    for folder in ["ctr", "ctr/main"] {
+        assert_eq!(fs::metadata(argo.dir.join(folder)).unwrap().mode() & 0o7777, 0o777, "{folder}");
+    }
+}
+
+// TestEmissary/Exit1
+#[test]
+fn exit_1_writes_exitcode_1() {
+    let argo = Argo::new();
+    argo.emissary("main", "exit 1").run().expect_code(1);
+    assert_eq!(argo.exitcode("main"), "1");
+    assert_eq!(
+        fs::metadata(argo.termination("main")).map(|m| m.len()).unwrap_or(0),
+        0,
+        "no termination message for the command's own failure"
+    );
+}
+
+// TestEmissary/Stdout
+#[test]
+fn stdout_is_copied_and_still_shown() {
+    let argo = Argo::new();
+    let o = argo.emissary("main", "echo hello").run();
+    o.expect_code(0);
+    assert_eq!(argo.read(&argo.ctr("main", "stdout")), "hello\n");
+    assert_eq!(o.stdout, "hello\n", "the container's own stdout is untouched");
+}
+
+// TestEmissary/Sub-process
+#[test]
+fn background_sub_processes_are_not_awaited() {
+    let argo = Argo::new();
+    let o = argo.emissary("main", r#"(sleep 60; echo 'should not wait for sub-process') & printf hello"#).run();
+    o.expect_code(0);
+    assert!(o.elapsed < Duration::from_secs(30), "it waited for the background sleep");
+    assert_eq!(argo.read(&argo.ctr("main", "stdout")), "hello");
+}
+
+// TestEmissary/Combined
+#[test]
+fn combined_holds_both_streams() {
+    let argo = Argo::new();
+    let o = argo.emissary("main", "echo out; echo hello > /dev/stderr").run();
+    o.expect_code(0);
+    assert_eq!(argo.read(&argo.ctr("main", "combined")), "out\nhello\n");
+    assert_eq!(argo.read(&argo.ctr("main", "stdout")), "out\n");
+    assert!(o.stderr.contains("hello"), "stderr untouched: {}", o.stderr);
+    for file in ["stdout", "combined"] {
+        assert_eq!(fs::metadata(argo.ctr("main", file)).unwrap().mode() & 0o777, 0o666, "{file}");
+    }
+}
+
+// TestEmissary/Signal: a signal file written before the command starts; 15 -> 143, 9 -> 137.
+#[test]
+fn a_signal_file_written_before_the_start_stops_the_command() {
+    for (signal, code) in [(15, 143), (9, 137)] {
+        let argo = Argo::new();
+        fs::create_dir_all(argo.ctr("main", "")).unwrap();
+        fs::write(argo.ctr("main", "signal"), signal.to_string()).unwrap();
+        argo.emissary("main", "sleep 30").spawn().wait_within(SOON).expect_code(code);
+        assert_eq!(argo.exitcode("main"), code.to_string());
+        assert!(!argo.ctr("main", "signal").exists(), "the signal file is removed once read");
+    }
+}
+
+// TestEmissary/Artifact
+#[test]
+fn an_artifact_file_is_tar_gzipped() {
+    let argo = Argo::new();
+    let art = argo.p("tmp/artifact");
+    argo.template(&format!(r#"{{"outputs":{{"artifacts":[{{"name":"a","path":"{}"}}]}}}}"#, art.display()));
+    argo.emissary("main", r#"mkdir -p "$ROOT/tmp"; echo hello > "$ROOT/tmp/artifact""#).run().expect_code(0);
+    let tgz = argo.dir.join(format!("outputs/artifacts{}.tgz", art.display()));
+    assert_eq!(tgz_entries(&tgz), ["artifact"]);
+    let out = Command::new("tar").arg("xzOf").arg(&tgz).output().unwrap();
+    assert_eq!(out.stdout, b"hello\n");
+}
+
+// TestEmissary/ArtifactWithTrailingAndLeadingSlash: "/tmp/artifact/" still maps to .../tmp/artifact.tgz,
+// for a file as for a folder.
+#[test]
+fn an_artifact_path_with_a_trailing_slash() {
+    let argo = Argo::new();
+    let art = argo.p("tmp/artifact");
+    argo.template(&format!(r#"{{"outputs":{{"artifacts":[{{"path":"{}/"}}]}}}}"#, art.display()));
+    argo.emissary("main", r#"mkdir -p "$ROOT/tmp"; echo hello > "$ROOT/tmp/artifact""#).run().expect_code(0);
+    let tgz = argo.dir.join(format!("outputs/artifacts{}.tgz", art.display()));
+    assert_eq!(tgz_entries(&tgz), ["artifact"]);
+
+    let argo = Argo::new();
+    let art = argo.p("tmp/dir");
+    argo.template(&format!(r#"{{"outputs":{{"artifacts":[{{"path":"{}/"}}]}}}}"#, art.display()));
+    let script = r#"d="$ROOT/tmp/dir"; mkdir -p "$d/sub"; echo b > "$d/b"; echo a > "$d/sub/a"; ln -s b "$d/link""#;
+    argo.emissary("main", script).run().expect_code(0);
+    let tgz = argo.dir.join(format!("outputs/artifacts{}.tgz", art.display()));
+    // Go's filepath.Walk order; folders named without a trailing slash, as Argo names them.
+    assert_eq!(tgz_entries(&tgz), ["dir", "dir/b", "dir/link", "dir/sub", "dir/sub/a"]);
+    let listing = Command::new("tar").arg("tzvf").arg(&tgz).output().unwrap();
+    assert!(String::from_utf8_lossy(&listing.stdout).contains("dir/link -> b"), "a link stays a link");
+    assert_eq!(fs::metadata(&tgz).unwrap().mode() & 0o777, 0o644);
+}
+
+// Beyond Argo's test: what a reader gets back out of the archive (GNU tar here; Argo reads it with
+// Go's archive/tar): long names (pax records), a file larger than the compressor's buffers, an empty
+// file, a link, modes.
+#[test]
+fn an_artifact_folder_unpacks_to_what_was_there() {
+    let argo = Argo::new();
+    let art = argo.p("tmp/out");
+    argo.template(&format!(r#"{{"outputs":{{"artifacts":[{{"path":"{}"}}]}}}}"#, art.display()));
+    let long = "n".repeat(150);
+    let script = format!(
+        r#"d="$ROOT/tmp/out"; mkdir -p "$d/deep/{long}"; head -c 300000 /dev/urandom > "$d/big"; : > "$d/empty"
+        echo x > "$d/deep/{long}/{long}.txt"; chmod 0750 "$d/big"; ln -s ../big "$d/deep/link""#
+    );
+    argo.emissary("main", &script).run().expect_code(0);
+    let tgz = argo.dir.join(format!("outputs/artifacts{}.tgz", art.display()));
+    assert!(Command::new("gzip").arg("-t").arg(&tgz).status().unwrap().success(), "gzip -t");
+    let into = argo.p("unpacked");
+    fs::create_dir(&into).unwrap();
+    let untar = Command::new("tar").arg("xzf").arg(&tgz).arg("-C").arg(&into).output().unwrap();
+    assert!(untar.status.success(), "{}", String::from_utf8_lossy(&untar.stderr));
+    assert_eq!(fs::read(into.join("out/big")).unwrap(), fs::read(art.join("big")).unwrap());
+    assert_eq!(fs::metadata(into.join("out/big")).unwrap().mode() & 0o777, 0o750);
+    assert_eq!(fs::read(into.join("out/empty")).unwrap(), b"");
+    assert_eq!(argo.read(&into.join(format!("out/deep/{long}/{long}.txt"))), "x\n");
+    assert_eq!(fs::read_link(into.join("out/deep/link")).unwrap(), Path::new("../big"));
+}
+
+// TestEmissary/Parameter
+#[test]
+fn an_output_parameter_is_copied() {
+    let argo = Argo::new();
+    let param = argo.p("tmp/parameter");
+    argo.template(&format!(
+        r#"{{"outputs":{{"parameters":[{{"name":"p","valueFrom":{{"path":"{}"}}}}]}}}}"#,
+        param.display()
+    ));
+    argo.emissary("main", r#"mkdir -p "$ROOT/tmp"; echo hello > "$ROOT/tmp/parameter""#).run().expect_code(0);
+    let saved = argo.dir.join(format!("outputs/parameters{}", param.display()));
+    assert_eq!(argo.read(&saved), "hello\n");
+}
+
+/// A container-set template with one member `main`, an artifact, and `retry` as its retryStrategy.
+fn retry_template(argo: &Argo, retry: &str) -> PathBuf {
+    let art = argo.p("tmp/artifact");
+    argo.template(&format!(
+        r#"{{"outputs":{{"artifacts":[{{"path":"{}/"}}]}},"containerSet":{{"containers":[{{"name":"main"}}],"retryStrategy":{retry}}}}}"#,
+        art.display()
+    ));
+    argo.dir.join(format!("outputs/artifacts{}.tgz", art.display()))
+}
+
+fn fail_once(argo: &Argo) -> Baton {
+    argo.emissary("main", FAIL_ONCE)
+        .env("RUNS", argo.p("runs"))
+        .env("STATE", argo.p("state"))
+        .env("ART", argo.p("tmp/artifact"))
+}
+
+// TestEmissary/RetryContainerSetFail: retries 1 is one run in all (Argo's count): the failure
+// stands, and the artifact is still saved.
+#[test]
+fn retries_1_is_one_run() {
+    let argo = Argo::new();
+    let tgz = retry_template(&argo, r#"{"retries":1}"#);
+    fail_once(&argo).run().expect_code(1);
+    assert_eq!(runs(&argo.p("runs")), 1);
+    assert_eq!(argo.exitcode("main"), "1");
+    assert!(!tgz_entries(&tgz).is_empty());
+}
+
+// TestEmissary/RetryContainerSetSuccess: retries 2 is two runs: the second succeeds.
+#[test]
+fn retries_2_runs_again_and_succeeds() {
+    let argo = Argo::new();
+    let tgz = retry_template(&argo, r#"{"retries":2}"#);
+    fail_once(&argo).run().expect_code(0);
+    assert_eq!(runs(&argo.p("runs")), 2);
+    assert_eq!(argo.exitcode("main"), "0");
+    assert!(!tgz_entries(&tgz).is_empty());
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Container sets, as Argo's e2e suite drives them
+
+// e2e TestWorkflowTemplateWithRetryStrategyInContainerSet: retries "2" (a string) runs a failing
+// member exactly twice; `duration` is the pause between the runs.
+#[test]
+fn retries_as_a_string_with_a_pause() {
+    let argo = Argo::new();
+    argo.template(
+        r#"{"containerSet":{"containers":[{"name":"c3"}],"retryStrategy":{"retries":"2","duration":"300ms"}}}"#,
+    );
+    let started = Instant::now();
+    let o = argo
+        .emissary("c3", r#"echo run >> "$RUNS"; echo intentional failure; exit 1"#)
+        .env("RUNS", argo.p("runs"))
+        .run();
+    o.expect_code(1);
+    assert_eq!(runs(&argo.p("runs")), 2);
+    assert!(started.elapsed() >= Duration::from_millis(300), "the pause between runs was not kept");
+    assert!(o.stderr.contains("run 1 of 2 ended with exit code 1"), "{}", o.stderr);
+}
+
+// e2e TestWorkflowTemplateWithRetryStrategyInContainerSet, c2: a command that cannot be found is
+// the emissary's failure (64), and is not retried.
+#[test]
+fn a_command_that_is_not_found_is_not_retried() {
+    let argo = Argo::new();
+    argo.template(r#"{"containerSet":{"containers":[{"name":"c2"}],"retryStrategy":{"retries":"2"}}}"#);
+    let o = argo
+        .argoexec("c2", ["emissary", "--", "invalid-command-xyz", "command"])
+        .env("ARGO_CONTAINER_NAME", "c2")
+        .run();
+    o.expect_code(64);
+    assert_eq!(argo.exitcode("c2"), "64");
+    assert_eq!(o.stderr.matches("cannot run").count(), 1, "{}", o.stderr);
+    assert!(argo.read(&argo.termination("c2")).contains("invalid-command-xyz"));
+}
+
+const CHAIN: &str = r#"{"containerSet":{"containers":[{"name":"a"},{"name":"b","dependencies":["a"]}]}}"#;
+
+#[test]
+fn a_member_waits_for_its_dependency() {
+    let argo = Argo::new();
+    argo.template(CHAIN);
+    let order = argo.p("order");
+    let gate = argo.p("gate");
+    let mut b = argo.emissary("b", r#"echo b >> "$ORDER""#).env("ORDER", &order).spawn();
+    argo.wait_lock("b");
+    let mut a = argo
+        .emissary("a", r#"while [ ! -e "$GATE" ]; do sleep 0.01; done; echo a >> "$ORDER""#)
+        .env("ORDER", &order)
+        .env("GATE", &gate)
+        .spawn();
+    argo.wait_lock("a");
+    assert!(!order.exists() && !b.has_exited(), "b ran before a ended");
+    fs::write(&gate, "").unwrap();
+    a.wait().expect_code(0);
+    b.wait_within(SOON).expect_code(0);
+    assert_eq!(argo.read(&order), "a\nb\n");
+    assert_eq!(argo.exitcode("b"), "0");
+}
+
+impl Argo {
+    /// Waits until container `name`'s emissary has claimed its folder (its lock is there).
+    fn wait_lock(&self, name: &str) {
+        let lock = self.ctr(name, "baton.lock");
+        wait_until(&format!("{} to exist", lock.display()), SOON, || lock.exists().then_some(()));
+    }
+}
+
+// Argo's rule: a dependency's non-zero code goes into the member's exitcode, the member does not
+// run, and exits 64 (the controller marks it Error).
+#[test]
+fn a_failed_dependency_ends_the_member_without_running_it() {
+    let argo = Argo::new();
+    argo.template(CHAIN);
+    argo.emissary("a", "exit 3").run().expect_code(3);
+    let o = argo.emissary("b", r#"touch "$ROOT/b-ran""#).run();
+    o.expect_code(64);
+    assert_eq!(argo.exitcode("b"), "3");
+    assert!(!argo.p("b-ran").exists(), "b ran its command");
+    let message = argo.read(&argo.termination("b"));
+    assert!(message.contains(r#"dependency "a" ended with exit code 3"#), "{message}");
+}
+
+// Argo hangs here (#10063): the dependency's emissary is SIGKILLed (OOM) and never writes its
+// exitcode. baton's lock tells the member at once.
+#[test]
+fn a_lost_dependency_ends_the_member_at_once() {
+    let argo = Argo::new();
+    argo.template(CHAIN);
+    let mut a = argo.emissary("a", r#"touch "$ROOT/a-started"; exec sleep 30"#).spawn();
+    let mut b = argo.emissary("b", r#"touch "$ROOT/b-ran""#).spawn();
+    wait_until("a's command to start", SOON, || argo.p("a-started").exists().then_some(()));
+    argo.wait_lock("b");
+    let sleep_pid = child_of(a.pid());
+    kill(a.pid(), libc::SIGKILL);
+    let _ = a.wait();
+    let o = b.wait_within(SOON);
+    kill(sleep_pid, libc::SIGKILL);
+    o.expect_code(64);
+    assert_eq!(argo.exitcode("b"), "64");
+    assert!(!argo.ctr("a", "exitcode").exists());
+    assert!(!argo.p("b-ran").exists());
+    let message = argo.read(&argo.termination("b"));
+    assert!(message.contains(r#"dependency "a" ended without writing"#) && message.contains("killed"), "{message}");
+}
+
+/// The first child of `pid`.
+fn child_of(pid: i32) -> i32 {
+    wait_until("a child process", SOON, || {
+        let text = fs::read_to_string(format!("/proc/{pid}/task/{pid}/children")).ok()?;
+        text.split_whitespace().next()?.parse().ok()
+    })
+}
+
+#[test]
+fn a_stop_signal_while_waiting_ends_the_member_unrun() {
+    let argo = Argo::new();
+    argo.template(CHAIN);
+    let mut b = argo.emissary("b", r#"touch "$ROOT/b-ran""#).spawn();
+    argo.wait_lock("b");
+    b.signal(libc::SIGTERM);
+    b.wait_within(SOON).expect_code(143);
+    assert_eq!(argo.exitcode("b"), "143");
+    assert!(!argo.p("b-ran").exists());
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Signals from files, sidecars
+
+#[test]
+fn a_signal_file_written_while_running_is_sent_at_once() {
+    let argo = Argo::new();
+    let mut main = argo.emissary("main", r#"touch "$ROOT/started"; sleep 30"#).spawn();
+    wait_until("the command to start", SOON, || argo.p("started").exists().then_some(()));
+    // Not a signal number: one sentence, the file removed, the command left alone.
+    write_atomic(&argo.ctr("main", "signal"), b"TERM");
+    wait_until("the bad signal file to be removed", SOON, || (!argo.ctr("main", "signal").exists()).then_some(()));
+    assert!(!main.has_exited());
+    // As Argo's wait container writes it: in place, not atomically.
+    fs::write(argo.ctr("main", "signal"), "15").unwrap();
+    let o = main.wait_within(SOON);
+    o.expect_code(143);
+    assert!(o.stderr.contains("ignoring") && o.stderr.contains("write a signal number"), "{}", o.stderr);
+    assert!(!argo.ctr("main", "signal").exists());
+}
+
+#[test]
+fn a_sidecar_stops_once_every_main_container_ended() {
+    let argo = Argo::new();
+    argo.template(r#"{"containerSet":{"containers":[{"name":"a"},{"name":"b"}]},"sidecars":[{"name":"proxy"}]}"#);
+    let mut proxy = argo.emissary("proxy", r#"touch "$ROOT/proxy-started"; sleep 30"#).spawn();
+    wait_until("the sidecar to start", SOON, || argo.p("proxy-started").exists().then_some(()));
+    argo.emissary("a", "exit 0").run().expect_code(0);
+    assert!(!proxy.has_exited(), "stopped while b had not ended");
+    argo.emissary("b", "exit 2").run().expect_code(2);
+    proxy.wait_within(SOON).expect_code(143);
+    assert_eq!(argo.exitcode("proxy"), "143");
+}
+
+#[test]
+fn a_sidecar_that_ignores_sigterm_is_killed_after_the_grace_period() {
+    let argo = Argo::new();
+    argo.template(r#"{"sidecars":[{"name":"proxy"}]}"#);
+    let mut proxy = argo
+        .emissary("proxy", r#"trap '' TERM; touch "$ROOT/proxy-started"; sleep 30"#)
+        .env("ARGO_TERMINATION_GRACE_PERIOD_SECONDS", "1")
+        .spawn();
+    wait_until("the sidecar to start", SOON, || argo.p("proxy-started").exists().then_some(()));
+    let ended = Instant::now();
+    argo.emissary("main", "true").run().expect_code(0);
+    proxy.wait_within(SOON).expect_code(137);
+    assert!(ended.elapsed() >= Duration::from_secs(1), "killed before the grace period");
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The template's sources (Argo: emissary_read_template_test.go)
+
+fn parameter_template(argo: &Argo) -> (String, PathBuf) {
+    let param = argo.p("tmp/p");
+    let json =
+        format!(r#"{{"outputs":{{"parameters":[{{"name":"p","valueFrom":{{"path":"{}"}}}}]}}}}"#, param.display());
+    (json, argo.dir.join(format!("outputs/parameters{}", param.display())))
+}
+
+const WRITE_P: &str = r#"mkdir -p "$ROOT/tmp"; echo from-env > "$ROOT/tmp/p""#;
+
+// TestReadTemplate_FallsBackToEnv
+#[test]
+fn the_template_from_the_environment() {
+    let argo = Argo::new();
+    fs::remove_file(argo.dir.join("template")).unwrap();
+    let (json, saved) = parameter_template(&argo);
+    argo.emissary("main", WRITE_P).env("ARGO_TEMPLATE", json).run().expect_code(0);
+    assert_eq!(argo.read(&saved), "from-env\n");
+}
+
+// TestReadTemplate_HandlesOffloaded
+#[test]
+fn the_template_offloaded_to_the_configmap() {
+    let argo = Argo::new();
+    fs::remove_file(argo.dir.join("template")).unwrap();
+    let (json, saved) = parameter_template(&argo);
+    fs::create_dir(argo.p("argo-config")).unwrap();
+    fs::write(argo.p("argo-config/ARGO_TEMPLATE"), json).unwrap();
+    argo.emissary("main", WRITE_P).env("ARGO_TEMPLATE", "offloaded").run().expect_code(0);
+    assert_eq!(argo.read(&saved), "from-env\n");
+}
+
+// TestReadTemplate_PrefersFile
+#[test]
+fn the_template_file_wins_over_the_environment() {
+    let argo = Argo::new();
+    let (json, saved) = parameter_template(&argo);
+    argo.template(&json);
+    argo.emissary("main", WRITE_P).env("ARGO_TEMPLATE", "{}").run().expect_code(0);
+    assert!(saved.exists());
+}
+
+// TestReadTemplate_NeitherAvailable: baton's own failure, said, and still an exitcode.
+#[test]
+fn no_template_is_a_failure_with_a_sentence() {
+    let argo = Argo::new();
+    fs::remove_file(argo.dir.join("template")).unwrap();
+    let o = argo.emissary("main", r#"touch "$ROOT/ran""#).run();
+    o.expect_code(64);
+    assert_eq!(argo.exitcode("main"), "64");
+    assert!(!argo.p("ran").exists());
+    let message = argo.read(&argo.termination("main"));
+    assert!(message.contains("ARGO_TEMPLATE"), "{message}");
+    assert!(o.stderr.contains(&message));
+}
+
+// ---------------------------------------------------------------------------------------------------
+// The shared folder, as Argo's other containers see it
+
+#[test]
+fn the_folder_is_open_to_every_uid_and_the_exitcode_appears_whole() {
+    let argo = Argo::new();
+    // A restarted container's old code, in the folder as Argo's wait container pre-creates it.
+    fs::create_dir_all(argo.ctr("main", "")).unwrap();
+    fs::set_permissions(argo.dir.join("ctr/main"), fs::Permissions::from_mode(0o777)).unwrap();
+    fs::write(argo.ctr("main", "exitcode"), "7").unwrap();
+    argo.emissary("main", r#"[ ! -e "$EXITCODE" ]"#).env("EXITCODE", argo.ctr("main", "exitcode")).run().expect_code(0);
+    assert_eq!(argo.exitcode("main"), "0", "the stale code is gone before the command runs");
+    assert_eq!(fs::metadata(argo.dir.join("ctr/main")).unwrap().mode() & 0o7777, 0o777);
+    assert_eq!(fs::metadata(argo.ctr("main", "exitcode")).unwrap().mode() & 0o7777, 0o644);
+    let mut names: Vec<String> = fs::read_dir(argo.dir.join("ctr/main"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    names.sort();
+    assert_eq!(names, ["baton.lock", "combined", "exitcode", "stdout"], "no temporary file left");
+}
+
+#[test]
+fn the_initless_layout_is_refused_by_name() {
+    let argo = Argo::new();
+    let o = argo.emissary("main", r#"touch "$ROOT/ran""#).env("ARGO_WAIT_FOR_READY", "true").run();
+    o.expect_code(64);
+    assert_eq!(argo.exitcode("main"), "64");
+    assert!(!argo.p("ran").exists());
+    assert!(argo.read(&argo.termination("main")).contains("init-less"));
+}
+
+#[test]
+fn a_missing_container_name_is_a_sentence() {
+    let argo = Argo::new();
+    let o = argo.argoexec("nameless", ["emissary", "--", "true"]).run();
+    o.expect_code(64);
+    assert!(o.stderr.contains("ARGO_CONTAINER_NAME is not set"), "{}", o.stderr);
+}
+
+#[test]
+fn a_debug_pause_waits_for_its_file() {
+    let argo = Argo::new();
+    let mut main = argo.emissary("main", r#"touch "$ROOT/ran""#).env("ARGO_DEBUG_PAUSE_BEFORE", "true").spawn();
+    wait_until("the pause to be announced", SOON, || main.stderr_now().contains("paused until").then_some(()));
+    assert!(!argo.p("ran").exists() && !main.has_exited());
+    fs::write(argo.ctr("main", "before"), "").unwrap();
+    main.wait_within(SOON).expect_code(0);
+    assert!(argo.p("ran").exists());
+}
+
+// ---------------------------------------------------------------------------------------------------
+// kill, and the other subcommands
+
+#[test]
+fn kill_sends_a_signal_to_a_process() {
+    let argo = Argo::new();
+    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
+    let pid = sleeper.id().to_string();
+    let o = argo.argoexec("kill", ["kill", "15", pid.as_str()]).run();
+    o.expect_code(0);
+    assert_eq!(o.stdout, format!("killing {pid} with SIGTERM\n"));
+    use std::os::unix::process::ExitStatusExt;
+    assert_eq!(sleeper.wait().unwrap().signal(), Some(libc::SIGTERM));
+    let o = argo.argoexec("kill-bad", ["kill", "15"]).run();
+    o.expect_code(64);
+    assert!(o.stderr.contains("argoexec kill takes SIGNAL PID"), "{}", o.stderr);
+    argo.argoexec("kill-nope", ["kill", "NOPE", "1"]).run().expect_code(64);
+}
+
+#[test]
+fn other_subcommands_go_to_the_upstream_argoexec_unchanged() {
+    let argo = Argo::new();
+    let upstream = argo.p("argoexec-upstream");
+    fs::write(&upstream, "#!/bin/sh\necho \"$$ $0 $*\" > \"$SEEN\"\nexit 7\n").unwrap();
+    fs::set_permissions(&upstream, fs::Permissions::from_mode(0o755)).unwrap();
+    let mut proc = argo
+        .argoexec("init", ["init", "--loglevel", "info", "--log-format", "text", "--gloglevel", "0"])
+        .env("BATON_ARGOEXEC_UPSTREAM", &upstream)
+        .env("SEEN", argo.p("seen"))
+        .spawn();
+    let pid = proc.pid();
+    proc.wait().expect_code(7);
+    let seen = argo.read(&argo.p("seen"));
+    let (seen_pid, rest) = seen.split_once(' ').unwrap();
+    assert_eq!(seen_pid, pid.to_string(), "replaced by the upstream (exec), not started beside it");
+    assert!(rest.ends_with(" init --loglevel info --log-format text --gloglevel 0\n"), "{seen}");
+}
+
+#[test]
+fn a_missing_upstream_is_named() {
+    let argo = Argo::new();
+    let o = argo.argoexec("wait", ["wait", "--loglevel", "info"]).run();
+    o.expect_code(64);
+    assert!(o.stderr.contains("BATON_ARGOEXEC_UPSTREAM") && o.stderr.contains("argoexec wait"), "{}", o.stderr);
+    assert!(argo.read(&argo.termination("wait")).contains("BATON_ARGOEXEC_UPSTREAM"));
+}
