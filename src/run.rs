@@ -328,8 +328,7 @@ fn pause(step: &mut StepDir, signals: &mut Signals, code: i32) -> bool {
         exe = exe.display()
     );
     loop {
-        let mut fds = [sys::pollfd(signals.fd()), sys::pollfd(step.control_fd())];
-        if sys::poll(&mut fds, None).is_err() {
+        if sys::poll(&[signals.fd(), step.control_fd()], None).is_err() {
             return false;
         }
         while let Ok(Some(signal)) = signals.next() {

@@ -2,6 +2,7 @@
 //! loop handles them between other work, never inside a handler.
 
 use std::io;
+use std::os::fd::BorrowedFd;
 
 use crate::sys::{self, SigSet, SignalFd};
 
@@ -24,7 +25,7 @@ impl Signals {
         Ok(Signals { fd, original_mask, early: Vec::new() })
     }
 
-    pub fn fd(&self) -> i32 {
+    pub fn fd(&self) -> BorrowedFd<'_> {
         self.fd.fd()
     }
 

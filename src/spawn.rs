@@ -42,7 +42,8 @@ pub fn spawn(argv: &[OsString], mask: &SigSet, pipe_stdout: bool, pipe_stderr: b
     unsafe {
         command.pre_exec(move || {
             if give_terminal {
-                sys::take_terminal();
+                // SAFETY: fd 0 is open (baton's own stdin, a terminal) for the whole call.
+                sys::take_terminal(std::os::fd::BorrowedFd::borrow_raw(0));
             }
             sys::set_mask(&mask)
         });

@@ -8,7 +8,7 @@
 
 use std::fs::File;
 use std::io::{self, Read};
-use std::os::fd::{AsRawFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd};
 use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
@@ -170,8 +170,8 @@ impl StepDir {
     }
 
     /// The control FIFO's descriptor, to poll.
-    pub fn control_fd(&self) -> RawFd {
-        self.control.as_raw_fd()
+    pub fn control_fd(&self) -> BorrowedFd<'_> {
+        self.control.as_fd()
     }
 
     /// The requests waiting in the control FIFO. Reads at most one buffer a call, so a flood of

@@ -6,7 +6,7 @@
 
 use std::fs::File;
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::time::{Duration, Instant};
 
 use baton_contract::control::Request;
@@ -20,14 +20,20 @@ use crate::wait::{Cond, Waiter};
 /// A copy of one of the command's output streams into files, beside baton's own stream.
 pub struct Tee {
     pipe: OwnedFd,
-    sink: RawFd,
+    sink: Sink,
     files: Vec<File>,
 }
 
+/// Baton's own stream a tee also writes to: `kubectl logs` still shows everything.
+#[derive(Clone, Copy)]
+pub enum Sink {
+    Out,
+    Err,
+}
+
 impl Tee {
-    /// `sink` is baton's own stdout (1) or stderr (2): `kubectl logs` still shows everything.
-    pub fn new(pipe: OwnedFd, sink: RawFd, file: File) -> io::Result<Tee> {
-        sys::set_nonblocking(pipe.as_raw_fd())?;
+    pub fn new(pipe: OwnedFd, sink: Sink, file: File) -> io::Result<Tee> {
+        sys::set_nonblocking(pipe.as_fd())?;
         Ok(Tee { pipe, sink, files: vec![file] })
     }
 
@@ -41,23 +47,19 @@ impl Tee {
     fn pump(&mut self) -> bool {
         let mut buf = [0u8; 65536];
         loop {
-            let n = unsafe { libc::read(self.pipe.as_raw_fd(), buf.as_mut_ptr().cast(), buf.len()) };
-            if n == 0 {
-                return false;
-            }
-            if n < 0 {
-                let e = io::Error::last_os_error();
-                return match e.kind() {
-                    io::ErrorKind::Interrupted => continue,
-                    io::ErrorKind::WouldBlock => true,
-                    _ => false,
-                };
-            }
-            let chunk = &buf[..n as usize];
-            write_fd(self.sink, chunk);
+            let n = match sys::read_now(self.pipe.as_fd(), &mut buf) {
+                Ok(Some(0)) | Err(_) => return false,
+                Ok(None) => return true,
+                Ok(Some(n)) => n,
+            };
+            let chunk = &buf[..n];
+            let _ = match self.sink {
+                Sink::Out => sys::write_all(io::stdout().as_fd(), chunk),
+                Sink::Err => sys::write_all(io::stderr().as_fd(), chunk),
+            };
             for file in &self.files {
-                // The file may be a FIFO opened without blocking: wait for room rather than drop data.
-                write_fd(file.as_raw_fd(), chunk);
+                // The file may be a FIFO opened without blocking: write_all waits for room.
+                let _ = sys::write_all(file.as_fd(), chunk);
             }
         }
     }
@@ -66,7 +68,7 @@ impl Tee {
 /// The tees for a new command: each of its piped streams (stdout, stderr) paired with its file.
 pub fn tees(streams: [(Option<OwnedFd>, Option<File>); 2]) -> Vec<Tee> {
     let mut tees = Vec::new();
-    for ((pipe, file), sink) in streams.into_iter().zip([1, 2]) {
+    for ((pipe, file), sink) in streams.into_iter().zip([Sink::Out, Sink::Err]) {
         if let (Some(pipe), Some(file)) = (pipe, file) {
             match Tee::new(pipe, sink, file) {
                 Ok(t) => tees.push(t),
@@ -75,24 +77,6 @@ pub fn tees(streams: [(Option<OwnedFd>, Option<File>); 2]) -> Vec<Tee> {
         }
     }
     tees
-}
-
-fn write_fd(fd: RawFd, mut data: &[u8]) {
-    while !data.is_empty() {
-        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-        if n > 0 {
-            data = &data[n as usize..];
-            continue;
-        }
-        match io::Error::last_os_error().kind() {
-            io::ErrorKind::Interrupted => {}
-            io::ErrorKind::WouldBlock => {
-                let mut p = [libc::pollfd { fd, events: libc::POLLOUT, revents: 0 }];
-                let _ = sys::poll(&mut p, Some(Duration::from_secs(1)));
-            }
-            _ => return,
-        }
-    }
 }
 
 /// Why baton itself stopped the command.
@@ -273,7 +257,7 @@ pub fn supervise_with(
         }
         let file_fds = first_file..fds.len();
         let first_tee = fds.len();
-        fds.extend(tees.iter().map(|t| t.pipe.as_raw_fd()));
+        fds.extend(tees.iter().map(|t| t.pipe.as_fd()));
         let next = [
             timeout_at.filter(|_| stopped.is_none()),
             kill_at,
@@ -285,8 +269,8 @@ pub fn supervise_with(
         .into_iter()
         .flatten()
         .min();
-        let mut pollfds: Vec<libc::pollfd> = fds.iter().map(|&fd| sys::pollfd(fd)).collect();
-        sys::poll(&mut pollfds, next.map(|at| at.saturating_duration_since(Instant::now())))?;
+        let ready = sys::poll(&fds, next.map(|at| at.saturating_duration_since(Instant::now())))?;
+        drop(fds);
 
         while let Some(signal) = signals.next()? {
             if STOP_SIGNALS.contains(&signal) {
@@ -329,7 +313,7 @@ pub fn supervise_with(
         }
         if let Some(f) = &mut files {
             // Drained before the next take, so a file written from now on wakes the next poll.
-            files_due = file_fds.clone().any(|i| pollfds[i].revents != 0) || f.waiter.recheck_interval().is_some();
+            files_due = file_fds.clone().any(|i| ready[i]) || f.waiter.recheck_interval().is_some();
             if files_due {
                 f.waiter.clear();
                 let _ = f.waiter.check();
@@ -340,9 +324,9 @@ pub fn supervise_with(
         }
         let mut i = first_tee;
         tees.retain_mut(|tee| {
-            let ready = pollfds[i].revents != 0;
+            let readable = ready[i];
             i += 1;
-            !ready || tee.pump()
+            !readable || tee.pump()
         });
     };
     if !rules.keep_group {
@@ -380,11 +364,11 @@ fn end_group(pgid: i32, signals: &mut Signals, grace: Duration, tees: &mut [Tee]
             killed = true;
         }
         let until = if killed { give_up } else { kill_at };
-        let mut fds: Vec<libc::pollfd> = [signals.fd()].into_iter().chain(tees.iter().map(|t| t.pipe.as_raw_fd())).map(sys::pollfd).collect();
+        let fds: Vec<BorrowedFd> = [signals.fd()].into_iter().chain(tees.iter().map(|t| t.pipe.as_fd())).collect();
         // A member that is not baton's child (its parent lives on in the group) is not announced by
         // SIGCHLD: look again every 50 ms.
         let wait = until.saturating_duration_since(now).min(Duration::from_millis(50));
-        if sys::poll(&mut fds, Some(wait)).is_err() {
+        if sys::poll(&fds, Some(wait)).is_err() {
             return;
         }
         while let Ok(Some(signal)) = signals.next() {

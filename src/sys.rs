@@ -1,49 +1,45 @@
-//! The few raw syscalls baton needs, each behind a small safe wrapper. Everything else is std.
+//! The system calls baton needs beyond std, through nix's safe APIs. Raw `unsafe` is left only where
+//! nix has no safe form, each with the reason beside it: sending and reaping with real-time
+//! signals (nix's `Signal` enum has none of them, and a command killed by SIGRTMIN+3 must still
+//! report 128+N), and the fork/exec path (src/spawn.rs).
 
-use std::ffi::CString;
 use std::io;
-use std::mem::MaybeUninit;
-use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
-use std::os::unix::ffi::OsStrExt;
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
+use std::sync::OnceLock;
 use std::time::Duration;
 
-fn check(ret: libc::c_int) -> io::Result<libc::c_int> {
-    if ret < 0 { Err(io::Error::last_os_error()) } else { Ok(ret) }
-}
+use nix::errno::Errno;
+use nix::fcntl::{fcntl, FcntlArg, OFlag};
+use nix::poll::{PollFd, PollFlags, PollTimeout};
+use nix::sys::inotify::{AddWatchFlags, InitFlags};
+use nix::sys::resource::{getrusage, UsageWho};
+use nix::sys::signal::{pthread_sigmask, raise, sigprocmask, SigmaskHow, Signal};
+use nix::sys::signalfd::{SfdFlags, SignalFd as NixSignalFd};
+use nix::unistd::{self, Pid};
 
-/// A signal set.
-#[derive(Clone, Copy)]
-pub struct SigSet(libc::sigset_t);
+pub use nix::sys::signal::SigSet;
 
-impl SigSet {
-    fn empty() -> SigSet {
-        let mut set = MaybeUninit::<libc::sigset_t>::uninit();
-        unsafe { libc::sigemptyset(set.as_mut_ptr()) };
-        SigSet(unsafe { set.assume_init() })
-    }
+fn io_err(e: Errno) -> io::Error {
+    io::Error::from_raw_os_error(e as i32)
 }
 
 /// Blocks every catchable signal and returns (previous mask, blocked set). Blocked signals queue up
 /// until read from a signalfd: none is lost, not even before the child exists, and as PID 1 they
 /// are delivered although baton installs no handler. Blocking SIGSEGV and the other fault signals
 /// is safe: a real fault in baton is still delivered (and kills it); only a `kill -SEGV` from
-/// outside is queued, and forwarded like any other signal.
+/// outside is queued, and forwarded like any other signal. (The kernel ignores SIGKILL and SIGSTOP
+/// in a mask; the C library keeps its own internal signals out of a full set.)
 pub fn block_signals() -> io::Result<(SigSet, SigSet)> {
-    let mut blocked = SigSet::empty();
-    for signal in 1..=max_signal() {
-        if signal != libc::SIGKILL && signal != libc::SIGSTOP {
-            unsafe { libc::sigaddset(&mut blocked.0, signal) };
-        }
-    }
+    let blocked = SigSet::all();
     let mut previous = SigSet::empty();
-    check(unsafe { libc::pthread_sigmask(libc::SIG_SETMASK, &blocked.0, &mut previous.0) })?;
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&blocked), Some(&mut previous)).map_err(io_err)?;
     Ok((previous, blocked))
 }
 
-/// Restores a signal mask. Async-signal-safe: used between fork and exec.
+/// Restores a signal mask. Async-signal-safe (one sigprocmask): used between fork and exec.
 pub fn set_mask(mask: &SigSet) -> io::Result<()> {
-    check(unsafe { libc::sigprocmask(libc::SIG_SETMASK, &mask.0, std::ptr::null_mut()) }).map(drop)
+    sigprocmask(SigmaskHow::SIG_SETMASK, Some(mask), None).map_err(io_err)
 }
 
 /// The highest signal number (the last real-time signal).
@@ -52,32 +48,27 @@ pub fn max_signal() -> i32 {
 }
 
 /// A non-blocking signalfd for a blocked set.
-pub struct SignalFd(OwnedFd);
+pub struct SignalFd(NixSignalFd);
 
 impl SignalFd {
     pub fn new(set: &SigSet) -> io::Result<SignalFd> {
-        let fd = check(unsafe { libc::signalfd(-1, &set.0, libc::SFD_NONBLOCK | libc::SFD_CLOEXEC) })?;
-        Ok(SignalFd(unsafe { OwnedFd::from_raw_fd(fd) }))
+        NixSignalFd::with_flags(set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map(SignalFd).map_err(io_err)
     }
     /// The next pending signal's number, or None when none is pending.
     pub fn read(&self) -> io::Result<Option<i32>> {
-        let mut info = MaybeUninit::<libc::signalfd_siginfo>::uninit();
-        let size = std::mem::size_of::<libc::signalfd_siginfo>();
-        let n = unsafe { libc::read(self.0.as_raw_fd(), info.as_mut_ptr().cast(), size) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            return if e.kind() == io::ErrorKind::WouldBlock { Ok(None) } else { Err(e) };
+        match self.0.read_signal() {
+            Ok(info) => Ok(info.map(|i| i.ssi_signo as i32)),
+            Err(e) => Err(io_err(e)),
         }
-        Ok(Some(unsafe { info.assume_init() }.ssi_signo as i32))
     }
-    pub fn fd(&self) -> RawFd {
-        self.0.as_raw_fd()
+    pub fn fd(&self) -> BorrowedFd<'_> {
+        self.0.as_fd()
     }
 }
 
 /// Makes orphaned descendants reparent to this process, so it can reap them when it is not PID 1.
 pub fn set_child_subreaper() -> io::Result<()> {
-    check(unsafe { libc::prctl(libc::PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0) }).map(drop)
+    nix::sys::prctl::set_child_subreaper(true).map_err(io_err)
 }
 
 /// How a reaped process ended.
@@ -103,6 +94,8 @@ pub fn reap(child: Option<i32>) -> Option<Ended> {
     let mut found = None;
     loop {
         let mut status = 0;
+        // SAFETY: waitpid writes one int through a valid pointer. Not nix's waitpid: it turns a death
+        // by a real-time signal into an error, after the status has been taken from the kernel.
         let pid = unsafe { libc::waitpid(-1, &mut status, libc::WNOHANG) };
         if pid <= 0 {
             return found;
@@ -117,31 +110,54 @@ pub fn reap(child: Option<i32>) -> Option<Ended> {
     }
 }
 
+/// What the reaped descendants used: CPU times and the largest resident set among them.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Usage {
+    pub user_ms: u64,
+    pub system_ms: u64,
+    pub max_rss_kib: u64,
+}
+
+/// `getrusage(RUSAGE_CHILDREN)`: every descendant baton has reaped (the command, and what it left
+/// that was reparented to baton), waited-for grandchildren included.
+pub fn children_usage() -> Usage {
+    let Ok(u) = getrusage(UsageWho::RUSAGE_CHILDREN) else { return Usage::default() };
+    let ms = |t: nix::sys::time::TimeVal| (t.tv_sec() as u64) * 1000 + (t.tv_usec() as u64) / 1000;
+    Usage { user_ms: ms(u.user_time()), system_ms: ms(u.system_time()), max_rss_kib: u.max_rss().max(0) as u64 }
+}
+
+/// `kill(2)` with a signal number, real-time ones included.
+fn kill(pid: i32, signal: i32) -> io::Result<()> {
+    // SAFETY: kill only reads its two integers. nix's kill takes its `Signal` enum, which has no
+    // real-time signals, and baton forwards those too.
+    if unsafe { libc::kill(pid, signal) } == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
+}
+
 /// Sends a signal to a process group; falls back to the process itself if the group is gone.
 pub fn signal_group(pgid: i32, signal: i32) -> io::Result<()> {
-    if unsafe { libc::kill(-pgid, signal) } == 0 {
-        return Ok(());
-    }
-    check(unsafe { libc::kill(pgid, signal) }).map(drop)
+    kill(-pgid, signal).or_else(|_| kill(pgid, signal))
 }
 
 /// Whether any process is left in process group `pgid` (zombies included).
 pub fn group_exists(pgid: i32) -> bool {
-    (unsafe { libc::kill(-pgid, 0) } == 0) || io::Error::last_os_error().raw_os_error() == Some(libc::EPERM)
+    match nix::sys::signal::killpg(Pid::from_raw(pgid), None) {
+        Ok(()) | Err(Errno::EPERM) => true,
+        Err(_) => false,
+    }
 }
 
 /// Stops this process (job control: after the command's group was stopped). The kernel ignores it
 /// for the init of a PID namespace, as it should: a container's PID 1 does not stop.
 pub fn stop_self() {
-    unsafe { libc::raise(libc::SIGSTOP) };
+    let _ = raise(Signal::SIGSTOP);
 }
 
 pub fn getpid() -> i32 {
-    unsafe { libc::getpid() }
-}
-
-fn cstring(path: &Path) -> io::Result<CString> {
-    CString::new(path.as_os_str().as_bytes()).map_err(|_| io::Error::from(io::ErrorKind::InvalidInput))
+    unistd::getpid().as_raw()
 }
 
 /// An inotify instance; baton only needs to know that *something* changed, then it re-checks.
@@ -151,22 +167,22 @@ fn cstring(path: &Path) -> io::Result<CString> {
 /// never closed before the process exits: closing an instance that has watches waits for a kernel
 /// grace period (10-25 ms measured here), which on the way from a command's exit to the published
 /// marker would be the largest part of a step handoff.
-pub struct Inotify(RawFd);
+pub struct Inotify(nix::sys::inotify::Inotify);
 
 /// What a directory watch reports: entries appearing, vanishing, being renamed or changed.
-pub const WATCH_DIR: u32 = libc::IN_CREATE
-    | libc::IN_MOVED_TO
-    | libc::IN_MOVED_FROM
-    | libc::IN_DELETE
-    | libc::IN_ATTRIB
-    | libc::IN_CLOSE_WRITE
-    | libc::IN_DELETE_SELF
-    | libc::IN_MOVE_SELF
-    | libc::IN_ONLYDIR;
+pub const WATCH_DIR: AddWatchFlags = AddWatchFlags::IN_CREATE
+    .union(AddWatchFlags::IN_MOVED_TO)
+    .union(AddWatchFlags::IN_MOVED_FROM)
+    .union(AddWatchFlags::IN_DELETE)
+    .union(AddWatchFlags::IN_ATTRIB)
+    .union(AddWatchFlags::IN_CLOSE_WRITE)
+    .union(AddWatchFlags::IN_DELETE_SELF)
+    .union(AddWatchFlags::IN_MOVE_SELF)
+    .union(AddWatchFlags::IN_ONLYDIR);
 /// Added when a file must become non-empty: a writer may keep it open.
-pub const WATCH_WRITES: u32 = libc::IN_MODIFY;
+pub const WATCH_WRITES: AddWatchFlags = AddWatchFlags::IN_MODIFY;
 
-static SHARED_INOTIFY: std::sync::OnceLock<Result<Inotify, i32>> = std::sync::OnceLock::new();
+static SHARED_INOTIFY: OnceLock<Result<Inotify, i32>> = OnceLock::new();
 
 /// The error `Inotify::shared` gives when `BATON_INOTIFY=off`.
 const INOTIFY_OFF: i32 = -1;
@@ -179,12 +195,9 @@ impl Inotify {
             if std::env::var_os("BATON_INOTIFY").is_some_and(|v| v == "off") {
                 return Err(INOTIFY_OFF);
             }
-            let fd = unsafe { libc::inotify_init1(libc::IN_NONBLOCK | libc::IN_CLOEXEC) };
-            if fd < 0 {
-                Err(io::Error::last_os_error().raw_os_error().unwrap_or(libc::EIO))
-            } else {
-                Ok(Inotify(fd))
-            }
+            nix::sys::inotify::Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
+                .map(Inotify)
+                .map_err(|e| e as i32)
         });
         match made {
             Ok(i) => Ok(i),
@@ -213,82 +226,90 @@ impl Inotify {
     }
 
     /// Adds `mask` to the watch on `dir` (other waiters of this process may watch it too).
-    pub fn watch(&self, dir: &Path, mask: u32) -> io::Result<()> {
-        let c = cstring(dir)?;
-        check(unsafe { libc::inotify_add_watch(self.0, c.as_ptr(), mask | libc::IN_MASK_ADD) }).map(drop)
+    pub fn watch(&self, dir: &Path, mask: AddWatchFlags) -> io::Result<()> {
+        // nix names no IN_MASK_ADD: the kernel's bit, kept as it is.
+        self.0.add_watch(dir, mask | AddWatchFlags::from_bits_retain(libc::IN_MASK_ADD)).map(drop).map_err(io_err)
     }
-    pub fn fd(&self) -> RawFd {
-        self.0
+
+    pub fn fd(&'static self) -> BorrowedFd<'static> {
+        self.0.as_fd()
     }
 }
 
-/// Writes all of `data` to `fd` (a pipe), retrying on EINTR.
-pub fn write_all(fd: RawFd, mut data: &[u8]) -> io::Result<()> {
+/// Writes all of `data` to `fd`, retrying on EINTR and waiting (up to a second at a time) while a
+/// non-blocking reader is full. Gives up on any other error.
+pub fn write_all(fd: BorrowedFd, mut data: &[u8]) -> io::Result<()> {
     while !data.is_empty() {
-        let n = unsafe { libc::write(fd, data.as_ptr().cast(), data.len()) };
-        if n < 0 {
-            let e = io::Error::last_os_error();
-            if e.kind() == io::ErrorKind::Interrupted {
-                continue;
+        match unistd::write(fd, data) {
+            Ok(n) => data = &data[n..],
+            Err(Errno::EINTR) => {}
+            Err(Errno::EAGAIN) => {
+                let mut p = [PollFd::new(fd, PollFlags::POLLOUT)];
+                let _ = nix::poll::poll(&mut p, PollTimeout::from(1000u16));
             }
-            return Err(e);
+            Err(e) => return Err(io_err(e)),
         }
-        data = &data[n as usize..];
     }
     Ok(())
 }
 
-/// Reads and discards whatever is readable on a non-blocking fd.
-pub fn drain(fd: RawFd) {
-    let mut buf = [0u8; 4096];
-    while unsafe { libc::read(fd, buf.as_mut_ptr().cast(), buf.len()) } > 0 {}
-}
-
-/// A close-on-exec pipe: (read end, write end).
-pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
-    let mut fds = [0; 2];
-    check(unsafe { libc::pipe2(fds.as_mut_ptr(), libc::O_CLOEXEC) })?;
-    Ok(unsafe { (OwnedFd::from_raw_fd(fds[0]), OwnedFd::from_raw_fd(fds[1])) })
-}
-
-pub fn set_nonblocking(fd: RawFd) -> io::Result<()> {
-    let flags = check(unsafe { libc::fcntl(fd, libc::F_GETFL) })?;
-    check(unsafe { libc::fcntl(fd, libc::F_SETFL, flags | libc::O_NONBLOCK) }).map(drop)
-}
-
-/// `poll(2)` over `fds` until one is ready or `timeout` passes (None: no timeout). EINTR is retried.
-pub fn poll(fds: &mut [libc::pollfd], timeout: Option<Duration>) -> io::Result<usize> {
-    let ms = match timeout {
-        None => -1,
-        // Round up, so a deadline is never woken for a moment too early and spun on.
-        Some(t) => t.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32,
-    };
+/// Reads what is readable now into `buf`: Some(0) at end of file, None when nothing is there.
+pub fn read_now(fd: BorrowedFd, buf: &mut [u8]) -> io::Result<Option<usize>> {
     loop {
-        let n = unsafe { libc::poll(fds.as_mut_ptr(), fds.len() as libc::nfds_t, ms) };
-        if n >= 0 {
-            return Ok(n as usize);
-        }
-        let e = io::Error::last_os_error();
-        if e.raw_os_error() != Some(libc::EINTR) {
-            return Err(e);
+        match unistd::read(fd, buf) {
+            Ok(n) => return Ok(Some(n)),
+            Err(Errno::EINTR) => continue,
+            Err(Errno::EAGAIN) => return Ok(None),
+            Err(e) => return Err(io_err(e)),
         }
     }
 }
 
-pub fn pollfd(fd: RawFd) -> libc::pollfd {
-    libc::pollfd { fd, events: libc::POLLIN, revents: 0 }
+/// Reads and discards whatever is readable on a non-blocking fd.
+pub fn drain(fd: BorrowedFd) {
+    let mut buf = [0u8; 4096];
+    while matches!(read_now(fd, &mut buf), Ok(Some(n)) if n > 0) {}
 }
 
-/// Whether fd 0 is a terminal whose foreground process group is ours: then the child must get it.
+/// A close-on-exec pipe: (read end, write end).
+pub fn pipe() -> io::Result<(OwnedFd, OwnedFd)> {
+    unistd::pipe2(OFlag::O_CLOEXEC).map_err(io_err)
+}
+
+pub fn set_nonblocking(fd: BorrowedFd) -> io::Result<()> {
+    let flags = OFlag::from_bits_truncate(fcntl(fd, FcntlArg::F_GETFL).map_err(io_err)?);
+    fcntl(fd, FcntlArg::F_SETFL(flags | OFlag::O_NONBLOCK)).map(drop).map_err(io_err)
+}
+
+/// `poll(2)` for input on `fds` until one is ready or `timeout` passes (None: no timeout); EINTR is
+/// retried. Returns which of them are ready (or hung up).
+pub fn poll(fds: &[BorrowedFd], timeout: Option<Duration>) -> io::Result<Vec<bool>> {
+    // Round up, so a deadline is never woken for a moment too early and spun on.
+    let timeout = match timeout {
+        None => PollTimeout::NONE,
+        Some(t) => PollTimeout::try_from(t.as_micros().div_ceil(1000).min(i32::MAX as u128) as i32)
+            .unwrap_or(PollTimeout::MAX),
+    };
+    let mut polled: Vec<PollFd> = fds.iter().map(|fd| PollFd::new(*fd, PollFlags::POLLIN)).collect();
+    loop {
+        match nix::poll::poll(&mut polled, timeout) {
+            Ok(_) => return Ok(polled.iter().map(|p| p.revents().is_some_and(|r| !r.is_empty())).collect()),
+            Err(Errno::EINTR) => continue,
+            Err(e) => return Err(io_err(e)),
+        }
+    }
+}
+
+/// Whether stdin is a terminal whose foreground process group is ours: then the child must get it.
 pub fn owns_terminal() -> bool {
-    unsafe { libc::isatty(0) == 1 && libc::tcgetpgrp(0) == libc::getpgrp() }
+    let stdin = std::io::stdin();
+    unistd::isatty(stdin.as_fd()).unwrap_or(false) && unistd::tcgetpgrp(stdin.as_fd()) == Ok(unistd::getpgrp())
 }
 
 /// Makes the calling process's group the terminal's foreground group. Async-signal-safe.
-pub fn take_terminal() {
-    unsafe { libc::tcsetpgrp(0, libc::getpgrp()) };
+pub fn take_terminal(stdin: BorrowedFd) {
+    let _ = unistd::tcsetpgrp(stdin, unistd::getpgrp());
 }
-
 
 /// `SIGTERM`, `SIGRTMIN+3`, or the number.
 pub fn signal_name(signal: i32) -> String {

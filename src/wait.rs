@@ -10,7 +10,9 @@
 use std::collections::{HashMap, HashSet};
 use std::fs::{self, File};
 use std::io;
-use std::os::fd::{AsRawFd, OwnedFd, RawFd};
+use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+
+use nix::sys::inotify::AddWatchFlags;
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -145,7 +147,7 @@ pub struct Waiter<'a> {
     conds: Vec<Cond>,
     /// Watches are set on the process's one inotify instance; false: the 500 ms fallback.
     watching: bool,
-    watch_mask: u32,
+    watch_mask: AddWatchFlags,
     /// (device, inode) of predecessor locks that already have a parked thread.
     parked: HashSet<(u64, u64)>,
     /// When a transient error was first met, per condition description.
@@ -169,7 +171,7 @@ impl<'a> Waiter<'a> {
             sys::WATCH_DIR
         };
         let (wake_read, wake_write) = sys::pipe()?;
-        sys::set_nonblocking(wake_read.as_raw_fd())?;
+        sys::set_nonblocking(wake_read.as_fd())?;
         Ok(Waiter {
             layout,
             conds,
@@ -227,9 +229,10 @@ impl<'a> Waiter<'a> {
             .into_iter()
             .flatten()
             .min();
-            let mut fds = vec![sys::pollfd(signals.fd())];
-            fds.extend(self.fds().into_iter().map(sys::pollfd));
-            sys::poll(&mut fds, sleep)?;
+            let mut fds = vec![signals.fd()];
+            fds.extend(self.fds());
+            sys::poll(&fds, sleep)?;
+            drop(fds);
             if let Some(signal) = signals.take_while_waiting()? {
                 return Ok(WaitEnd::Cancelled { signal });
             }
@@ -287,8 +290,8 @@ impl<'a> Waiter<'a> {
     }
 
     /// The descriptors that become readable when something may have changed.
-    pub fn fds(&self) -> Vec<RawFd> {
-        let mut fds = vec![self.wake_read.as_raw_fd()];
+    pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
+        let mut fds = vec![self.wake_read.as_fd()];
         if self.watching {
             fds.extend(sys::Inotify::existing().map(sys::Inotify::fd));
         }
@@ -485,7 +488,7 @@ impl<'a> Waiter<'a> {
             .stack_size(64 * 1024)
             .spawn(move || {
                 let _ = folder::wait_unlocked(lock);
-                let _ = sys::write_all(wake.as_raw_fd(), b"x");
+                let _ = sys::write_all(wake.as_fd(), b"x");
             });
         if spawned.is_err() {
             // Without the thread, fall back to re-checking on a timer.
@@ -549,7 +552,7 @@ fn absolute(p: &Path) -> PathBuf {
 /// Watches the deepest existing folder on the way to `dir` (absolute). After each watch it looks
 /// whether the next folder down has appeared meanwhile and, if so, descends: a folder created while
 /// the watches were being set up is never missed. Fails only when inotify runs out of watches.
-fn watch_deepest(inotify: &sys::Inotify, dir: &Path, mask: u32) -> io::Result<()> {
+fn watch_deepest(inotify: &sys::Inotify, dir: &Path, mask: AddWatchFlags) -> io::Result<()> {
     let chain: Vec<&Path> = dir.ancestors().collect(); // dir, its parent, ..., "/"
     let mut i = chain.iter().position(|d| d.is_dir()).unwrap_or(chain.len() - 1);
     loop {

@@ -27,7 +27,7 @@ use nix::sys::stat::{umask, Mode};
 
 use crate::signals::Signals;
 use crate::spawn;
-use crate::supervise::{self, FileSignals, Rules, Tee};
+use crate::supervise::{self, FileSignals, Rules, Sink, Tee};
 use crate::sys;
 use crate::wait::{Cond, Waiter};
 
@@ -302,7 +302,7 @@ fn run_once(
     let mut tees = Vec::new();
     if let (Some((stdout, combined)), Some(out), Some(err)) = (copies, child.stdout, child.stderr) {
         let both = combined.try_clone().map_err(|e| End::failed(format!("cannot copy the output: {e}")))?;
-        match (Tee::new(out, 1, stdout), Tee::new(err, 2, combined)) {
+        match (Tee::new(out, Sink::Out, stdout), Tee::new(err, Sink::Err, combined)) {
             (Ok(out), Ok(err)) => tees.extend([out.also(both), err]),
             (Err(e), _) | (_, Err(e)) => eprintln!("baton: cannot copy the output: {e}"),
         }

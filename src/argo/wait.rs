@@ -88,8 +88,8 @@ impl Wait<'_> {
                 return Ok(Waited::Elapsed);
             }
             let sleep = [self.deadline.map(|d| d - now), waiter.recheck_interval()].into_iter().flatten().min();
-            let mut fds = vec![sys::pollfd(signals.fd())];
-            fds.extend(waiter.fds().into_iter().map(sys::pollfd));
+            let mut fds = vec![signals.fd()];
+            fds.extend(waiter.fds());
             sys::poll(&mut fds, sleep)?;
             if let Some(signal) = signals.take_while_waiting()? {
                 return Ok(Waited::Stopped { signal, from_file: false });

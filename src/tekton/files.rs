@@ -80,8 +80,8 @@ impl Wait<'_> {
             if let Some(end) = self.evaluate(files, waiter) {
                 return Ok(end);
             }
-            let mut fds = vec![sys::pollfd(signals.fd())];
-            fds.extend(waiter.fds().into_iter().map(sys::pollfd));
+            let mut fds = vec![signals.fd()];
+            fds.extend(waiter.fds());
             sys::poll(&mut fds, waiter.recheck_interval())?;
             if let Some(signal) = signals.take_while_waiting()? {
                 return Ok(Waited::Signal(signal));
