@@ -39,6 +39,9 @@ pub struct StepView {
     pub finished_at: Option<String>,
     pub duration_ms: Option<i64>,
     pub error: Option<String>,
+    /// Ended steps: what the command cost (CPU, largest resident set).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub usage: Option<baton_contract::record::Usage>,
 }
 
 impl StepView {
@@ -57,6 +60,7 @@ impl StepView {
             finished_at: None,
             duration_ms: None,
             error: None,
+            usage: None,
         }
     }
 }
@@ -143,6 +147,7 @@ fn ended(folder: &Folder, name: &str) -> Option<StepView> {
             v.started_at = r.started_at;
             v.finished_at = Some(r.finished_at);
             v.error = r.error;
+            v.usage = r.usage;
         }
         Err(e) => v.error = Some(format!("its record is unreadable: {e}")),
     }
@@ -216,6 +221,10 @@ fn detail(s: &StepView, now: i64) -> String {
             }
             if let Some(ms) = s.duration_ms {
                 d += &format!(", ran {}", human(std::time::Duration::from_millis(ms.max(0) as u64)));
+            }
+            if let Some(u) = s.usage {
+                let cpu = std::time::Duration::from_millis(u.user_cpu_ms + u.system_cpu_ms);
+                d += &format!(", cpu {}, max rss {} KiB", human(cpu), u.max_rss_kib);
             }
             if let Some(e) = &s.error {
                 d += &format!(": {e}");

@@ -222,6 +222,7 @@ fn run_step(args: &RunArgs, plan: &Plan, signals: &mut Signals, mut step: Option
     };
     let code = supervised.ended.code();
     record.exit_code = Some(code);
+    record.usage = Some(crate::sys::children_usage().into());
     let mut exit = code;
     match supervised.stopped {
         Some((StopCause::Until, _)) => {

@@ -118,6 +118,12 @@ pub struct Usage {
     pub max_rss_kib: u64,
 }
 
+impl From<Usage> for baton_contract::record::Usage {
+    fn from(u: Usage) -> Self {
+        baton_contract::record::Usage { user_cpu_ms: u.user_ms, system_cpu_ms: u.system_ms, max_rss_kib: u.max_rss_kib }
+    }
+}
+
 /// `getrusage(RUSAGE_CHILDREN)`: every descendant baton has reaped (the command, and what it left
 /// that was reparented to baton), waited-for grandchildren included.
 pub fn children_usage() -> Usage {

@@ -565,3 +565,26 @@ fn a_shared_directory_it_cannot_use_is_a_125_naming_it() {
     assert!(out.stderr.contains(locked.to_str().unwrap()), "stderr names the folder: {}", out.stderr);
     assert!(!ran.exists(), "the command ran without its step folder");
 }
+
+/// Issue 11: every ended step's record says what its command cost, from getrusage(RUSAGE_CHILDREN).
+#[test]
+fn the_record_reports_cpu_time_and_peak_memory() {
+    let pod = Pod::new();
+    let h = helper().to_str().unwrap();
+    pod.step("burn").command([h, "burn", "200"]).run().expect_code(0);
+    let usage = pod.exit_record("burn")["usage"].clone();
+    let cpu = usage["userCpuMs"].as_u64().unwrap() + usage["systemCpuMs"].as_u64().unwrap();
+    assert!(cpu >= 150, "a step that burns 200 ms of CPU reports {usage}");
+    assert_eq!(pod.termination("burn")["usage"], usage, "the termination message carries it too");
+
+    pod.step("alloc").command([h, "alloc", "64"]).run().expect_code(0);
+    let usage = pod.exit_record("alloc")["usage"].clone();
+    assert!(usage["maxRssKiB"].as_u64().unwrap() >= 64 * 1024, "a step that allocates 64 MiB reports {usage}");
+
+    // Shown by baton status for ended steps.
+    let out = pod.baton("status").args(["status", "--dir"]).arg(pod.dir()).run();
+    assert!(out.stdout.contains("cpu ") && out.stdout.contains("max rss "), "{}", out.stdout);
+    // A step whose command never ran has no usage.
+    pod.step("skip").args(["--after", "nope:done", "--wait-timeout", "10ms"]).command(["true"]).run().expect_code(125);
+    assert!(pod.exit_record("skip").get("usage").is_none());
+}

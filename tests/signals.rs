@@ -209,3 +209,22 @@ fn crash_signal_numbers_sent_with_kill_are_forwarded_too() {
     proc.signal(libc::SIGTERM);
     proc.wait_within(SOON).expect_code(42);
 }
+
+/// Issue 11: a SIGTERM forwarded to a stopped command is followed by SIGCONT, so it still ends
+/// within the grace period instead of waiting for SIGKILL.
+#[test]
+fn a_stopped_command_still_hears_sigterm() {
+    let pod = Pod::new();
+    let ready = pod.path("ready");
+    let mut s = pod.step("s").args(["--grace", "30s"]).sh(&format!("trap 'exit 7' TERM; touch {}; while :; do sleep 0.05; done", shq(&ready))).spawn();
+    pod.wait_file(&ready);
+    let child = pod.child_pid("s");
+    let out = pod.baton("kill").args(["kill", "-s", "STOP", "--dir"]).arg(pod.dir()).arg("s").run();
+    out.expect_code(0);
+    wait_until("the command to stop", SOON, || (proc_stat(child).map(|p| p.0) == Some('T')).then_some(()));
+    s.signal(libc::SIGTERM);
+    // Well within the 30 s grace: the trap ran, so SIGCONT followed the SIGTERM.
+    let out = s.wait_within(SOON);
+    out.expect_code(7);
+    assert_eq!(pod.exit_record("s")["exitCode"], 7);
+}

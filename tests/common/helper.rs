@@ -9,6 +9,7 @@
 //!   "PID PGID PPID" to READY (atomically). Exits with EXIT_CODE after recording EXIT_SIG.
 //! - `inotify-hog READY`: takes inotify instances until the kernel refuses one, writes
 //!   "COUNT ERRNO" to READY and waits to be killed.
+//! - `burn MS`: spins until it has used MS ms of CPU time; `alloc MIB`: touches MIB MiB of memory.
 
 use std::io::Write;
 use std::os::raw::{c_int, c_void};
@@ -26,7 +27,10 @@ extern "C" {
     fn inotify_init1(flags: c_int) -> c_int;
     fn pause() -> c_int;
     fn __errno_location() -> *mut c_int;
+    fn clock_gettime(clock: c_int, ts: *mut [i64; 2]) -> c_int;
 }
+
+const CLOCK_PROCESS_CPUTIME_ID: c_int = 2;
 
 const SIG_BLOCK: c_int = 0;
 
@@ -86,9 +90,33 @@ fn main() {
     match args.first().map(String::as_str) {
         Some("record") => record(&args[1..]),
         Some("inotify-hog") => inotify_hog(&args[1..]),
+        Some("burn") => burn(args[1].parse().expect("burn MS")),
+        Some("alloc") => alloc(args[1].parse().expect("alloc MIB")),
         _ => {
-            eprintln!("usage: helper record REC READY [EXIT_SIG EXIT_CODE] | inotify-hog READY");
+            eprintln!("usage: helper record REC READY [EXIT_SIG EXIT_CODE] | inotify-hog READY | burn MS | alloc MIB");
             std::process::exit(2);
         }
     }
+}
+
+/// `burn MS`: spins until this process has used MS milliseconds of CPU time.
+fn burn(ms: i64) {
+    let cpu_ms = || {
+        let mut ts = [0i64; 2];
+        unsafe { clock_gettime(CLOCK_PROCESS_CPUTIME_ID, &mut ts) };
+        ts[0] * 1000 + ts[1] / 1_000_000
+    };
+    let mut x = 0u64;
+    while cpu_ms() < ms {
+        for i in 0..10_000u64 {
+            x = x.wrapping_mul(6364136223846793005).wrapping_add(i);
+        }
+    }
+    std::hint::black_box(x);
+}
+
+/// `alloc MIB`: touches MIB mebibytes of memory (every page written), then exits.
+fn alloc(mib: usize) {
+    let v = vec![1u8; mib << 20];
+    std::hint::black_box(&v);
 }

@@ -465,7 +465,7 @@ pub fn check_record(text: &str) -> Value {
         let pos = text[at..].find(key).unwrap_or_else(|| panic!("{key} missing or out of order in {text}"));
         at += pos + key.len();
     }
-    let allowed = ["baton", "step", "exitCode", "reason", "startedAt", "finishedAt", "results", "resultsDeflate", "error"];
+    let allowed = ["baton", "step", "exitCode", "reason", "startedAt", "finishedAt", "results", "resultsDeflate", "error", "usage"];
     for key in value.as_object().unwrap().keys() {
         assert!(allowed.contains(&key.as_str()), "unexpected field {key} in {text}");
     }

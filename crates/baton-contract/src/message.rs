@@ -67,6 +67,9 @@ pub fn fit(record: &mut ExitRecord, limit: usize) -> Fit {
         }
         how = Fit::ResultsDropped;
     }
+    if record.to_json().len() > limit {
+        record.usage = None; // nice to have: it goes before any part of the error does
+    }
     shorten_error(record, limit);
     how
 }

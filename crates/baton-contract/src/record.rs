@@ -91,7 +91,7 @@ impl std::fmt::Display for Reason {
     }
 }
 
-/// `{"baton":1,"step":…,"exitCode":…,"reason":…,"startedAt":…,"finishedAt":…,"results":{…},"error":…}`
+/// `{"baton":1,"step":…,"exitCode":…,"reason":…,"startedAt":…,"finishedAt":…,"results":{…},"error":…,"usage":{…}}`
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]
 pub struct ExitRecord {
@@ -114,6 +114,24 @@ pub struct ExitRecord {
     /// One sentence when something went wrong.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
+    /// What the command cost, when it ran: last, so a kubelet cut takes it first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
+}
+
+/// What a step's command used, from `getrusage(RUSAGE_CHILDREN)` once it and everything it left
+/// behind were reaped: `{"userCpuMs":…,"systemCpuMs":…,"maxRssKiB":…}`.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Usage {
+    /// CPU time in user mode, milliseconds, all its processes together.
+    #[serde(rename = "userCpuMs")]
+    pub user_cpu_ms: u64,
+    /// CPU time in the kernel, milliseconds.
+    #[serde(rename = "systemCpuMs")]
+    pub system_cpu_ms: u64,
+    /// The largest resident set of any one of its processes, KiB.
+    #[serde(rename = "maxRssKiB")]
+    pub max_rss_kib: u64,
 }
 
 impl ExitRecord {
@@ -128,6 +146,7 @@ impl ExitRecord {
             results: BTreeMap::new(),
             results_deflate: None,
             error: None,
+            usage: None,
         }
     }
 
@@ -156,6 +175,8 @@ mod tests {
             r.to_json(),
             r#"{"baton":1,"step":"build","exitCode":0,"reason":"Completed","startedAt":"2026-11-23T16:00:41.000Z","finishedAt":"2026-11-23T16:00:42.123Z","results":{"digest":"sha256:abc"}}"#
         );
+        r.usage = Some(Usage { user_cpu_ms: 210, system_cpu_ms: 12, max_rss_kib: 65800 });
+        assert!(r.to_json().ends_with(r#","usage":{"userCpuMs":210,"systemCpuMs":12,"maxRssKiB":65800}}"#), "{}", r.to_json());
         let never = ExitRecord::new(None, Reason::Skipped, "2026-11-23T16:00:42.123Z".into());
         assert_eq!(
             never.to_json(),

@@ -5,6 +5,7 @@
 use std::collections::BTreeMap;
 
 use baton_contract::message::kubelet_share;
+use baton_contract::record::Usage;
 use k8s_openapi::api::core::v1::{ContainerStateTerminated, ContainerStatus, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde::{Deserialize, Serialize};
@@ -114,6 +115,9 @@ pub struct StepStatus {
     pub message: Option<String>,
     #[serde(default, skip_serializing_if = "is_zero")]
     pub restarts: u32,
+    /// What the command cost (CPU, largest resident set), from baton's record.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usage: Option<Usage>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -138,6 +142,7 @@ impl StepStatus {
             error: None,
             message: None,
             restarts: 0,
+            usage: None,
         }
     }
 }
@@ -359,6 +364,7 @@ fn terminated(step: &mut StepStatus, t: &ContainerStateTerminated, share: Share)
             step.finished_at = Some(r.finished_at);
             step.results = r.results;
             step.error = r.error;
+            step.usage = r.usage;
         }
         Message::Truncated(p) => {
             // Whatever arrived is shown, but the step fails: its record, and maybe its results, are lost.
@@ -372,6 +378,7 @@ fn terminated(step: &mut StepStatus, t: &ContainerStateTerminated, share: Share)
             }
             step.step = p.step;
             step.results = p.results;
+            step.usage = p.usage;
             let mut sentence = share.truncated_sentence();
             if step.results.is_empty() {
                 sentence.push_str(" (the step's results were lost)");

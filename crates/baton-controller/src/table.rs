@@ -16,8 +16,8 @@ pub fn render(run: &PodRunStatus) -> String {
     };
     let _ = writeln!(out, "pod {pod}: {:?}", run.status.phase);
 
-    let header = ["STEP", "KIND", "STATE", "EXIT", "REASON", "STARTED", "FINISHED", "NOTE"];
-    let rows: Vec<[String; 8]> = run.status.steps.iter().map(row).collect();
+    let header = ["STEP", "KIND", "STATE", "EXIT", "REASON", "STARTED", "FINISHED", "CPU", "MAXRSS", "NOTE"];
+    let rows: Vec<[String; COLUMNS]> = run.status.steps.iter().map(row).collect();
     let mut widths = header.map(str::len);
     for r in &rows {
         for (w, cell) in widths.iter_mut().zip(r) {
@@ -44,7 +44,9 @@ pub fn render(run: &PodRunStatus) -> String {
     out
 }
 
-fn row(s: &StepStatus) -> [String; 8] {
+const COLUMNS: usize = 10;
+
+fn row(s: &StepStatus) -> [String; COLUMNS] {
     let name = match &s.step {
         Some(step) if *step != s.name => format!("{} ({step})", s.name),
         _ => s.name.clone(),
@@ -60,11 +62,31 @@ fn row(s: &StepStatus) -> [String; 8] {
         s.reason.clone().unwrap_or_else(dash),
         s.started_at.clone().unwrap_or_else(dash),
         s.finished_at.clone().unwrap_or_else(dash),
+        s.usage.map_or_else(dash, |u| seconds(u.user_cpu_ms + u.system_cpu_ms)),
+        s.usage.map_or_else(dash, |u| kib(u.max_rss_kib)),
         note,
     ]
 }
 
-fn line(out: &mut String, cells: &[String; 8], widths: &[usize; 8]) {
+/// `0.213s`, `12.4s`, `431s`: the CPU time a step used (user and kernel).
+fn seconds(ms: u64) -> String {
+    match ms {
+        0..=9_999 => format!("{}.{:03}s", ms / 1000, ms % 1000),
+        10_000..=99_999 => format!("{}.{}s", ms / 1000, ms % 1000 / 100),
+        _ => format!("{}s", ms / 1000),
+    }
+}
+
+/// `812Ki`, `64.3Mi`, `1.2Gi`.
+fn kib(k: u64) -> String {
+    match k {
+        0..=1023 => format!("{k}Ki"),
+        1024..=1_048_575 => format!("{}.{}Mi", k / 1024, k % 1024 * 10 / 1024),
+        _ => format!("{}.{}Gi", k / 1_048_576, k % 1_048_576 * 10 / 1_048_576),
+    }
+}
+
+fn line(out: &mut String, cells: &[String; COLUMNS], widths: &[usize; COLUMNS]) {
     let mut text = String::new();
     for (i, (cell, w)) in cells.iter().zip(widths).enumerate() {
         if i + 1 == cells.len() {
@@ -98,6 +120,16 @@ fn one_line(text: &str, max: usize) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn usage_cells_are_short() {
+        assert_eq!(seconds(213), "0.213s");
+        assert_eq!(seconds(12_480), "12.4s");
+        assert_eq!(seconds(431_000), "431s");
+        assert_eq!(kib(812), "812Ki");
+        assert_eq!(kib(65_843), "64.2Mi");
+        assert_eq!(kib(1_300_000), "1.2Gi");
+    }
 
     #[test]
     fn one_line_flattens_and_cuts_on_characters() {

@@ -7,7 +7,7 @@
 use std::collections::BTreeMap;
 
 use baton_contract::message::{self, DecodeError};
-use baton_contract::record::{ExitRecord, Reason};
+use baton_contract::record::{ExitRecord, Reason, Usage};
 use serde_json::{Map, Value};
 
 /// What a container's termination message turned out to be.
@@ -38,6 +38,7 @@ pub struct Partial {
     /// plus a compressed copy, so a non-empty whole object is the complete set.
     pub results: BTreeMap<String, String>,
     pub error: Option<String>,
+    pub usage: Option<Usage>,
 }
 
 /// Classifies `text`, the `message` of a terminated container state.
@@ -78,6 +79,7 @@ fn salvage(text: &str) -> Partial {
         finished_at: string("finishedAt"),
         results,
         error: string("error"),
+        usage: fields.get("usage").and_then(|u| serde_json::from_value(u.clone()).ok()),
     }
 }
 
@@ -134,6 +136,21 @@ mod tests {
     #[test]
     fn a_whole_record_is_read() {
         assert_eq!(read(&record().to_json()), Message::Record(record()));
+        let mut with_usage = record();
+        with_usage.usage = Some(Usage { user_cpu_ms: 210, system_cpu_ms: 12, max_rss_kib: 65800 });
+        assert_eq!(read(&with_usage.to_json()), Message::Record(with_usage));
+    }
+
+    #[test]
+    fn usage_survives_a_cut_only_when_it_arrived_whole() {
+        let mut r = record();
+        r.usage = Some(Usage { user_cpu_ms: 210, system_cpu_ms: 12, max_rss_kib: 65800 });
+        let text = r.to_json();
+        // Cut inside the usage object: everything before it is kept, usage is not.
+        let cut = &text[..text.len() - 8];
+        let Message::Truncated(p) = read(cut) else { panic!("{cut}") };
+        assert_eq!(p.usage, None);
+        assert_eq!(p.step.as_deref(), Some("build"));
     }
 
     #[test]
