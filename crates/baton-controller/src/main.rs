@@ -1,4 +1,4 @@
-//! `batonctl`: reads baton's run status out of pods. Wiring only: the library does the work, and this
+//! `batonctl`: reads baton's run status out of pods, and puts baton into them. Wiring only: the library does the work, and this
 //! file alone maps outcomes to exit codes (0 done, 1 failed, 2 bad usage).
 
 use std::io::{IsTerminal, Read, Write};
@@ -13,6 +13,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use k8s_openapi::api::core::v1::Pod;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+mod inject_cli;
+
 /// The most `status` reads: far beyond any pod list, small enough that a wrong file fails fast.
 const MAX_INPUT: u64 = 256 << 20;
 
@@ -20,7 +22,7 @@ const MAX_INPUT: u64 = 256 << 20;
 #[command(
     name = "batonctl",
     version,
-    about = "Reads baton's step results and run status back out of pods.",
+    about = "Puts baton into pods, and reads their steps' results and run status back out.",
     max_term_width = 100
 )]
 struct Cli {
@@ -30,6 +32,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Put baton into every Pod, Job and CronJob of a manifest (YAML or JSON) and print it:
+    /// `batonctl inject -f job.yaml | kubectl apply -f -`.
+    Inject(inject_cli::InjectArgs),
     /// Print the run status of a pod (or a list of pods) given as JSON or YAML:
     /// `kubectl get pod NAME -o json | batonctl status`.
     Status {
@@ -81,6 +86,8 @@ fn duration(text: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Inject(args) => read_input(&args.file, "batonctl inject -f job.yaml")
+            .and_then(|text| inject_cli::run(args, &text)),
         Command::Status { file, output } => status(&file, output),
         Command::Watch { namespace, all_namespaces, selector, kubeconfig, context, annotate, batch } => {
             let target = Target { namespace, all_namespaces, kubeconfig, context };
@@ -98,7 +105,7 @@ fn main() -> ExitCode {
 }
 
 fn status(file: &str, output: Output) -> Result<()> {
-    let text = read_input(file)?;
+    let text = read_input(file, "kubectl get pod NAME -o json | batonctl status")?;
     let pods = parse_pods(&text).with_context(|| format!("{} holds no pod", describe(file)))?;
     let mut out = std::io::stdout().lock();
     for (i, pod) in pods.iter().enumerate() {
@@ -124,12 +131,13 @@ fn describe(file: &str) -> String {
     }
 }
 
-fn read_input(file: &str) -> Result<String> {
+/// The text of `file` (`-`: standard input, which must not be a terminal; `example` says how to use it).
+fn read_input(file: &str, example: &str) -> Result<String> {
     let mut bytes = Vec::new();
     if file == "-" {
         let stdin = std::io::stdin();
         if stdin.is_terminal() {
-            bail!("no pod on standard input: pipe one in (kubectl get pod NAME -o json | batonctl status) or pass -f FILE");
+            bail!("nothing on standard input: pipe a manifest in, or pass -f FILE ({example})");
         }
         stdin.lock().take(MAX_INPUT).read_to_end(&mut bytes).context("cannot read standard input")?;
     } else {

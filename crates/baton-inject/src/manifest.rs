@@ -110,6 +110,31 @@ pub fn inject_text(text: &str, options: &Options, images: &dyn ImageConfigs) -> 
     Ok(out)
 }
 
+/// Every object of `text`: each document, and the items of each `List`, in order (for callers that
+/// look for something besides workloads, such as the Secrets named by `imagePullSecrets`).
+pub fn objects(text: &str) -> Result<Vec<Value>, ManifestError> {
+    let format = Format::of(text);
+    let pieces = match format {
+        Format::Yaml => split_yaml(text),
+        Format::Json => split_json(text)?,
+    };
+    let mut objects = Vec::new();
+    for (i, piece) in pieces.iter().filter(|p| p.document).enumerate() {
+        let syntax = |message: String| ManifestError::Syntax { document: format!("document {}", i + 1), message };
+        let value: Value = match format {
+            Format::Yaml => serde_saphyr::from_str::<Node>(piece.text).map_err(|e| syntax(e.to_string()))?.to_value(),
+            Format::Json => serde_json::from_str(piece.text).map_err(|e| syntax(e.to_string()))?,
+        };
+        match value.get("items") {
+            Some(Value::Array(items)) if value.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) => {
+                objects.extend(items.iter().cloned())
+            }
+            _ => objects.push(value),
+        }
+    }
+    Ok(objects)
+}
+
 /// The patch for one document: the object itself, or every item of a `List`.
 fn inject_node(
     node: &Node,
@@ -119,7 +144,7 @@ fn inject_node(
     notes: &mut Vec<String>,
 ) -> Result<Vec<PatchOperation>, ManifestError> {
     let value = node.to_value();
-    let is_list = value.get("kind").and_then(Value::as_str).is_some_and(|k| k == "List" || k.ends_with("List"))
+    let is_list = value.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List"))
         && value.get("items").is_some_and(Value::is_array);
     let objects: Vec<(PointerBuf, &Value, String)> = if is_list {
         let items = value["items"].as_array().into_iter().flatten();
