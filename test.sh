@@ -51,3 +51,4 @@ echo "== e2e (podman)"
 e2e/run.sh
 echo "== e2e: Tekton-shaped TaskRun pod (podman)"
 e2e/tekton.sh
+echo "== registry: batonctl inject reads ENTRYPOINT/CMD from docker-registry"; crates/baton-controller/tests/registry.sh
