@@ -7,10 +7,10 @@ use std::io::{Read, Write};
 use std::path::{Path, PathBuf};
 
 use anyhow::{bail, Context, Result};
+use base64::Engine as _;
 use baton_controller::registry::{BlockingRegistry, Credentials, Settings};
 use baton_inject::manifest::{inject_text, objects};
 use baton_inject::{Chain, ImageConfig, ImageConfigs, ImageFile, ImageRef, Options, DEFAULT_IMAGE};
-use base64::Engine as _;
 use serde_json::Value;
 
 /// The most an `--images` or docker config file may hold.
@@ -79,7 +79,8 @@ struct Lazy {
 impl ImageConfigs for Lazy {
     fn config(&self, image: &ImageRef<'_>) -> Result<Option<ImageConfig>, String> {
         let registry = self.registry.get_or_init(|| {
-            BlockingRegistry::new(self.settings.clone()).map_err(|e| format!("cannot start the registry client: {e}"))
+            BlockingRegistry::new(self.settings.clone())
+                .map_err(|e| format!("cannot start the registry client: {e}"))
         });
         match registry {
             Ok(registry) => registry.config(image),
@@ -93,7 +94,8 @@ impl ImageConfigs for Lazy {
 fn docker_config(explicit: Option<&Path>) -> Result<Credentials> {
     if let Some(path) = explicit {
         let text = read_small(path)?;
-        return Credentials::parse(&text).map_err(|e| anyhow::anyhow!("--registry-auth {}: {e}", path.display()));
+        return Credentials::parse(&text)
+            .map_err(|e| anyhow::anyhow!("--registry-auth {}: {e}", path.display()));
     }
     let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     let candidates = [
@@ -108,7 +110,9 @@ fn docker_config(explicit: Option<&Path>) -> Result<Credentials> {
         }
         match read_small(&path).and_then(|t| Credentials::parse(&t).map_err(anyhow::Error::msg)) {
             Ok(credentials) => return Ok(credentials),
-            Err(e) => eprintln!("batonctl inject: warning: ignoring the docker config {}: {e:#}", path.display()),
+            Err(e) => {
+                eprintln!("batonctl inject: warning: ignoring the docker config {}: {e:#}", path.display())
+            }
         }
     }
     Ok(Credentials::default())
@@ -124,7 +128,10 @@ fn pull_secrets(text: &str) -> BTreeMap<String, Credentials> {
             continue;
         }
         let Some(name) = secret.pointer("/metadata/name").and_then(Value::as_str) else { continue };
-        let json = match (secret.pointer("/stringData/.dockerconfigjson"), secret.pointer("/data/.dockerconfigjson")) {
+        let json = match (
+            secret.pointer("/stringData/.dockerconfigjson"),
+            secret.pointer("/data/.dockerconfigjson"),
+        ) {
             (Some(Value::String(plain)), _) => Some(plain.clone()),
             (_, Some(Value::String(encoded))) => base64::engine::general_purpose::STANDARD
                 .decode(encoded.trim())
@@ -136,7 +143,9 @@ fn pull_secrets(text: &str) -> BTreeMap<String, Credentials> {
             Some(Ok(credentials)) => {
                 found.insert(name.to_string(), credentials);
             }
-            _ => eprintln!("batonctl inject: warning: Secret {name} holds no usable .dockerconfigjson; ignored"),
+            _ => eprintln!(
+                "batonctl inject: warning: Secret {name} holds no usable .dockerconfigjson; ignored"
+            ),
         }
     }
     found

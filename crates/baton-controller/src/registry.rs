@@ -57,8 +57,8 @@ impl Credentials {
     /// Parses a docker config (`{"auths": {"HOST": {"auth": base64(user:password)}}}`); entries
     /// without a usable user and password (credential helpers, identity tokens) are skipped.
     pub fn parse(json: &str) -> Result<Credentials, String> {
-        let config: DockerConfig =
-            serde_json::from_str(json).map_err(|e| format!("it is not a docker config (auths by registry): {e}"))?;
+        let config: DockerConfig = serde_json::from_str(json)
+            .map_err(|e| format!("it is not a docker config (auths by registry): {e}"))?;
         let mut by_host = BTreeMap::new();
         for (key, auth) in config.auths {
             let pair = match (auth.username, auth.password, auth.auth) {
@@ -80,8 +80,12 @@ impl Credentials {
     /// The credentials for `registry` (as a reference names it: `docker.io`, `ghcr.io`, `host:5000`).
     pub fn for_registry(&self, registry: &str) -> Option<RegistryAuth> {
         let docker_hub = ["docker.io", "index.docker.io", "registry-1.docker.io"];
-        let hosts: Vec<&str> = if docker_hub.contains(&registry) { docker_hub.to_vec() } else { vec![registry] };
-        hosts.iter().find_map(|h| self.by_host.get(*h)).map(|(u, p)| RegistryAuth::Basic(u.clone(), p.clone()))
+        let hosts: Vec<&str> =
+            if docker_hub.contains(&registry) { docker_hub.to_vec() } else { vec![registry] };
+        hosts
+            .iter()
+            .find_map(|h| self.by_host.get(*h))
+            .map(|(u, p)| RegistryAuth::Basic(u.clone(), p.clone()))
     }
 
     pub fn is_empty(&self) -> bool {
@@ -129,10 +133,14 @@ impl Registry {
     /// The ENTRYPOINT and CMD of `image` (a multi-platform image: its linux variant for this CPU,
     /// else linux/amd64). Credentials: the first of the pod's pull secrets that has some for the
     /// registry, else the docker config's, else none.
-    pub async fn image_config(&self, image: &str, pull_secrets: &[String]) -> Result<ImageConfig, RegistryError> {
-        let reference: Reference = image
-            .parse()
-            .map_err(|e: oci_client::ParseError| RegistryError::Reference { image: image.to_string(), reason: e.to_string() })?;
+    pub async fn image_config(
+        &self,
+        image: &str,
+        pull_secrets: &[String],
+    ) -> Result<ImageConfig, RegistryError> {
+        let reference: Reference = image.parse().map_err(|e: oci_client::ParseError| {
+            RegistryError::Reference { image: image.to_string(), reason: e.to_string() }
+        })?;
         let registry = reference.registry().to_string();
         let auth = pull_secrets
             .iter()
@@ -140,9 +148,10 @@ impl Registry {
             .chain([&self.settings.credentials])
             .find_map(|c| c.for_registry(&registry))
             .unwrap_or(RegistryAuth::Anonymous);
-        let pulled = tokio::time::timeout(LOOKUP_TIMEOUT, self.client.pull_manifest_and_config(&reference, &auth))
-            .await
-            .map_err(|_| RegistryError::Timeout { registry: registry.clone() })?;
+        let pulled =
+            tokio::time::timeout(LOOKUP_TIMEOUT, self.client.pull_manifest_and_config(&reference, &auth))
+                .await
+                .map_err(|_| RegistryError::Timeout { registry: registry.clone() })?;
         let (_manifest, _digest, config) =
             pulled.map_err(|e| RegistryError::Registry { registry: registry.clone(), reason: chain(&e) })?;
         parse_config(&config).map_err(|reason| RegistryError::Config { registry, reason })
@@ -191,7 +200,8 @@ fn linux_platform(entries: &[ImageIndexEntry]) -> Option<String> {
     };
     let linux: Vec<&ImageIndexEntry> =
         entries.iter().filter(|e| e.platform.as_ref().is_some_and(|p| p.os.to_string() == "linux")).collect();
-    let on = |a: &str| linux.iter().find(|e| e.platform.as_ref().is_some_and(|p| p.architecture.to_string() == a));
+    let on =
+        |a: &str| linux.iter().find(|e| e.platform.as_ref().is_some_and(|p| p.architecture.to_string() == a));
     on(arch).or_else(|| on("amd64")).or_else(|| linux.first()).map(|e| e.digest.clone())
 }
 

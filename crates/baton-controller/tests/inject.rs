@@ -51,7 +51,9 @@ fn commands(template: &Value) -> Vec<String> {
         .as_array()
         .unwrap()
         .iter()
-        .map(|c| c["command"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect::<Vec<_>>().join(" "))
+        .map(|c| {
+            c["command"].as_array().unwrap().iter().map(|a| a.as_str().unwrap()).collect::<Vec<_>>().join(" ")
+        })
         .collect()
 }
 
@@ -73,10 +75,14 @@ fn the_golden_manifests_come_out_of_the_binary_as_out_of_the_library() {
 
 #[test]
 fn notes_go_to_stderr_and_other_kinds_pass_through() {
-    let input = "apiVersion: v1\nkind: Service\nmetadata:\n  name: web   # kept\nspec: {ports: [{port: 80}]}\n";
+    let input =
+        "apiVersion: v1\nkind: Service\nmetadata:\n  name: web   # kept\nspec: {ports: [{port: 80}]}\n";
     let out = batonctl(&[], input.as_bytes());
     assert_eq!(ok(&out), input);
-    assert_eq!(text(&out.stderr), "batonctl inject: Service web is not a Pod, Job or CronJob: passed through unchanged\n");
+    assert_eq!(
+        text(&out.stderr),
+        "batonctl inject: Service web is not a Pod, Job or CronJob: passed through unchanged\n"
+    );
 }
 
 #[test]
@@ -102,12 +108,20 @@ fn bad_options_say_what_to_pass() {
     let pod = std::fs::read(golden("pod.in.json")).unwrap();
     let out = batonctl(&["--dir", "relative"], &pod);
     assert_eq!(out.status.code(), Some(1));
-    assert!(text(&out.stderr).contains("--dir \"relative\" is not an absolute folder"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("--dir \"relative\" is not an absolute folder"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = batonctl(&["--images", "/nonexistent/images.yaml"], &pod);
     assert_eq!(out.status.code(), Some(1));
     assert!(text(&out.stderr).contains("cannot open /nonexistent/images.yaml"), "{}", text(&out.stderr));
     let out = batonctl(&["--images", golden("pod.in.yaml").to_str().unwrap()], &pod);
-    assert!(text(&out.stderr).contains("is not a map of IMAGE: {entrypoint: [...], cmd: [...]}"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("is not a map of IMAGE: {entrypoint: [...], cmd: [...]}"),
+        "{}",
+        text(&out.stderr)
+    );
     let out = batonctl(&["--no-such-flag"], &pod);
     assert_eq!(out.status.code(), Some(2));
 }
@@ -134,16 +148,32 @@ fn the_plain_examples_become_baton_pods() {
     let template = &job["spec"]["template"];
     assert_eq!(template["spec"]["initContainers"][0]["name"], "baton-init");
     let c = commands(template);
-    assert!(c[0].starts_with("/var/run/baton/bin/baton run --name=fetch --message-limit=3072 -- sh -c"), "{}", c[0]);
-    assert!(c[1].starts_with("/var/run/baton/bin/baton run --name=build --after=fetch --message-limit=3072 --"), "{}", c[1]);
-    assert!(c[2].starts_with("/var/run/baton/bin/baton run --name=publish --after=build --message-limit=3072 --"), "{}", c[2]);
+    assert!(
+        c[0].starts_with("/var/run/baton/bin/baton run --name=fetch --message-limit=3072 -- sh -c"),
+        "{}",
+        c[0]
+    );
+    assert!(
+        c[1].starts_with("/var/run/baton/bin/baton run --name=build --after=fetch --message-limit=3072 --"),
+        "{}",
+        c[1]
+    );
+    assert!(
+        c[2].starts_with("/var/run/baton/bin/baton run --name=publish --after=build --message-limit=3072 --"),
+        "{}",
+        c[2]
+    );
 
     let dag = example("dag.yaml");
     let c = commands(&dag);
     assert!(c[0].contains("--name=prepare --message-limit=2457 --"), "{}", c[0]);
     assert!(c[1].contains("--name=unit --after=prepare --message-limit=2457 --"), "{}", c[1]);
     assert!(c[2].contains("--name=lint --after=prepare --message-limit=2457 --"), "{}", c[2]);
-    assert!(c[3].contains("--name=report --after=unit --after=lint:done --message-limit=2457 --"), "{}", c[3]);
+    assert!(
+        c[3].contains("--name=report --after=unit --after=lint:done --message-limit=2457 --"),
+        "{}",
+        c[3]
+    );
 
     let sidecar = example("sidecar.yaml");
     let c = commands(&sidecar);
@@ -156,7 +186,8 @@ fn the_plain_examples_become_baton_pods() {
 // on a loopback port, pushes images with podman and runs these with INJECT_REGISTRY=127.0.0.1:PORT.
 
 fn registry() -> String {
-    std::env::var("INJECT_REGISTRY").expect("INJECT_REGISTRY=host:port is unset: run crates/baton-controller/tests/registry.sh")
+    std::env::var("INJECT_REGISTRY")
+        .expect("INJECT_REGISTRY=host:port is unset: run crates/baton-controller/tests/registry.sh")
 }
 
 fn pod_of(images: &[(&str, &str, Option<&str>)]) -> String {
@@ -226,7 +257,8 @@ fn the_images_file_comes_before_the_registry() {
     std::fs::create_dir_all(&dir).unwrap();
     let file = dir.join("images.yaml");
     std::fs::write(&file, format!("images:\n  {r}/inject/app:1: {{entrypoint: [/from-file]}}\n")).unwrap();
-    let pod = pod_of(&[("a", &format!("{r}/inject/app:1"), None), ("b", &format!("{r}/inject/cmd-only:1"), None)]);
+    let pod =
+        pod_of(&[("a", &format!("{r}/inject/app:1"), None), ("b", &format!("{r}/inject/cmd-only:1"), None)]);
     let out = batonctl(&["--insecure-registry", &r, "--images", file.to_str().unwrap()], pod.as_bytes());
     std::fs::remove_dir_all(&dir).unwrap();
     let c = commands(&serde_json::from_str(ok(&out)).unwrap());

@@ -40,7 +40,9 @@ pub enum Refusal {
     #[error("annotation {annotation} names container {name:?}, which is not in the pod: use one of {}", known.join(", "))]
     UnknownContainer { annotation: String, name: String, known: Vec<String> },
 
-    #[error("annotation {annotation} makes container {container} wait for itself: remove {container} from it")]
+    #[error(
+        "annotation {annotation} makes container {container} wait for itself: remove {container} from it"
+    )]
     SelfReference { annotation: String, container: String },
 
     #[error(
@@ -79,7 +81,9 @@ pub enum Refusal {
     )]
     MountTaken { container: String, volume: String, dir: String },
 
-    #[error("the pod has a container named {name:?}, the name of baton's init container: rename the container")]
+    #[error(
+        "the pod has a container named {name:?}, the name of baton's init container: rename the container"
+    )]
     NameTaken { name: String },
 
     #[error("{field} is {problem}: fix the manifest")]

@@ -88,7 +88,9 @@ impl ImageFile {
             return Ok(ImageFile::default());
         }
         let shape: FileShape = serde_saphyr::from_str(text).map_err(|e| {
-            format!("it is not a map of IMAGE: {{entrypoint: [...], cmd: [...]}} (optionally under images:): {e}")
+            format!(
+                "it is not a map of IMAGE: {{entrypoint: [...], cmd: [...]}} (optionally under images:): {e}"
+            )
         })?;
         let listed = match shape {
             FileShape::Wrapped { images } => images,
@@ -125,7 +127,9 @@ pub fn normalize(image: &str) -> String {
         None => (image, None),
     };
     let (registry, path) = match name.split_once('/') {
-        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => (first, rest.to_string()),
+        Some((first, rest)) if first.contains(['.', ':']) || first == "localhost" => {
+            (first, rest.to_string())
+        }
         Some(_) => ("docker.io", name.to_string()),
         None => ("docker.io", format!("library/{name}")),
     };
@@ -192,6 +196,13 @@ mod tests {
         let ask = |image| chain.config(&ImageRef { image, pull_secrets: &[], namespace: None });
         assert_eq!(ask("busybox").unwrap().unwrap().cmd, ["sh"]);
         assert_eq!(ask("alpine").unwrap_err(), "registry down");
-        assert_eq!(Chain(vec![&file, &NoImages]).config(&ImageRef { image: "x", pull_secrets: &[], namespace: None }), Ok(None));
+        assert_eq!(
+            Chain(vec![&file, &NoImages]).config(&ImageRef {
+                image: "x",
+                pull_secrets: &[],
+                namespace: None
+            }),
+            Ok(None)
+        );
     }
 }

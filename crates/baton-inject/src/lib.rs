@@ -33,7 +33,10 @@ use serde_json::Value;
 
 pub use error::{InjectError, Refusal};
 pub use images::{Chain, ImageConfig, ImageConfigs, ImageFile, ImageRef, NoImages};
-pub use template::{images_to_resolve, inject_annotation, runs_baton, TemplateOutcome, TemplatePlan, INIT_CONTAINER, INJECT, VOLUME};
+pub use template::{
+    images_to_resolve, inject_annotation, runs_baton, TemplateOutcome, TemplatePlan, INIT_CONTAINER, INJECT,
+    VOLUME,
+};
 
 /// The baton image of this version: what `baton-init` runs unless `--image` says otherwise
 /// (the tag the Dockerfile documents: `podman build -t localhost/baton:VERSION .`).
@@ -59,7 +62,9 @@ impl Options {
     pub fn new(image: &str, dir: &str) -> Result<Options, String> {
         let trimmed = dir.trim_end_matches('/');
         if !dir.starts_with('/') || trimmed.is_empty() || dir.contains(['\0', '\n']) {
-            return Err(format!("--dir {dir:?} is not an absolute folder other than /: pass one such as /var/run/baton"));
+            return Err(format!(
+                "--dir {dir:?} is not an absolute folder other than /: pass one such as /var/run/baton"
+            ));
         }
         if image.trim().is_empty() || image.contains(char::is_whitespace) {
             return Err(format!("--image {image:?} is not an image name: pass one such as {DEFAULT_IMAGE}"));
@@ -134,7 +139,12 @@ pub fn plan(object: &Value, options: &Options, images: &dyn ImageConfigs) -> Res
 
 /// [`plan`] for an object found at `at` inside a larger document (an item of a `List`): the patch's
 /// paths start with `at`.
-pub fn plan_at(object: &Value, at: &Pointer, options: &Options, images: &dyn ImageConfigs) -> Result<Injection, InjectError> {
+pub fn plan_at(
+    object: &Value,
+    at: &Pointer,
+    options: &Options,
+    images: &dyn ImageConfigs,
+) -> Result<Injection, InjectError> {
     let Some(kind) = Kind::of(object) else {
         let kind = object.get("kind").and_then(Value::as_str).map(str::to_string);
         return Ok(Injection { outcome: Outcome::NotAWorkload { kind }, patch: Patch(Vec::new()) });
@@ -145,7 +155,10 @@ pub fn plan_at(object: &Value, at: &Pointer, options: &Options, images: &dyn Ima
     let relative = PointerBuf::from_tokens(path.iter().copied());
     let template_at = at.concat(&relative);
     let template = object.pointer(relative.as_str()).ok_or_else(|| {
-        fail(Refusal::Malformed { field: field.trim_end_matches('.').to_string(), problem: "missing".to_string() })
+        fail(Refusal::Malformed {
+            field: field.trim_end_matches('.').to_string(),
+            problem: "missing".to_string(),
+        })
     })?;
     let namespace = object.pointer("/metadata/namespace").and_then(Value::as_str);
     let site = template::Site { at: &template_at, field: &field, namespace };
@@ -172,7 +185,11 @@ pub fn plan_template(
 }
 
 /// Injects `object` in place; see [`plan`].
-pub fn inject_object(object: &mut Value, options: &Options, images: &dyn ImageConfigs) -> Result<Outcome, InjectError> {
+pub fn inject_object(
+    object: &mut Value,
+    options: &Options,
+    images: &dyn ImageConfigs,
+) -> Result<Outcome, InjectError> {
     let injection = plan(object, options, images)?;
     json_patch::patch(object, &injection.patch).map_err(|e| InjectError {
         object: Some(describe(object)),

@@ -67,14 +67,19 @@ impl fmt::Display for ManifestError {
 impl std::error::Error for ManifestError {}
 
 /// Injects every Pod, Job and CronJob of `text` (see the module's documentation).
-pub fn inject_text(text: &str, options: &Options, images: &dyn ImageConfigs) -> Result<Injected, ManifestError> {
+pub fn inject_text(
+    text: &str,
+    options: &Options,
+    images: &dyn ImageConfigs,
+) -> Result<Injected, ManifestError> {
     let format = Format::of(text);
     let pieces = match format {
         Format::Yaml => split_yaml(text),
         Format::Json => split_json(text)?,
     };
     let documents = pieces.iter().filter(|p| p.document).count();
-    let mut out = Injected { format, text: String::with_capacity(text.len() + 1024), notes: Vec::new(), changed: 0 };
+    let mut out =
+        Injected { format, text: String::with_capacity(text.len() + 1024), notes: Vec::new(), changed: 0 };
     let mut number = 0;
     for piece in pieces {
         if !piece.document {
@@ -84,10 +89,12 @@ pub fn inject_text(text: &str, options: &Options, images: &dyn ImageConfigs) -> 
         number += 1;
         let label = if documents > 1 { format!("document {number}") } else { String::new() };
         let mut node = match format {
-            Format::Yaml => serde_saphyr::from_str::<Node>(piece.text).map_err(|e| ManifestError::Syntax {
-                document: if label.is_empty() { "the YAML".to_string() } else { label.clone() },
-                message: e.to_string(),
-            })?,
+            Format::Yaml => {
+                serde_saphyr::from_str::<Node>(piece.text).map_err(|e| ManifestError::Syntax {
+                    document: if label.is_empty() { "the YAML".to_string() } else { label.clone() },
+                    message: e.to_string(),
+                })?
+            }
             Format::Json => serde_json::from_str::<Node>(piece.text).map_err(|e| ManifestError::Syntax {
                 document: if label.is_empty() { "the JSON".to_string() } else { label.clone() },
                 message: e.to_string(),
@@ -120,13 +127,18 @@ pub fn objects(text: &str) -> Result<Vec<Value>, ManifestError> {
     };
     let mut objects = Vec::new();
     for (i, piece) in pieces.iter().filter(|p| p.document).enumerate() {
-        let syntax = |message: String| ManifestError::Syntax { document: format!("document {}", i + 1), message };
+        let syntax =
+            |message: String| ManifestError::Syntax { document: format!("document {}", i + 1), message };
         let value: Value = match format {
-            Format::Yaml => serde_saphyr::from_str::<Node>(piece.text).map_err(|e| syntax(e.to_string()))?.to_value(),
+            Format::Yaml => {
+                serde_saphyr::from_str::<Node>(piece.text).map_err(|e| syntax(e.to_string()))?.to_value()
+            }
             Format::Json => serde_json::from_str(piece.text).map_err(|e| syntax(e.to_string()))?,
         };
         match value.get("items") {
-            Some(Value::Array(items)) if value.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) => {
+            Some(Value::Array(items))
+                if value.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List")) =>
+            {
                 objects.extend(items.iter().cloned())
             }
             _ => objects.push(value),
@@ -152,7 +164,11 @@ fn inject_node(
             .enumerate()
             .map(|(i, item)| {
                 let at = PointerBuf::from_tokens(["items".to_string(), i.to_string()]);
-                let where_ = if label.is_empty() { format!("item {}", i + 1) } else { format!("{label}, item {}", i + 1) };
+                let where_ = if label.is_empty() {
+                    format!("item {}", i + 1)
+                } else {
+                    format!("{label}, item {}", i + 1)
+                };
                 (at, item, where_)
             })
             .collect()
@@ -167,7 +183,10 @@ fn inject_node(
         let name = describe(object);
         notes.push(match &injection.outcome {
             Outcome::Injected { wrapped, .. } => {
-                format!("{prefix}{name}: injected ({wrapped} container{} wrapped)", if *wrapped == 1 { "" } else { "s" })
+                format!(
+                    "{prefix}{name}: injected ({wrapped} container{} wrapped)",
+                    if *wrapped == 1 { "" } else { "s" }
+                )
             }
             Outcome::AlreadyInjected { .. } => format!("{prefix}{name}: already injected, unchanged"),
             Outcome::OptedOut { .. } => format!("{prefix}{name}: baton.dev/inject is \"false\", unchanged"),
@@ -207,7 +226,8 @@ fn split_yaml(text: &str) -> Vec<Piece<'_>> {
         .windows(2)
         .map(|w| {
             let chunk = &text[w[0]..w[1]];
-            let document = chunk.lines().any(|l| !is_filler(l) && !is_marker(l, "---") && !is_marker(l, "..."));
+            let document =
+                chunk.lines().any(|l| !is_filler(l) && !is_marker(l, "---") && !is_marker(l, "..."));
             Piece { text: chunk, document }
         })
         .filter(|p| !p.text.is_empty())
@@ -245,7 +265,8 @@ fn split_json(text: &str) -> Result<Vec<Piece<'_>>, ManifestError> {
                 end = offset;
             }
             Some(Err(e)) => {
-                let document = if number == 0 { "the JSON".to_string() } else { format!("JSON value {}", number + 1) };
+                let document =
+                    if number == 0 { "the JSON".to_string() } else { format!("JSON value {}", number + 1) };
                 return Err(ManifestError::Syntax { document, message: e.to_string() });
             }
         }
@@ -292,8 +313,9 @@ fn rewrite_yaml(chunk: &str, node: &Node) -> Result<String, ManifestError> {
     while tail > head && is_filler(lines[tail - 1]) {
         tail -= 1;
     }
-    let body = serde_saphyr::to_string_with_options(node, yaml_options())
-        .map_err(|e| ManifestError::Syntax { document: "the injected document".to_string(), message: e.to_string() })?;
+    let body = serde_saphyr::to_string_with_options(node, yaml_options()).map_err(|e| {
+        ManifestError::Syntax { document: "the injected document".to_string(), message: e.to_string() }
+    })?;
     out.push_str(body.strip_prefix("---\n").unwrap_or(&body));
     if !out.ends_with('\n') {
         out.push('\n');
@@ -348,7 +370,9 @@ impl Node {
             Node::Number(n) => Value::Number(n.clone()),
             Node::String(s) => Value::String(s.clone()),
             Node::Seq(items) => Value::Array(items.iter().map(Node::to_value).collect()),
-            Node::Map(entries) => Value::Object(entries.iter().map(|(k, v)| (k.clone(), v.to_value())).collect()),
+            Node::Map(entries) => {
+                Value::Object(entries.iter().map(|(k, v)| (k.clone(), v.to_value())).collect())
+            }
         }
     }
 
@@ -361,7 +385,8 @@ impl Node {
             Value::String(s) => Node::String(s.clone()),
             Value::Array(items) => Node::Seq(items.iter().map(Node::from_value).collect()),
             Value::Object(map) => {
-                let mut entries: Vec<(String, Node)> = map.iter().map(|(k, v)| (k.clone(), Node::from_value(v))).collect();
+                let mut entries: Vec<(String, Node)> =
+                    map.iter().map(|(k, v)| (k.clone(), Node::from_value(v))).collect();
                 let rank = |k: &str| KEY_ORDER.iter().position(|w| *w == k).unwrap_or(KEY_ORDER.len());
                 entries.sort_by(|(a, _), (b, _)| rank(a).cmp(&rank(b)).then_with(|| a.cmp(b)));
                 Node::Map(entries)
@@ -396,7 +421,9 @@ impl Node {
                 let index: usize = last.parse().map_err(|_| format!("{path}: not an index"))?;
                 match (replace, index.cmp(&items.len())) {
                     (true, std::cmp::Ordering::Less) => items[index] = value,
-                    (false, std::cmp::Ordering::Less | std::cmp::Ordering::Equal) => items.insert(index, value),
+                    (false, std::cmp::Ordering::Less | std::cmp::Ordering::Equal) => {
+                        items.insert(index, value)
+                    }
                     _ => return Err(format!("{path}: index out of range")),
                 }
             }

@@ -102,7 +102,8 @@ pub(crate) fn plan(
     images: &dyn ImageConfigs,
 ) -> Result<TemplatePlan, Refusal> {
     let field = |path: &str| format!("{}{path}", site.field);
-    let malformed = |path: &str, problem: &str| Refusal::Malformed { field: field(path), problem: problem.to_string() };
+    let malformed =
+        |path: &str, problem: &str| Refusal::Malformed { field: field(path), problem: problem.to_string() };
 
     if inject_annotation(template)? == Some(false) {
         return Ok(TemplatePlan { outcome: TemplateOutcome::OptedOut, ops: Vec::new() });
@@ -115,7 +116,10 @@ pub(crate) fn plan(
     match spec.get("restartPolicy") {
         Some(Value::String(p)) if p == "Never" => {}
         Some(Value::String(p)) => {
-            return Err(Refusal::RestartPolicy { field: field("spec.restartPolicy"), policy: Some(p.clone()) })
+            return Err(Refusal::RestartPolicy {
+                field: field("spec.restartPolicy"),
+                policy: Some(p.clone()),
+            })
         }
         None | Some(Value::Null) => {
             return Err(Refusal::RestartPolicy { field: field("spec.restartPolicy"), policy: None })
@@ -152,14 +156,16 @@ pub(crate) fn plan(
     }
     let orders = order::plan(&names, &annotations)?;
 
-    let to_wrap: Vec<usize> = (0..containers.len()).filter(|&i| !runs_baton(&containers[i].command)).collect();
+    let to_wrap: Vec<usize> =
+        (0..containers.len()).filter(|&i| !runs_baton(&containers[i].command)).collect();
     if to_wrap.is_empty() {
         return Ok(TemplatePlan { outcome: TemplateOutcome::AlreadyInjected, ops: Vec::new() });
     }
 
     let spec_at = site.at.with_trailing_token("spec");
     let mut ops = Vec::new();
-    let has_init = inits.is_some_and(|l| l.iter().any(|c| c.get("name").and_then(Value::as_str) == Some(INIT_CONTAINER)));
+    let has_init = inits
+        .is_some_and(|l| l.iter().any(|c| c.get("name").and_then(Value::as_str) == Some(INIT_CONTAINER)));
     if !has_init {
         let init = json!({
             "name": INIT_CONTAINER,
@@ -220,10 +226,15 @@ pub(crate) fn plan(
 /// A container whose command is already `…/baton run …`: injected before, or written for baton by
 /// hand. It is left exactly as it is.
 pub fn runs_baton(command: &[String]) -> bool {
-    command.len() >= 2 && Path::new(&command[0]).file_name().is_some_and(|n| n == "baton") && command[1] == "run"
+    command.len() >= 2
+        && Path::new(&command[0]).file_name().is_some_and(|n| n == "baton")
+        && command[1] == "run"
 }
 
-fn annotations(template: &Value, field: &dyn Fn(&str) -> String) -> Result<BTreeMap<String, String>, Refusal> {
+fn annotations(
+    template: &Value,
+    field: &dyn Fn(&str) -> String,
+) -> Result<BTreeMap<String, String>, Refusal> {
     let mut out = BTreeMap::new();
     match template.pointer("/metadata/annotations") {
         None | Some(Value::Null) => {}
@@ -243,7 +254,10 @@ fn annotations(template: &Value, field: &dyn Fn(&str) -> String) -> Result<BTree
             }
         }
         Some(_) => {
-            return Err(Refusal::Malformed { field: field("metadata.annotations"), problem: "not a map".to_string() })
+            return Err(Refusal::Malformed {
+                field: field("metadata.annotations"),
+                problem: "not a map".to_string(),
+            })
         }
     }
     Ok(out)
@@ -260,7 +274,11 @@ fn read_container<'a>(c: &'a Value, field: &str) -> Result<Container<'a>, Refusa
             None | Some(Value::Null) => Ok(Vec::new()),
             Some(Value::Array(items)) => items
                 .iter()
-                .map(|s| s.as_str().map(str::to_string).ok_or_else(|| malformed(&format!(".{key}"), "not a list of strings")))
+                .map(|s| {
+                    s.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| malformed(&format!(".{key}"), "not a list of strings"))
+                })
                 .collect(),
             Some(_) => Err(malformed(&format!(".{key}"), "not a list of strings")),
         }
@@ -304,7 +322,11 @@ fn original_command(
         field: format!("container {}", c.name),
         problem: "without command and without image".to_string(),
     })?;
-    let unknown = |reason| Refusal::UnknownEntrypoint { container: c.name.to_string(), image: image.to_string(), reason };
+    let unknown = |reason| Refusal::UnknownEntrypoint {
+        container: c.name.to_string(),
+        image: image.to_string(),
+        reason,
+    };
     let config = match images.config(&ImageRef { image, pull_secrets, namespace }) {
         Ok(Some(config)) => config,
         Ok(None) => return Err(unknown(None)),
@@ -321,8 +343,15 @@ fn original_command(
 }
 
 /// `[DIR/bin/baton, run, --name=<container>, <options>…, --, <original command…>]`.
-fn wrapped(c: &Container<'_>, order: &order::StepOrder, original: &[String], options: &Options, limit: usize) -> Vec<String> {
-    let mut command = vec![format!("{}/bin/baton", options.dir), "run".to_string(), format!("--name={}", c.name)];
+fn wrapped(
+    c: &Container<'_>,
+    order: &order::StepOrder,
+    original: &[String],
+    options: &Options,
+    limit: usize,
+) -> Vec<String> {
+    let mut command =
+        vec![format!("{}/bin/baton", options.dir), "run".to_string(), format!("--name={}", c.name)];
     if options.dir != DEFAULT_DIR {
         command.push(format!("--dir={}", options.dir));
     }

@@ -59,14 +59,31 @@ fn pod_yaml() {
     assert_eq!(
         strings(&c[0]["command"]),
         [
-            "/var/run/baton/bin/baton", "run", "--name=fetch", "--message-limit=3072", "--",
-            "git", "clone", "--depth=1", "https://example.invalid/app.git", "/workspace/src"
+            "/var/run/baton/bin/baton",
+            "run",
+            "--name=fetch",
+            "--message-limit=3072",
+            "--",
+            "git",
+            "clone",
+            "--depth=1",
+            "https://example.invalid/app.git",
+            "/workspace/src"
         ]
     );
     // No command: the image's ENTRYPOINT and CMD (no args).
     assert_eq!(
         strings(&c[1]["command"]),
-        ["/var/run/baton/bin/baton", "run", "--name=migrate", "--after=fetch", "--message-limit=3072", "--", "/migrate", "up"]
+        [
+            "/var/run/baton/bin/baton",
+            "run",
+            "--name=migrate",
+            "--after=fetch",
+            "--message-limit=3072",
+            "--",
+            "/migrate",
+            "up"
+        ]
     );
     assert_eq!(c[1]["env"][0]["value"], "8080");
     assert_eq!(c[1]["env"][1]["value"], "true");
@@ -74,15 +91,25 @@ fn pod_yaml() {
     assert_eq!(
         strings(&c[2]["command"]),
         [
-            "/var/run/baton/bin/baton", "run", "--name=test", "--after=migrate", "--termination-path=/tmp/termination",
-            "--message-limit=3072", "--", "sh", "-c"
+            "/var/run/baton/bin/baton",
+            "run",
+            "--name=test",
+            "--after=migrate",
+            "--termination-path=/tmp/termination",
+            "--message-limit=3072",
+            "--",
+            "sh",
+            "-c"
         ]
     );
     assert_eq!(c[2]["args"][0], "set -eu\ngo vet ./...\ngo test ./...\n");
     assert_eq!(c[2]["resources"]["requests"]["cpu"], "500m");
     for container in c.as_array().unwrap() {
         let mounts = container["volumeMounts"].as_array().unwrap();
-        assert_eq!(mounts.iter().filter(|m| m["name"] == "baton" && m["mountPath"] == "/var/run/baton").count(), 1);
+        assert_eq!(
+            mounts.iter().filter(|m| m["name"] == "baton" && m["mountPath"] == "/var/run/baton").count(),
+            1
+        );
     }
 }
 
@@ -91,7 +118,8 @@ fn job_yaml_dag_by_annotations() {
     let (out, _) = golden("job.yaml");
     let job = &yaml_docs(&out)[0];
     let spec = &job["spec"]["template"]["spec"];
-    let inits: Vec<&str> = spec["initContainers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
+    let inits: Vec<&str> =
+        spec["initContainers"].as_array().unwrap().iter().map(|c| c["name"].as_str().unwrap()).collect();
     assert_eq!(inits, ["baton-init", "setup"]);
     // 2 init + 4 = 6 containers: 2048 bytes each.
     let command = |i: usize| strings(&spec["containers"][i]["command"]).join(" ");
@@ -112,14 +140,24 @@ fn cronjob_yaml_with_a_sidecar() {
     assert_eq!(
         strings(&spec["containers"][0]["command"]),
         [
-            "/var/run/baton/bin/baton", "run", "--name=proxy", "--until=backup", "--until=verify",
-            "--message-limit=3072", "--", "/docker-entrypoint.sh"
+            "/var/run/baton/bin/baton",
+            "run",
+            "--name=proxy",
+            "--until=backup",
+            "--until=verify",
+            "--message-limit=3072",
+            "--",
+            "/docker-entrypoint.sh"
         ]
     );
     assert_eq!(strings(&spec["containers"][0]["args"]), ["-c", "/etc/envoy/custom.yaml"]);
     // Sidecars are left out of the default chain: backup starts at once, verify after it.
-    assert!(strings(&spec["containers"][1]["command"]).join(" ").contains("--name=backup --message-limit=3072 --"));
-    assert!(strings(&spec["containers"][2]["command"]).join(" ").contains("--name=verify --after=backup --message"));
+    assert!(strings(&spec["containers"][1]["command"])
+        .join(" ")
+        .contains("--name=backup --message-limit=3072 --"));
+    assert!(strings(&spec["containers"][2]["command"])
+        .join(" ")
+        .contains("--name=verify --after=backup --message"));
 }
 
 #[test]
@@ -134,7 +172,10 @@ fn list_json_keeps_its_indentation_and_other_kinds() {
     );
     assert!(out.starts_with("{\n    \"apiVersion\": \"v1\",\n    \"items\": ["), "{out}");
     let list: Value = serde_json::from_str(&out).unwrap();
-    assert_eq!(list["items"][1], serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}}));
+    assert_eq!(
+        list["items"][1],
+        serde_json::json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": {"ports": [{"port": 80}]}})
+    );
     assert_eq!(list["items"][0]["spec"]["containers"][0]["command"][6], "hello <world> & \"friends\"");
     assert_eq!(list["items"][0]["spec"]["containers"][1]["volumeMounts"][0]["name"], "baton");
 }

@@ -100,7 +100,8 @@ fn pod() -> impl Strategy<Value = Value> {
                 .filter(|n| !names.contains(n))
                 .map(|n| json!({"name": n, "image": "busybox", "command": ["true"]}))
                 .collect();
-            let volumes: Vec<Value> = volumes.into_iter().map(|n| json!({"name": n, "emptyDir": {}})).collect();
+            let volumes: Vec<Value> =
+                volumes.into_iter().map(|n| json!({"name": n, "emptyDir": {}})).collect();
             let mut annotations = Map::new();
             if parallel {
                 annotations.insert("baton.dev/order".into(), json!("parallel"));
@@ -153,11 +154,19 @@ fn check(original: &Value, injected: &Value) -> Result<(), TestCaseError> {
     // Init containers: baton-init first, then the pod's own, untouched.
     let inits = new["initContainers"].as_array().unwrap();
     prop_assert_eq!(inits[0]["name"].as_str(), Some("baton-init"));
-    prop_assert_eq!(&inits[1..], old.get("initContainers").and_then(Value::as_array).map_or(&[][..], |v| &v[..]));
+    prop_assert_eq!(
+        &inits[1..],
+        old.get("initContainers").and_then(Value::as_array).map_or(&[][..], |v| &v[..])
+    );
     // Volumes: the pod's own, then one baton volume; no name twice.
     prop_assert!(extends(old.get("volumes"), &new["volumes"]));
     let volumes = names_of(&new["volumes"]);
-    prop_assert_eq!(volumes.iter().collect::<BTreeSet<_>>().len(), volumes.len(), "volume names collide: {:?}", volumes);
+    prop_assert_eq!(
+        volumes.iter().collect::<BTreeSet<_>>().len(),
+        volumes.len(),
+        "volume names collide: {:?}",
+        volumes
+    );
     prop_assert_eq!(volumes.iter().filter(|v| **v == "baton").count(), 1);
     let count = new["containers"].as_array().unwrap().len() + inits.len();
     let limit = format!("--message-limit={}", 4096.min(12288 / count));
@@ -169,19 +178,30 @@ fn check(original: &Value, injected: &Value) -> Result<(), TestCaseError> {
         }
         // Wrapped exactly once: baton run, its options, `--`, then the original command.
         let command: Vec<String> = serde_json::from_value(n["command"].clone()).unwrap();
-        prop_assert_eq!(&command[..3], &[format!("{DIR}/bin/baton"), "run".into(), format!("--name={}", o["name"].as_str().unwrap())]);
+        prop_assert_eq!(
+            &command[..3],
+            &[format!("{DIR}/bin/baton"), "run".into(), format!("--name={}", o["name"].as_str().unwrap())]
+        );
         let split = command.iter().position(|a| a == "--").unwrap();
         prop_assert!(command[..split].contains(&limit));
         let tail = &command[split + 1..];
         prop_assert!(!runs_baton(tail), "wrapped twice: {:?}", command);
         match o.get("command") {
             Some(original) => prop_assert_eq!(&json!(tail), original),
-            None => prop_assert!(tail.first().is_some_and(|t| t.starts_with('/') || t == "sh") || o.get("args").is_some()),
+            None => prop_assert!(
+                tail.first().is_some_and(|t| t.starts_with('/') || t == "sh") || o.get("args").is_some()
+            ),
         }
         // Mounts: the container's own, then baton's at DIR; no path twice.
         prop_assert!(extends(o.get("volumeMounts"), &n["volumeMounts"]));
-        let paths: Vec<&str> = n["volumeMounts"].as_array().unwrap().iter().map(|m| m["mountPath"].as_str().unwrap()).collect();
-        prop_assert_eq!(paths.iter().collect::<BTreeSet<_>>().len(), paths.len(), "mount paths collide: {:?}", paths);
+        let paths: Vec<&str> =
+            n["volumeMounts"].as_array().unwrap().iter().map(|m| m["mountPath"].as_str().unwrap()).collect();
+        prop_assert_eq!(
+            paths.iter().collect::<BTreeSet<_>>().len(),
+            paths.len(),
+            "mount paths collide: {:?}",
+            paths
+        );
         let baton = json!({"name": "baton", "mountPath": DIR});
         prop_assert!(n["volumeMounts"].as_array().unwrap().contains(&baton), "no baton mount");
     }

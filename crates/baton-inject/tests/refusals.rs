@@ -41,7 +41,10 @@ fn a_job_with_on_failure_is_refused_naming_the_template_field() {
     let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "x"},
         "spec": {"template": {"spec": {"restartPolicy": "OnFailure", "containers": steps(&["a"])}}}});
     let err = refusal(&job);
-    assert!(err.starts_with("Job x: spec.template.spec.restartPolicy is \"OnFailure\", but baton needs"), "{err}");
+    assert!(
+        err.starts_with("Job x: spec.template.spec.restartPolicy is \"OnFailure\", but baton needs"),
+        "{err}"
+    );
     assert!(err.ends_with("set spec.template.spec.restartPolicy: Never"), "{err}");
     let cron = json!({"apiVersion": "batch/v1", "kind": "CronJob", "metadata": {"name": "n"},
         "spec": {"jobTemplate": {"spec": {"template": {"spec": {"restartPolicy": "Always", "containers": steps(&["a"])}}}}}});
@@ -65,7 +68,10 @@ fn unknown_names_self_references_and_cycles() {
         refusal(&p),
         "Pod ci/build: annotation baton.dev/after.test makes container test wait for itself: remove test from it"
     );
-    let p = with_annotations(json!({"baton.dev/order": "parallel", "baton.dev/after.a": "b", "baton.dev/after.b": "a"}), &["a", "b"]);
+    let p = with_annotations(
+        json!({"baton.dev/order": "parallel", "baton.dev/after.a": "b", "baton.dev/after.b": "a"}),
+        &["a", "b"],
+    );
     assert_eq!(
         refusal(&p),
         "Pod ci/build: the containers wait for each other in a cycle, a → b → a, so none of them would ever \
@@ -78,14 +84,18 @@ fn bad_annotation_values() {
     let p = with_annotations(json!({"baton.dev/inject": "no"}), &["a"]);
     assert_eq!(refusal(&p), "Pod ci/build: annotation baton.dev/inject is \"no\": use \"true\" or \"false\"");
     let p = with_annotations(json!({"baton.dev/order": "serial"}), &["a"]);
-    assert!(refusal(&p).ends_with("annotation baton.dev/order is \"serial\": use parallel, or sequential (the default)"));
+    assert!(refusal(&p)
+        .ends_with("annotation baton.dev/order is \"serial\": use parallel, or sequential (the default)"));
     let p = with_annotations(json!({"baton.dev/after.a": 3}), &["a"]);
-    assert!(refusal(&p).contains("metadata.annotations[\"baton.dev/after.a\"] is not a string (quote the value)"));
+    assert!(
+        refusal(&p).contains("metadata.annotations[\"baton.dev/after.a\"] is not a string (quote the value)")
+    );
 }
 
 #[test]
 fn an_unknown_entrypoint_names_the_container_the_image_and_the_ways_out() {
-    let p = pod(json!({"restartPolicy": "Never", "containers": [{"name": "app", "image": "ghcr.io/org/app:1"}]}));
+    let p =
+        pod(json!({"restartPolicy": "Never", "containers": [{"name": "app", "image": "ghcr.io/org/app:1"}]}));
     assert_eq!(
         refusal(&p),
         "Pod ci/build: container app has no command and the ENTRYPOINT of its image ghcr.io/org/app:1 is \
@@ -99,7 +109,10 @@ fn an_unknown_entrypoint_names_the_container_the_image_and_the_ways_out() {
         }
     }
     let err = plan(&p, &Options::default(), &Down).unwrap_err().to_string();
-    assert!(err.contains("ghcr.io/org/app:1 is unknown (ghcr.io answered 401 Unauthorized): add the image"), "{err}");
+    assert!(
+        err.contains("ghcr.io/org/app:1 is unknown (ghcr.io answered 401 Unauthorized): add the image"),
+        "{err}"
+    );
 }
 
 #[test]
@@ -113,7 +126,9 @@ fn an_image_with_nothing_to_run() {
          ENTRYPOINT nor CMD, so there is nothing to run: set the container's command"
     );
     // With args there is something to run: the args themselves.
-    let p = pod(json!({"restartPolicy": "Never", "containers": [{"name": "app", "image": "scratch-app", "args": ["/app"]}]}));
+    let p = pod(
+        json!({"restartPolicy": "Never", "containers": [{"name": "app", "image": "scratch-app", "args": ["/app"]}]}),
+    );
     let injection = plan(&p, &Options::default(), &images).unwrap();
     let mut patched = p.clone();
     json_patch::patch(&mut patched, &injection.patch).unwrap();
@@ -131,7 +146,8 @@ fn names_baton_needs_are_taken() {
         "Pod ci/build: the pod already has a volume named \"baton\" that is not an emptyDir, and baton needs \
          that name for its shared folder: rename the volume"
     );
-    let p = pod(json!({"restartPolicy": "Never", "containers": [{"name": "a", "image": "x", "command": ["true"],
+    let p =
+        pod(json!({"restartPolicy": "Never", "containers": [{"name": "a", "image": "x", "command": ["true"],
         "volumeMounts": [{"name": "run", "mountPath": "/var/run/baton/"}]}]}));
     assert_eq!(
         refusal(&p),
@@ -150,7 +166,10 @@ fn malformed_pods() {
     let p = pod(json!({"restartPolicy": "Never"}));
     assert_eq!(refusal(&p), "Pod ci/build: spec.containers is missing or empty: fix the manifest");
     let p = pod(json!({"restartPolicy": "Never", "containers": [{"name": "a", "command": "true"}]}));
-    assert_eq!(refusal(&p), "Pod ci/build: spec.containers[0].command is not a list of strings: fix the manifest");
+    assert_eq!(
+        refusal(&p),
+        "Pod ci/build: spec.containers[0].command is not a list of strings: fix the manifest"
+    );
     let job = json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "x"}, "spec": {}});
     assert_eq!(refusal(&job), "Job x: spec.template is missing: fix the manifest");
 }
@@ -161,7 +180,8 @@ fn the_manifest_says_which_document() {
                 metadata: {name: j}\nspec:\n  template:\n    spec:\n      containers: [{name: a, image: x, command: [\"true\"]}]\n";
     let err = inject_text(text, &Options::default(), &NoImages).unwrap_err().to_string();
     assert!(err.starts_with("document 2: Job j: spec.template.spec.restartPolicy is not set"), "{err}");
-    let err = inject_text("kind: Pod\n  bad: [indent\n", &Options::default(), &NoImages).unwrap_err().to_string();
+    let err =
+        inject_text("kind: Pod\n  bad: [indent\n", &Options::default(), &NoImages).unwrap_err().to_string();
     assert!(err.starts_with("the YAML is not valid: "), "{err}");
     let err = inject_text("{\"kind\": \"Pod\",}", &Options::default(), &NoImages).unwrap_err().to_string();
     assert!(err.starts_with("the JSON is not valid: "), "{err}");
@@ -198,8 +218,12 @@ fn a_bare_template_for_the_webhook() {
     assert_eq!(
         paths,
         [
-            "/spec/initContainers/0", "/spec/volumes", "/spec/containers/0/command", "/spec/containers/0/volumeMounts",
-            "/spec/containers/1/command", "/spec/containers/1/volumeMounts"
+            "/spec/initContainers/0",
+            "/spec/volumes",
+            "/spec/containers/0/command",
+            "/spec/containers/0/volumeMounts",
+            "/spec/containers/1/command",
+            "/spec/containers/1/volumeMounts"
         ]
     );
     let mut patched = template.clone();
@@ -224,5 +248,8 @@ fn another_dir_is_passed_to_every_step() {
         patched["spec"]["containers"][0]["command"],
         json!(["/baton/bin/baton", "run", "--name=a", "--dir=/baton", "--message-limit=4096", "--", "true"])
     );
-    assert_eq!(patched["spec"]["containers"][0]["volumeMounts"], json!([{"name": "baton", "mountPath": "/baton"}]));
+    assert_eq!(
+        patched["spec"]["containers"][0]["volumeMounts"],
+        json!([{"name": "baton", "mountPath": "/baton"}])
+    );
 }
