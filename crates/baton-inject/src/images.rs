@@ -44,6 +44,14 @@ impl ImageConfigs for NoImages {
     }
 }
 
+/// Answers resolved ahead of time, by image name (for an asynchronous caller: list the images with
+/// [`crate::images_to_resolve`], look them up, then inject with the answers).
+impl ImageConfigs for BTreeMap<String, Result<ImageConfig, String>> {
+    fn config(&self, image: &ImageRef<'_>) -> Result<Option<ImageConfig>, String> {
+        self.get(image.image).cloned().transpose()
+    }
+}
+
 /// Asks each source in turn; the first that knows the image answers. When none does, the failures
 /// of those that tried are joined into the reason.
 pub struct Chain<'a>(pub Vec<&'a dyn ImageConfigs>);
@@ -181,6 +189,17 @@ mod tests {
         let err = ImageFile::parse("busybox:\n  entrypoints: [sh]\n").unwrap_err();
         assert!(err.contains("not a map of IMAGE"), "{err}");
         assert!(ImageFile::parse("- a\n- b\n").is_err());
+    }
+
+    #[test]
+    fn answers_resolved_ahead() {
+        let mut resolved = BTreeMap::new();
+        resolved.insert("a".to_string(), Ok(ImageConfig { entrypoint: vec!["/a".into()], cmd: vec![] }));
+        resolved.insert("b".to_string(), Err("401 Unauthorized".to_string()));
+        let ask = |image| resolved.config(&ImageRef { image, pull_secrets: &[], namespace: None });
+        assert_eq!(ask("a").unwrap().unwrap().entrypoint, ["/a"]);
+        assert_eq!(ask("b").unwrap_err(), "401 Unauthorized");
+        assert_eq!(ask("c"), Ok(None));
     }
 
     #[test]
