@@ -3,9 +3,13 @@
 //! - [`termination`]: one container's termination message, classified (record, cut record, text, …).
 //! - [`status`]: the pure `Pod → RunStatus` function and the status types.
 //! - [`table`]: the status as a table for people.
+//! - [`registry`] (feature `registry`): image configs (ENTRYPOINT, CMD) from registries, for
+//!   `baton_inject`.
 //! - [`watch`] (feature `watch`): a pod watcher that prints each status change and, on request,
 //!   writes the status to an annotation only when it changed.
 
+#[cfg(feature = "registry")]
+pub mod registry;
 pub mod status;
 pub mod table;
 pub mod termination;

@@ -1,6 +1,6 @@
-//! `batonctl`: reads baton's run status out of pods. Wiring only: the library does the work, and this
-//! file alone maps outcomes to exit codes (0 done, 1 failed, 2 bad usage; `status --exit-status`: 0
-//! succeeded, 1 failed, 2 still going, 3 unreadable input).
+//! `batonctl`: reads baton's run status out of pods, and puts baton into them. Wiring only: the
+//! library does the work, and this file alone maps outcomes to exit codes (0 done, 1 failed, 2 bad
+//! usage; `status --exit-status`: 0 succeeded, 1 failed, 2 still going, 3 unreadable input).
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -14,6 +14,8 @@ use clap::{Parser, Subcommand, ValueEnum};
 use k8s_openapi::api::core::v1::Pod;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+mod inject_cli;
+
 /// The most `status` reads: far beyond any pod list, small enough that a wrong file fails fast.
 const MAX_INPUT: u64 = 256 << 20;
 
@@ -21,7 +23,7 @@ const MAX_INPUT: u64 = 256 << 20;
 #[command(
     name = "batonctl",
     version,
-    about = "Reads baton's step results and run status back out of pods.",
+    about = "Puts baton into pods, and reads their steps' results and run status back out.",
     max_term_width = 100
 )]
 struct Cli {
@@ -31,6 +33,9 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
+    /// Put baton into every Pod, Job and CronJob of a manifest (YAML or JSON) and print it:
+    /// `batonctl inject -f job.yaml | kubectl apply -f -`.
+    Inject(inject_cli::InjectArgs),
     /// Print the run status of a pod (or a list of pods) given as JSON or YAML:
     /// `kubectl get pod NAME -o json | batonctl status`.
     ///
@@ -90,6 +95,8 @@ fn duration(text: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
+        Command::Inject(args) => read_input(&args.file, "batonctl inject -f job.yaml")
+            .and_then(|text| inject_cli::run(args, &text)),
         Command::Status { file, output, exit_status } => match status(&file, output) {
             Ok(phase) if exit_status => return run_exit(phase),
             Ok(_) => Ok(()),
@@ -128,7 +135,7 @@ fn run_exit(phase: Phase) -> ExitCode {
 
 /// Prints the status of every pod; returns the worst phase among them (Failed, then still going).
 fn status(file: &str, output: Output) -> Result<Phase> {
-    let text = read_input(file)?;
+    let text = read_input(file, "kubectl get pod NAME -o json | batonctl status")?;
     let pods = parse_pods(&text).with_context(|| format!("{} holds no pod", describe(file)))?;
     let mut out = std::io::stdout().lock();
     let mut worst = Phase::Succeeded;
@@ -160,12 +167,13 @@ fn describe(file: &str) -> String {
     }
 }
 
-fn read_input(file: &str) -> Result<String> {
+/// The text of `file` (`-`: standard input, which must not be a terminal; `example` says how to use it).
+fn read_input(file: &str, example: &str) -> Result<String> {
     let mut bytes = Vec::new();
     if file == "-" {
         let stdin = std::io::stdin();
         if stdin.is_terminal() {
-            bail!("no pod on standard input: pipe one in (kubectl get pod NAME -o json | batonctl status) or pass -f FILE");
+            bail!("nothing on standard input: pipe a manifest in, or pass -f FILE ({example})");
         }
         stdin.lock().take(MAX_INPUT).read_to_end(&mut bytes).context("cannot read standard input")?;
     } else {

@@ -1,0 +1,164 @@
+//! `batonctl inject`: wiring only. The manifest's text goes through `baton_inject::manifest`; images
+//! without a command are looked up in the `--images` file, then in their registries.
+
+use std::cell::OnceCell;
+use std::collections::BTreeMap;
+use std::io::{Read, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::{bail, Context, Result};
+use base64::Engine as _;
+use baton_controller::registry::{BlockingRegistry, Credentials, Settings};
+use baton_inject::manifest::{inject_text, objects};
+use baton_inject::{Chain, ImageConfig, ImageConfigs, ImageFile, ImageRef, Options, DEFAULT_IMAGE};
+use serde_json::Value;
+
+/// The most an `--images` or docker config file may hold.
+const MAX_SMALL_FILE: u64 = 4 << 20;
+
+#[derive(clap::Args, Debug)]
+pub struct InjectArgs {
+    /// The manifest to read (YAML or JSON, one or many documents, or a List); `-` reads standard input.
+    #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "-")]
+    pub file: String,
+    /// The image of the `baton-init` init container.
+    #[arg(long, value_name = "IMAGE", default_value = DEFAULT_IMAGE)]
+    pub image: String,
+    /// ENTRYPOINT and CMD of images whose containers have no command: a YAML map
+    /// `IMAGE: {entrypoint: [...], cmd: [...]}`, optionally under `images:` (Argo's format).
+    /// Images not in it are read from their registry.
+    #[arg(long, value_name = "FILE")]
+    pub images: Option<PathBuf>,
+    /// The shared folder, mounted in every container.
+    #[arg(long, value_name = "DIR", default_value = baton_contract::layout::DEFAULT_DIR)]
+    pub dir: String,
+    /// A registry (`host[:port]`) to reach over plain HTTP instead of HTTPS; repeatable.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
+    /// Registry credentials, a docker config file [default: $REGISTRY_AUTH_FILE,
+    /// $DOCKER_CONFIG/config.json, ~/.docker/config.json or $XDG_RUNTIME_DIR/containers/auth.json,
+    /// the first that exists]. Secrets of type kubernetes.io/dockerconfigjson in the manifest serve
+    /// the pods that name them in imagePullSecrets.
+    #[arg(long, value_name = "FILE")]
+    pub registry_auth: Option<PathBuf>,
+}
+
+/// Injects the manifest: the result on standard output, one note per object on standard error.
+pub fn run(args: InjectArgs, text: &str) -> Result<()> {
+    let options = Options::new(&args.image, &args.dir).map_err(anyhow::Error::msg)?;
+    let file = match &args.images {
+        Some(path) => {
+            let text = read_small(path)?;
+            ImageFile::parse(&text).map_err(|e| anyhow::anyhow!("--images {}: {e}", path.display()))?
+        }
+        None => ImageFile::default(),
+    };
+    let settings = Settings {
+        insecure: args.insecure_registry.clone(),
+        credentials: docker_config(args.registry_auth.as_deref())?,
+        pull_secrets: pull_secrets(text),
+    };
+    let registry = Lazy { settings, registry: OnceCell::new() };
+    let images = Chain(vec![&file, &registry]);
+    let injected = inject_text(text, &options, &images)?;
+    let mut err = std::io::stderr().lock();
+    for note in &injected.notes {
+        writeln!(err, "batonctl inject: {note}")?;
+    }
+    let mut out = std::io::stdout().lock();
+    out.write_all(injected.text.as_bytes()).context("cannot write to standard output")?;
+    out.flush().context("cannot write to standard output")
+}
+
+/// The registry client, started only when an image is not in the `--images` file.
+struct Lazy {
+    settings: Settings,
+    registry: OnceCell<Result<BlockingRegistry, String>>,
+}
+
+impl ImageConfigs for Lazy {
+    fn config(&self, image: &ImageRef<'_>) -> Result<Option<ImageConfig>, String> {
+        let registry = self.registry.get_or_init(|| {
+            BlockingRegistry::new(self.settings.clone())
+                .map_err(|e| format!("cannot start the registry client: {e}"))
+        });
+        match registry {
+            Ok(registry) => registry.config(image),
+            Err(e) => Err(e.clone()),
+        }
+    }
+}
+
+/// The docker config: the one asked for (which must be readable), else the first of the usual
+/// places that exists (an unreadable one is skipped with a warning).
+fn docker_config(explicit: Option<&Path>) -> Result<Credentials> {
+    if let Some(path) = explicit {
+        let text = read_small(path)?;
+        return Credentials::parse(&text)
+            .map_err(|e| anyhow::anyhow!("--registry-auth {}: {e}", path.display()));
+    }
+    let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
+    let candidates = [
+        env("REGISTRY_AUTH_FILE"),
+        env("DOCKER_CONFIG").map(|d| d.join("config.json")),
+        env("HOME").map(|h| h.join(".docker/config.json")),
+        env("XDG_RUNTIME_DIR").map(|d| d.join("containers/auth.json")),
+    ];
+    for path in candidates.into_iter().flatten() {
+        if !path.exists() {
+            continue;
+        }
+        match read_small(&path).and_then(|t| Credentials::parse(&t).map_err(anyhow::Error::msg)) {
+            Ok(credentials) => return Ok(credentials),
+            Err(e) => {
+                eprintln!("batonctl inject: warning: ignoring the docker config {}: {e:#}", path.display())
+            }
+        }
+    }
+    Ok(Credentials::default())
+}
+
+/// The `kubernetes.io/dockerconfigjson` Secrets of the manifest, by name.
+fn pull_secrets(text: &str) -> BTreeMap<String, Credentials> {
+    let mut found = BTreeMap::new();
+    for secret in objects(text).unwrap_or_default() {
+        if secret.get("kind").and_then(Value::as_str) != Some("Secret")
+            || secret.get("type").and_then(Value::as_str) != Some("kubernetes.io/dockerconfigjson")
+        {
+            continue;
+        }
+        let Some(name) = secret.pointer("/metadata/name").and_then(Value::as_str) else { continue };
+        let json = match (
+            secret.pointer("/stringData/.dockerconfigjson"),
+            secret.pointer("/data/.dockerconfigjson"),
+        ) {
+            (Some(Value::String(plain)), _) => Some(plain.clone()),
+            (_, Some(Value::String(encoded))) => base64::engine::general_purpose::STANDARD
+                .decode(encoded.trim())
+                .ok()
+                .and_then(|b| String::from_utf8(b).ok()),
+            _ => None,
+        };
+        match json.as_deref().map(Credentials::parse) {
+            Some(Ok(credentials)) => {
+                found.insert(name.to_string(), credentials);
+            }
+            _ => eprintln!(
+                "batonctl inject: warning: Secret {name} holds no usable .dockerconfigjson; ignored"
+            ),
+        }
+    }
+    found
+}
+
+fn read_small(path: &Path) -> Result<String> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut text = String::new();
+    file.take(MAX_SMALL_FILE + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read {} as UTF-8 text", path.display()))?;
+    if text.len() as u64 > MAX_SMALL_FILE {
+        bail!("{} is larger than {} MiB: is it the right file?", path.display(), MAX_SMALL_FILE >> 20);
+    }
+    Ok(text)
+}

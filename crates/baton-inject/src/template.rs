@@ -1,0 +1,383 @@
+//! The injection of one pod template (a Pod, or the `template` of a Job): what to add and rewrite,
+//! as JSON Patch operations against the template as given.
+
+use std::collections::BTreeMap;
+use std::path::Path;
+
+use baton_contract::layout::DEFAULT_DIR;
+use baton_contract::message::kubelet_share;
+use json_patch::jsonptr::{Pointer, PointerBuf};
+use json_patch::{AddOperation, PatchOperation};
+use serde_json::{json, Map, Value};
+
+use crate::error::Refusal;
+use crate::images::{ImageConfigs, ImageRef};
+use crate::order;
+use crate::Options;
+
+/// The annotation that opts a pod out (`"false"`) or, for the webhook, in (`"true"`).
+pub const INJECT: &str = "baton.dev/inject";
+/// The init container that copies baton into the shared folder.
+pub const INIT_CONTAINER: &str = "baton-init";
+/// The `emptyDir` volume of the shared folder.
+pub const VOLUME: &str = "baton";
+/// The kubelet's default `terminationMessagePath`, which is also baton's.
+const DEFAULT_TERMINATION_PATH: &str = "/dev/termination-log";
+
+/// What the injection does to a template.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TemplateOutcome {
+    /// `wrapped` containers now run under baton.
+    Injected { wrapped: usize },
+    /// Every container already runs `baton run`: nothing to do.
+    AlreadyInjected,
+    /// `baton.dev/inject: "false"`: left alone.
+    OptedOut,
+}
+
+/// One template's injection: its outcome and the operations, with paths under the template's pointer.
+#[derive(Debug, Clone, PartialEq)]
+pub struct TemplatePlan {
+    pub outcome: TemplateOutcome,
+    pub ops: Vec<PatchOperation>,
+}
+
+/// Where the template is and how to name its fields in sentences.
+pub(crate) struct Site<'a> {
+    /// The template's JSON pointer inside the object that is patched.
+    pub at: &'a Pointer,
+    /// The template's path in sentences: `""` for a Pod, `"spec.template."` for a Job.
+    pub field: &'a str,
+    /// The object's namespace, for image pull secrets.
+    pub namespace: Option<&'a str>,
+}
+
+/// The value of `baton.dev/inject` on a template: `Some(true)`, `Some(false)`, or `None` when it is
+/// absent (an admission webhook injects only `Some(true)`; `batonctl inject` all but `Some(false)`).
+pub fn inject_annotation(template: &Value) -> Result<Option<bool>, Refusal> {
+    match template.pointer("/metadata/annotations").and_then(|a| a.get(INJECT)) {
+        None | Some(Value::Null) => Ok(None),
+        Some(Value::String(s)) if s == "true" => Ok(Some(true)),
+        Some(Value::String(s)) if s == "false" => Ok(Some(false)),
+        Some(other) => Err(Refusal::BadAnnotation {
+            annotation: INJECT.to_string(),
+            value: other.as_str().map_or_else(|| other.to_string(), str::to_string),
+            expected: "use \"true\" or \"false\"".to_string(),
+        }),
+    }
+}
+
+/// The images whose ENTRYPOINT the injection of `template` will ask for: those of containers that
+/// have no command and do not run baton yet. For callers that resolve images ahead (asynchronously).
+pub fn images_to_resolve(template: &Value) -> Vec<String> {
+    let mut images = Vec::new();
+    for c in template.pointer("/spec/containers").and_then(Value::as_array).into_iter().flatten() {
+        let command = c.get("command").and_then(Value::as_array);
+        let has_command = command.is_some_and(|c| !c.is_empty());
+        if !has_command {
+            if let Some(image) = c.get("image").and_then(Value::as_str) {
+                if !images.iter().any(|i| i == image) {
+                    images.push(image.to_string());
+                }
+            }
+        }
+    }
+    images
+}
+
+/// A container as far as the injection reads it.
+struct Container<'a> {
+    name: &'a str,
+    image: Option<&'a str>,
+    command: Vec<String>,
+    args: Vec<String>,
+    mounts: Option<&'a Vec<Value>>,
+    termination_path: Option<&'a str>,
+}
+
+pub(crate) fn plan(
+    template: &Value,
+    site: &Site<'_>,
+    options: &Options,
+    images: &dyn ImageConfigs,
+) -> Result<TemplatePlan, Refusal> {
+    let field = |path: &str| format!("{}{path}", site.field);
+    let malformed =
+        |path: &str, problem: &str| Refusal::Malformed { field: field(path), problem: problem.to_string() };
+
+    if inject_annotation(template)? == Some(false) {
+        return Ok(TemplatePlan { outcome: TemplateOutcome::OptedOut, ops: Vec::new() });
+    }
+    let annotations = annotations(template, &field)?;
+    let spec = match template.get("spec") {
+        Some(Value::Object(spec)) => spec,
+        _ => return Err(malformed("spec", "missing")),
+    };
+    match spec.get("restartPolicy") {
+        Some(Value::String(p)) if p == "Never" => {}
+        Some(Value::String(p)) => {
+            return Err(Refusal::RestartPolicy {
+                field: field("spec.restartPolicy"),
+                policy: Some(p.clone()),
+            })
+        }
+        None | Some(Value::Null) => {
+            return Err(Refusal::RestartPolicy { field: field("spec.restartPolicy"), policy: None })
+        }
+        Some(_) => return Err(malformed("spec.restartPolicy", "not a string")),
+    }
+
+    let containers = match spec.get("containers") {
+        Some(Value::Array(list)) if !list.is_empty() => list,
+        _ => return Err(malformed("spec.containers", "missing or empty")),
+    };
+    let containers: Vec<Container> = containers
+        .iter()
+        .enumerate()
+        .map(|(i, c)| read_container(c, &field(&format!("spec.containers[{i}]"))))
+        .collect::<Result<_, _>>()?;
+    let inits = match spec.get("initContainers") {
+        Some(Value::Array(list)) => Some(list),
+        None | Some(Value::Null) => None,
+        Some(_) => return Err(malformed("spec.initContainers", "not a list")),
+    };
+    let volumes = match spec.get("volumes") {
+        Some(Value::Array(list)) => Some(list),
+        None | Some(Value::Null) => None,
+        Some(_) => return Err(malformed("spec.volumes", "not a list")),
+    };
+
+    let names: Vec<String> = containers.iter().map(|c| c.name.to_string()).collect();
+    for name in &names {
+        baton_contract::name::check_step(name).map_err(|e| malformed("spec.containers", &e))?;
+        if name == INIT_CONTAINER {
+            return Err(Refusal::NameTaken { name: name.clone() });
+        }
+    }
+    let orders = order::plan(&names, &annotations)?;
+
+    let to_wrap: Vec<usize> =
+        (0..containers.len()).filter(|&i| !runs_baton(&containers[i].command)).collect();
+    if to_wrap.is_empty() {
+        return Ok(TemplatePlan { outcome: TemplateOutcome::AlreadyInjected, ops: Vec::new() });
+    }
+
+    let spec_at = site.at.with_trailing_token("spec");
+    let mut ops = Vec::new();
+    let has_init = inits
+        .is_some_and(|l| l.iter().any(|c| c.get("name").and_then(Value::as_str) == Some(INIT_CONTAINER)));
+    if !has_init {
+        let init = json!({
+            "name": INIT_CONTAINER,
+            "image": options.image,
+            "command": ["/baton", "init", "--dir", options.dir],
+            "volumeMounts": [mount(&options.dir)],
+        });
+        match inits {
+            Some(_) => ops.push(add(&spec_at, &["initContainers", "0"], init)),
+            None => ops.push(add(&spec_at, &["initContainers"], json!([init]))),
+        }
+    }
+    match volumes.and_then(|l| l.iter().find(|v| v.get("name").and_then(Value::as_str) == Some(VOLUME))) {
+        Some(volume) if volume.get("emptyDir").is_some() => {}
+        Some(_) => return Err(Refusal::VolumeTaken { volume: VOLUME.to_string() }),
+        None => {
+            let volume = json!({"name": VOLUME, "emptyDir": {"medium": "Memory"}});
+            match volumes {
+                Some(_) => ops.push(add(&spec_at, &["volumes", "-"], volume)),
+                None => ops.push(add(&spec_at, &["volumes"], json!([volume]))),
+            }
+        }
+    }
+
+    let count = containers.len() + inits.map_or(0, Vec::len) + usize::from(!has_init);
+    let limit = kubelet_share(count);
+    let pull_secrets = pull_secrets(spec);
+    for &i in &to_wrap {
+        let c = &containers[i];
+        let at = spec_at.concat(&PointerBuf::from_tokens(["containers".to_string(), i.to_string()]));
+        let original = original_command(c, &pull_secrets, site.namespace, images)?;
+        let command = wrapped(c, &orders[i], &original, options, limit);
+        // `add` replaces an existing member (RFC 6902), so one operation fits both cases.
+        ops.push(add(&at, &["command"], json!(command)));
+        match c.mounts {
+            None => ops.push(add(&at, &["volumeMounts"], json!([mount(&options.dir)]))),
+            Some(mounts) => {
+                let here = mounts.iter().find(|m| {
+                    m.get("mountPath").and_then(Value::as_str).is_some_and(|p| same_dir(p, &options.dir))
+                });
+                match here {
+                    Some(m) if m.get("name").and_then(Value::as_str) == Some(VOLUME) => {}
+                    Some(m) => {
+                        return Err(Refusal::MountTaken {
+                            container: c.name.to_string(),
+                            volume: m.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                            dir: options.dir.clone(),
+                        })
+                    }
+                    None => ops.push(add(&at, &["volumeMounts", "-"], mount(&options.dir))),
+                }
+            }
+        }
+    }
+    Ok(TemplatePlan { outcome: TemplateOutcome::Injected { wrapped: to_wrap.len() }, ops })
+}
+
+/// A container whose command is already `…/baton run …`: injected before, or written for baton by
+/// hand. It is left exactly as it is.
+pub fn runs_baton(command: &[String]) -> bool {
+    command.len() >= 2
+        && Path::new(&command[0]).file_name().is_some_and(|n| n == "baton")
+        && command[1] == "run"
+}
+
+fn annotations(
+    template: &Value,
+    field: &dyn Fn(&str) -> String,
+) -> Result<BTreeMap<String, String>, Refusal> {
+    let mut out = BTreeMap::new();
+    match template.pointer("/metadata/annotations") {
+        None | Some(Value::Null) => {}
+        Some(Value::Object(map)) => {
+            for (key, value) in map {
+                match value {
+                    Value::String(s) => {
+                        out.insert(key.clone(), s.clone());
+                    }
+                    _ => {
+                        return Err(Refusal::Malformed {
+                            field: field(&format!("metadata.annotations[{key:?}]")),
+                            problem: "not a string (quote the value)".to_string(),
+                        })
+                    }
+                }
+            }
+        }
+        Some(_) => {
+            return Err(Refusal::Malformed {
+                field: field("metadata.annotations"),
+                problem: "not a map".to_string(),
+            })
+        }
+    }
+    Ok(out)
+}
+
+fn read_container<'a>(c: &'a Value, field: &str) -> Result<Container<'a>, Refusal> {
+    let malformed = |path: &str, problem: &str| Refusal::Malformed {
+        field: format!("{field}{path}"),
+        problem: problem.to_string(),
+    };
+    let name = c.get("name").and_then(Value::as_str).ok_or_else(|| malformed(".name", "missing"))?;
+    let strings = |key: &str| -> Result<Vec<String>, Refusal> {
+        match c.get(key) {
+            None | Some(Value::Null) => Ok(Vec::new()),
+            Some(Value::Array(items)) => items
+                .iter()
+                .map(|s| {
+                    s.as_str()
+                        .map(str::to_string)
+                        .ok_or_else(|| malformed(&format!(".{key}"), "not a list of strings"))
+                })
+                .collect(),
+            Some(_) => Err(malformed(&format!(".{key}"), "not a list of strings")),
+        }
+    };
+    let mounts = match c.get("volumeMounts") {
+        Some(Value::Array(list)) => Some(list),
+        None | Some(Value::Null) => None,
+        Some(_) => return Err(malformed(".volumeMounts", "not a list")),
+    };
+    Ok(Container {
+        name,
+        image: c.get("image").and_then(Value::as_str),
+        command: strings("command")?,
+        args: strings("args")?,
+        mounts,
+        termination_path: c.get("terminationMessagePath").and_then(Value::as_str),
+    })
+}
+
+fn pull_secrets(spec: &Map<String, Value>) -> Vec<String> {
+    spec.get("imagePullSecrets")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|s| s.get("name").and_then(Value::as_str).map(str::to_string))
+        .collect()
+}
+
+/// What the container runs without baton, by Kubernetes' rules: its command, else the image's
+/// ENTRYPOINT, plus the image's CMD when it has no args either (args stay where they are).
+fn original_command(
+    c: &Container<'_>,
+    pull_secrets: &[String],
+    namespace: Option<&str>,
+    images: &dyn ImageConfigs,
+) -> Result<Vec<String>, Refusal> {
+    if !c.command.is_empty() {
+        return Ok(c.command.clone());
+    }
+    let image = c.image.ok_or_else(|| Refusal::Malformed {
+        field: format!("container {}", c.name),
+        problem: "without command and without image".to_string(),
+    })?;
+    let unknown = |reason| Refusal::UnknownEntrypoint {
+        container: c.name.to_string(),
+        image: image.to_string(),
+        reason,
+    };
+    let config = match images.config(&ImageRef { image, pull_secrets, namespace }) {
+        Ok(Some(config)) => config,
+        Ok(None) => return Err(unknown(None)),
+        Err(reason) => return Err(unknown(Some(reason))),
+    };
+    let mut run = config.entrypoint;
+    if c.args.is_empty() {
+        run.extend(config.cmd);
+        if run.is_empty() {
+            return Err(Refusal::NothingToRun { container: c.name.to_string(), image: image.to_string() });
+        }
+    }
+    Ok(run)
+}
+
+/// `[DIR/bin/baton, run, --name=<container>, <options>…, --, <original command…>]`.
+fn wrapped(
+    c: &Container<'_>,
+    order: &order::StepOrder,
+    original: &[String],
+    options: &Options,
+    limit: usize,
+) -> Vec<String> {
+    let mut command =
+        vec![format!("{}/bin/baton", options.dir), "run".to_string(), format!("--name={}", c.name)];
+    if options.dir != DEFAULT_DIR {
+        command.push(format!("--dir={}", options.dir));
+    }
+    command.extend(order.after.iter().map(|a| format!("--after={a}")));
+    command.extend(order.until.iter().map(|u| format!("--until={u}")));
+    if let Some(path) = c.termination_path.filter(|p| *p != DEFAULT_TERMINATION_PATH) {
+        command.push(format!("--termination-path={path}"));
+    }
+    command.push(format!("--message-limit={limit}"));
+    command.push("--".to_string());
+    command.extend(original.iter().cloned());
+    command
+}
+
+fn mount(dir: &str) -> Value {
+    json!({"name": VOLUME, "mountPath": dir})
+}
+
+fn same_dir(a: &str, b: &str) -> bool {
+    a.trim_end_matches('/') == b.trim_end_matches('/')
+}
+
+fn add(base: &Pointer, tokens: &[&str], value: Value) -> PatchOperation {
+    let mut path = base.to_buf();
+    for t in tokens {
+        path.push_back(t.to_string());
+    }
+    PatchOperation::Add(AddOperation { path, value })
+}
