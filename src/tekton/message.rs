@@ -14,6 +14,8 @@ pub const STEP_ARTIFACTS: u8 = 5;
 pub const TEKTON_LIMIT: usize = 4096;
 /// Readers cap a decompressed `tknz:` message at this size.
 pub const MAX_DECOMPRESSED: usize = 128 * 1024;
+/// The kubelet shares this many bytes among the termination messages of all containers of a pod.
+pub const KUBELET_POD_BUDGET: usize = 12288;
 pub const COMPRESSED_PREFIX: &str = "tknz:";
 
 /// One entry. The value is bytes: a result file is reported verbatim, whatever it holds.

@@ -11,6 +11,8 @@
 mod files;
 mod flags;
 mod message;
+mod plan;
+mod report;
 mod run;
 mod subcommands;
 
