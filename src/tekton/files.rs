@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use baton_contract::layout::Layout;
 
 use crate::signals::Signals;
-use crate::sys;
 use crate::stepdir::create_locked;
+use crate::sys;
 use crate::wait::{Cond, Holder, Waiter};
 
 /// `path` with `suffix` appended to its last component (`out` → `out.err`).
@@ -162,5 +162,46 @@ pub fn write_post(path: &Path, content: &str) -> io::Result<()> {
         OpenOptions::new().write(true).create(true).truncate(true).mode(0o666).open(path).map(drop)
     } else {
         crate::stepdir::write_atomically(path, content.as_bytes(), 0o644)
+    }
+}
+
+/// Replaces `path` with a new file holding `content` and exactly `mode`: written under a fresh
+/// temporary name beside it (created `O_EXCL|O_NOFOLLOW`, so nothing planted there is followed or
+/// reused; `fchmod`, so the umask does not count), then renamed over `path` (a symlink at `path` is
+/// replaced, not followed). For files that hold secrets.
+pub fn write_new(path: &Path, content: &[u8], mode: u32) -> io::Result<()> {
+    use std::io::Write;
+    use std::os::unix::fs::PermissionsExt;
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static COUNTER: AtomicU32 = AtomicU32::new(0);
+    let name = path.file_name().map_or_else(|| "file".into(), |n| n.to_string_lossy().into_owned());
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map_or(0, |d| d.subsec_nanos());
+    let mut attempt = 0;
+    let (tmp, mut file) = loop {
+        let n = COUNTER.fetch_add(1, Ordering::Relaxed);
+        let tmp = path.with_file_name(format!(".{name}.{}.{nanos:x}{n}.tmp", sys::getpid()));
+        match OpenOptions::new().write(true).create_new(true).mode(mode).custom_flags(libc::O_NOFOLLOW).open(&tmp) {
+            Ok(f) => break (tmp, f),
+            Err(e) if e.kind() == io::ErrorKind::AlreadyExists && attempt < 8 => attempt += 1,
+            Err(e) => return Err(e),
+        }
+    };
+    let written = file
+        .set_permissions(fs::Permissions::from_mode(mode))
+        .and_then(|()| file.write_all(content))
+        .and_then(|()| fs::rename(&tmp, path));
+    if written.is_err() {
+        let _ = fs::remove_file(&tmp);
+    }
+    written
+}
+
+/// Creates the folder `path` with exactly `mode` unless it exists (as a folder, or a link to one).
+pub fn make_dir(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match fs::DirBuilder::new().mode(mode).create(path) {
+        Ok(()) => fs::set_permissions(path, fs::Permissions::from_mode(mode)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) => Err(e),
     }
 }

@@ -55,6 +55,13 @@ pub fn encode(entries: &[RunResult]) -> String {
     out
 }
 
+/// `bytes` as a JSON string, the way Go's `encoding/json` writes a string.
+pub fn go_json_string(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 2);
+    go_string(&mut out, bytes);
+    out
+}
+
 /// A JSON string as Go's encoder writes it (Go 1.22 and later: `\b` and `\f` short forms).
 fn go_string(out: &mut String, bytes: &[u8]) {
     const HEX: &[u8; 16] = b"0123456789abcdef";

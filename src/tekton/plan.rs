@@ -53,6 +53,11 @@ impl Plan {
                 extra.to_string_lossy()
             ));
         }
+        if !matches!(flags.when_expressions.trim(), "" | "[]" | "null") {
+            return Err(
+                "-when_expressions (step-level when expressions) is not implemented by baton's Tekton mode".into()
+            );
+        }
         let continue_on_error = match flags.on_error.as_str() {
             "" | "stopAndFail" => false,
             "continue" => true,

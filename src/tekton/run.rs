@@ -31,13 +31,14 @@ use crate::supervise::{self, Rules, StopCause};
 use crate::sys;
 use crate::wait::{Cond, Waiter};
 
+use super::credentials::{self, Credentials};
 use super::files::{self, PostLock, Wait, Waited};
 use super::flags::Flags;
 use super::message;
 use super::plan::Plan;
 use super::report::{self, internal, too_large, write_termination, Outcome, EXIT_CANCELLED, EXIT_FAILED};
 
-pub fn run(flags: Flags, root: &Path, post_file_hint: Option<String>) -> i32 {
+pub fn run(flags: Flags, credentials: Credentials, root: &Path, post_file_hint: Option<String>) -> i32 {
     // Block signals before anything else, so that none that arrives from now on is lost.
     let mut signals = match Signals::take_over() {
         Ok(s) => s,
@@ -61,6 +62,10 @@ pub fn run(flags: Flags, root: &Path, post_file_hint: Option<String>) -> i32 {
         }
     };
     let _lock = plan.post_file.as_deref().and_then(PostLock::claim);
+    // Tekton's order: the credentials into /tekton/creds, then what it holds into $HOME, then the wait.
+    let creds_dir = plan.root.join(super::CREDS_DIR);
+    credentials.write(&creds_dir);
+    credentials::copy_to_home(&creds_dir);
     let layout = Layout::new(&plan.root);
     let mut step = Step { plan: &plan, layout: &layout, started_at: None };
     step.go(&mut signals)
@@ -277,7 +282,6 @@ impl<'a> Step<'a> {
             Outcome::Skipped { .. } | Outcome::TimedOut | Outcome::Error => EXIT_FAILED,
         }
     }
-
 
     /// `-breakpoint_on_failure`: wait for `<post_file>.breakpointexit` and exit with the number in it.
     fn breakpoint(&self, signals: &mut Signals) -> i32 {

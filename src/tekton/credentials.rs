@@ -1,0 +1,872 @@
+//! Tekton's legacy credential initialisation ("creds-init"), as its entrypoint does it
+//! (tektoncd/pipeline v1.15: cmd/entrypoint/main.go, pkg/credentials/{gitcreds,dockercreds,writer}).
+//!
+//! When a TaskRun's service account has secrets annotated `tekton.dev/git-*` or `tekton.dev/docker-*`,
+//! the controller mounts each at `/tekton/creds-secrets/<secret>` and passes every step
+//! `-basic-git=<secret>=<url>`, `-ssh-git=<secret>=<url>`, `-basic-docker=<secret>=<url>`,
+//! `-docker-config=<secret>` or `-docker-cfg=<secret>`. The entrypoint then writes, into the step's
+//! own memory emptyDir `/tekton/creds`:
+//! - `.docker/config.json`: `{"auths":{…}}` merged from the `-docker-cfg` secrets, then the
+//!   `-docker-config` secrets, then the `-basic-docker` ones (a later one wins per registry);
+//! - `.gitconfig` (`[credential] helper = store` and one `[credential "<url>"]` per `-basic-git`) and
+//!   `.git-credentials` (`https://user:password@host…`, host-only URLs first);
+//! - `.ssh/id_<secret>`, `.ssh/config` (a `Host` per URL, host-only first), `.ssh/known_hosts`, and
+//!   `insteadOf` rules appended to `.gitconfig` for repository-specific SSH URLs;
+//!
+//! and copies `.docker`, `.gitconfig`, `.git-credentials` and `.ssh` from `/tekton/creds` into
+//! `$HOME` (also when no flag was given).
+//!
+//! Every secret file is read when the flags are read, so a missing one fails the step before
+//! anything is written or run. Files are written 0600 under a fresh name and renamed into place
+//! (nothing is followed or truncated in place). No secret value ever goes into a sentence: errors
+//! name files, never their contents.
+
+use std::collections::BTreeMap;
+use std::fs::{self, File};
+use std::io::{self, Read};
+use std::path::{Path, PathBuf};
+
+use base64::Engine as _;
+
+use super::files;
+
+/// The credential files `CopyCredsToHome` copies (writer.CredsInitCredentials).
+const COPIED_TO_HOME: [&str; 4] = [".docker", ".gitconfig", ".git-credentials", ".ssh"];
+/// Every credential file is written with this mode (Tekton: 0600).
+const FILE_MODE: u32 = 0o600;
+/// Folders made in `/tekton/creds` (Tekton: os.ModePerm under the usual umask 022).
+const CREDS_DIR_MODE: u32 = 0o755;
+/// Folders made in `$HOME` (writer.credsDirPermissions).
+const HOME_DIR_MODE: u32 = 0o700;
+/// A Kubernetes secret holds at most 1 MiB.
+const MAX_SECRET: u64 = 1024 * 1024;
+/// The e-mail Tekton writes for `-basic-docker` entries.
+const DOCKER_EMAIL: &str = "not@val.id";
+
+/// Why the credentials cannot be set up. Neither sentence carries a secret value.
+#[derive(Debug, PartialEq, Eq)]
+pub enum LoadError {
+    /// A flag's value is wrong or names a secret file that cannot be read: Go's flag package
+    /// reports it ("invalid value … for flag -basic-git: …") and exits 2.
+    Flag(String),
+    /// A `-docker-config` / `-docker-cfg` secret that cannot be read or is not a docker config:
+    /// Tekton logs it and runs without the docker credentials; baton fails the step (exit 1).
+    Secret(String),
+}
+
+/// The files to write into `/tekton/creds`, worked out from the flags with every secret read.
+#[derive(Debug, Default)]
+pub struct Credentials {
+    /// `.docker/config.json`.
+    docker: Option<Vec<u8>>,
+    /// `.gitconfig` and `.git-credentials` of the `-basic-git` secrets.
+    basic_git: Option<(Vec<u8>, Vec<u8>)>,
+    ssh: Option<Ssh>,
+}
+
+#[derive(Debug)]
+struct Ssh {
+    /// `id_<secret>` files, in the order Tekton writes them.
+    keys: Vec<(String, Vec<u8>)>,
+    config: Vec<u8>,
+    known_hosts: Option<Vec<u8>>,
+    /// `insteadOf` rules appended to `.gitconfig`.
+    gitconfig: Vec<u8>,
+}
+
+/// One `-ssh-git` secret: its private key and known hosts.
+struct SshKey {
+    secret: String,
+    key: Vec<u8>,
+    known_hosts: Vec<u8>,
+}
+
+/// The `-ssh-git` URLs in the order first given, each with its secrets.
+type SshUrls = Vec<(String, Vec<SshKey>)>;
+
+/// A `-basic-git` / `-basic-docker` entry.
+struct Basic {
+    url: String,
+    username: Vec<u8>,
+    password: Vec<u8>,
+}
+
+/// Reads every secret the flags name (under `secrets`, `/tekton/creds-secrets`) and works out the
+/// files, as Tekton's flag parsing (`Set`) and builders (`Write`) do. `creds_dir` is
+/// `/tekton/creds` (the `.ssh/config` names the keys there).
+pub fn load(flags: &[(String, String)], secrets: &Path, creds_dir: &Path) -> Result<Credentials, LoadError> {
+    let mut basic_git: Vec<Basic> = Vec::new();
+    let mut ssh_git: SshUrls = Vec::new();
+    let mut basic_docker: Vec<Basic> = Vec::new();
+    let mut docker_config: Vec<String> = Vec::new();
+    let mut docker_cfg: Vec<String> = Vec::new();
+    for (flag, value) in flags {
+        let invalid = |why: String| LoadError::Flag(format!("invalid value {value:?} for flag -{flag}: {why}"));
+        match flag.as_str() {
+            "docker-config" => docker_config.push(value.clone()),
+            "docker-cfg" => docker_cfg.push(value.clone()),
+            kind => {
+                // basicGitConfig.Set, sshGitConfig.Set, basicDocker.Set: exactly "secret=url".
+                let parts: Vec<&str> = value.split('=').collect();
+                let [secret, url] = parts[..] else {
+                    return Err(invalid(format!("expect entries of the form secret=url, got: {value}")));
+                };
+                let dir = secrets.join(secret);
+                match kind {
+                    "ssh-git" => {
+                        let key = read_secret(&dir.join("ssh-privatekey")).map_err(invalid)?;
+                        let known_hosts = read_secret(&dir.join("known_hosts")).unwrap_or_default();
+                        let entry = SshKey { secret: secret.to_string(), key, known_hosts };
+                        match ssh_git.iter_mut().find(|(u, _)| u == url) {
+                            Some((_, entries)) => entries.push(entry),
+                            None => ssh_git.push((url.to_string(), vec![entry])),
+                        }
+                    }
+                    _ => {
+                        let list = if kind == "basic-git" { &mut basic_git } else { &mut basic_docker };
+                        if list.iter().any(|b| b.url == url) {
+                            return Err(invalid(format!("multiple entries for url: {url}")));
+                        }
+                        let username = read_secret(&dir.join("username")).map_err(invalid)?;
+                        let password = read_secret(&dir.join("password")).map_err(invalid)?;
+                        if kind == "basic-git" {
+                            // url.Parse, as newBasicEntry does: a URL Go cannot parse is a flag error.
+                            GoUrl::parse(url).map_err(invalid)?;
+                        }
+                        list.push(Basic { url: url.to_string(), username, password });
+                    }
+                }
+            }
+        }
+    }
+    Ok(Credentials {
+        docker: docker_json(&docker_cfg, &docker_config, &basic_docker, secrets)?,
+        basic_git: (!basic_git.is_empty()).then(|| git_files(&basic_git)),
+        ssh: (!ssh_git.is_empty()).then(|| ssh_files(&ssh_git, &creds_dir.join(".ssh"))),
+    })
+}
+
+impl Credentials {
+    /// Writes the files into `dir` (`/tekton/creds`) in Tekton's order: docker, then git (basic,
+    /// then ssh). A failure is said and the rest goes on, as Tekton only logs it.
+    pub fn write(&self, dir: &Path) {
+        let report = |what: &str, r: io::Result<()>| {
+            if let Err(e) = r {
+                eprintln!("baton: error initializing credentials ({what} in {}): {e}", dir.display());
+            }
+        };
+        let any = self.docker.is_some() || self.basic_git.is_some() || self.ssh.is_some();
+        if any {
+            report("the folder", files::make_dir(dir, CREDS_DIR_MODE));
+        }
+        if let Some(config) = &self.docker {
+            let docker = dir.join(".docker");
+            report(
+                ".docker/config.json",
+                files::make_dir(&docker, CREDS_DIR_MODE)
+                    .and_then(|()| files::write_new(&docker.join("config.json"), config, FILE_MODE)),
+            );
+        }
+        let mut gitconfig = None;
+        if let Some((config, credentials)) = &self.basic_git {
+            let written = files::write_new(&dir.join(".gitconfig"), config, FILE_MODE)
+                .and_then(|()| files::write_new(&dir.join(".git-credentials"), credentials, FILE_MODE));
+            let ok = written.is_ok();
+            report(".gitconfig, .git-credentials", written);
+            if !ok {
+                return; // gitBuilder.Write stops at the first error.
+            }
+            gitconfig = Some(config.clone());
+        }
+        if let Some(ssh) = &self.ssh {
+            report(".ssh", ssh.write(dir, gitconfig));
+        }
+    }
+}
+
+impl Ssh {
+    fn write(&self, dir: &Path, gitconfig: Option<Vec<u8>>) -> io::Result<()> {
+        let ssh = dir.join(".ssh");
+        files::make_dir(&ssh, CREDS_DIR_MODE)?;
+        for (secret, key) in &self.keys {
+            files::write_new(&ssh.join(format!("id_{secret}")), key, FILE_MODE)?;
+        }
+        files::write_new(&ssh.join("config"), &self.config, FILE_MODE)?;
+        if let Some(known_hosts) = &self.known_hosts {
+            files::write_new(&ssh.join("known_hosts"), known_hosts, FILE_MODE)?;
+        }
+        if !self.gitconfig.is_empty() {
+            // Tekton appends (O_APPEND) to whatever .gitconfig holds: the basic-git one just written,
+            // or an earlier file.
+            let path = dir.join(".gitconfig");
+            let mut content = match gitconfig {
+                Some(c) => c,
+                None => read_capped(&path).or_else(|e| {
+                    if e.kind() == io::ErrorKind::NotFound {
+                        Ok(Vec::new())
+                    } else {
+                        Err(e)
+                    }
+                })?,
+            };
+            content.extend_from_slice(&self.gitconfig);
+            files::write_new(&path, &content, FILE_MODE)?;
+        }
+        Ok(())
+    }
+}
+
+/// `CopyCredsToHome`: copies what `/tekton/creds` holds into `$HOME`, whatever wrote it. Nothing
+/// here is fatal; each failure is said.
+pub fn copy_to_home(creds_dir: &Path) {
+    if !creds_dir.is_dir() {
+        return;
+    }
+    let Some(home) = std::env::var_os("HOME").filter(|h| !h.is_empty()) else {
+        eprintln!("baton: HOME is not set, so the credentials in {} are not copied into it", creds_dir.display());
+        return;
+    };
+    let home = PathBuf::from(home);
+    for name in COPIED_TO_HOME {
+        if let Err(e) = copy_cred(&creds_dir.join(name), &home.join(name)) {
+            eprintln!(
+                "baton: could not copy the credential {name} from {} to {}: {e}",
+                creds_dir.display(),
+                home.display()
+            );
+        }
+    }
+}
+
+/// `tryCopyCred`: a folder recursively (made 0700 if missing), a file by content (0600); a
+/// missing source is no error.
+fn copy_cred(source: &Path, destination: &Path) -> io::Result<()> {
+    let meta = match fs::symlink_metadata(source) {
+        Ok(m) => m,
+        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    if meta.is_dir() {
+        files::make_dir(destination, HOME_DIR_MODE)?;
+        for entry in fs::read_dir(source)? {
+            let name = entry?.file_name();
+            copy_cred(&source.join(&name), &destination.join(&name))?;
+        }
+        Ok(())
+    } else {
+        files::write_new(destination, &read_capped(source)?, FILE_MODE)
+    }
+}
+
+fn read_capped(path: &Path) -> io::Result<Vec<u8>> {
+    let mut content = Vec::new();
+    File::open(path)?.take(MAX_SECRET + 1).read_to_end(&mut content)?;
+    if content.len() as u64 > MAX_SECRET {
+        return Err(io::Error::other("larger than the 1 MiB a Kubernetes secret can hold"));
+    }
+    Ok(content)
+}
+
+/// A secret file, whole; the sentence names the file (Go: "open PATH: no such file or directory").
+fn read_secret(path: &Path) -> Result<Vec<u8>, String> {
+    read_capped(path).map_err(|e| format!("open {}: {e}", path.display()))
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Docker (dockercreds.basicDockerBuilder.Write)
+
+/// One `auths` entry as Tekton's `entry` struct keeps it: every other field of a docker config
+/// (identitytoken, …) is dropped by Go's decoding.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+struct DockerEntry {
+    username: String,
+    password: String,
+    auth: String,
+    email: String,
+}
+
+fn docker_json(
+    cfg: &[String],
+    config: &[String],
+    basic: &[Basic],
+    secrets: &Path,
+) -> Result<Option<Vec<u8>>, LoadError> {
+    let mut auths: BTreeMap<String, DockerEntry> = BTreeMap::new();
+    for name in cfg {
+        // A .dockercfg is the map of registries itself.
+        let path = secrets.join(name).join(".dockercfg");
+        auths.extend(docker_auths(&path, false)?);
+    }
+    for name in config {
+        let path = secrets.join(name).join(".dockerconfigjson");
+        auths.extend(docker_auths(&path, true)?);
+    }
+    for b in basic {
+        let mut userpass = b.username.clone();
+        userpass.push(b':');
+        userpass.extend_from_slice(&b.password);
+        auths.insert(
+            b.url.clone(),
+            DockerEntry {
+                username: go_string(&b.username),
+                password: go_string(&b.password),
+                auth: base64::engine::general_purpose::STANDARD.encode(userpass),
+                email: DOCKER_EMAIL.to_string(),
+            },
+        );
+    }
+    if auths.is_empty() {
+        return Ok(None);
+    }
+    // json.Marshal(configFile{Auth: auths}): map keys sorted, omitempty on all but auth.
+    let mut out = String::from("{\"auths\":{");
+    for (i, (registry, e)) in auths.iter().enumerate() {
+        if i > 0 {
+            out.push(',');
+        }
+        out.push_str(&super::message::go_json_string(registry.as_bytes()));
+        out.push_str(":{");
+        let mut fields = Vec::new();
+        for (key, value, always) in [
+            ("username", &e.username, false),
+            ("password", &e.password, false),
+            ("auth", &e.auth, true),
+            ("email", &e.email, false),
+        ] {
+            if always || !value.is_empty() {
+                fields.push(format!("\"{key}\":{}", super::message::go_json_string(value.as_bytes())));
+            }
+        }
+        out.push_str(&fields.join(","));
+        out.push('}');
+    }
+    out.push_str("}}");
+    Ok(Some(out.into_bytes()))
+}
+
+/// The registries of a `.dockercfg` (`nested` false) or `.dockerconfigjson` (`nested`: under
+/// `auths`) secret, decoded as Go decodes them into Tekton's `entry`.
+fn docker_auths(path: &Path, nested: bool) -> Result<BTreeMap<String, DockerEntry>, LoadError> {
+    let what = if nested { "a .dockerconfigjson" } else { "a .dockercfg" };
+    let bad = |why: String| {
+        LoadError::Secret(format!(
+            "the docker credentials {} are not {what} ({why}); fix the secret (kubectl create secret docker-registry)",
+            path.display()
+        ))
+    };
+    let bytes = read_capped(path).map_err(|e| {
+        LoadError::Secret(format!(
+            "cannot read the docker credentials {}: {e}; the secret must have the key {}",
+            path.display(),
+            path.file_name().unwrap_or_default().to_string_lossy()
+        ))
+    })?;
+    // Parsed as a Value: serde_json's syntax errors carry no part of the input (typed errors would).
+    let value: serde_json::Value = serde_json::from_slice(&bytes)
+        .map_err(|e| bad(format!("not JSON: error at line {} column {}", e.line(), e.column())))?;
+    let map = if nested {
+        match &value {
+            serde_json::Value::Object(top) => go_field(top, "auths"),
+            serde_json::Value::Null => None,
+            _ => return Err(bad("not a JSON object".into())),
+        }
+    } else {
+        Some(&value)
+    };
+    let mut auths = BTreeMap::new();
+    match map {
+        None | Some(serde_json::Value::Null) => {}
+        Some(serde_json::Value::Object(registries)) => {
+            for (registry, entry) in registries {
+                let entry = match entry {
+                    serde_json::Value::Null => DockerEntry::default(),
+                    serde_json::Value::Object(fields) => {
+                        let text = |name: &str| match go_field(fields, name) {
+                            None | Some(serde_json::Value::Null) => Ok(String::new()),
+                            Some(serde_json::Value::String(s)) => Ok(s.clone()),
+                            Some(_) => Err(bad(format!("{registry}: {name} is not a string"))),
+                        };
+                        DockerEntry {
+                            username: text("username")?,
+                            password: text("password")?,
+                            auth: text("auth")?,
+                            email: text("email")?,
+                        }
+                    }
+                    _ => return Err(bad(format!("{registry}: not a JSON object"))),
+                };
+                auths.insert(registry.clone(), entry);
+            }
+        }
+        Some(_) => return Err(bad("the registries are not a JSON object".into())),
+    }
+    Ok(auths)
+}
+
+/// A struct field as Go's decoder finds it: the exact key, else one that differs in case only.
+fn go_field<'a>(map: &'a serde_json::Map<String, serde_json::Value>, name: &str) -> Option<&'a serde_json::Value> {
+    map.get(name).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+}
+
+/// Bytes as a Go string reaches JSON: invalid UTF-8 becomes U+FFFD.
+fn go_string(bytes: &[u8]) -> String {
+    String::from_utf8_lossy(bytes).into_owned()
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Git over HTTPS (gitcreds.basicGitConfig.Write)
+
+fn git_files(entries: &[Basic]) -> (Vec<u8>, Vec<u8>) {
+    let mut config = b"[credential]\n\thelper = store\n".to_vec();
+    for e in entries {
+        // A repository URL gets useHttpPath, so that two repositories of one host can have their own.
+        config.extend_from_slice(format!("[credential {}]\n\tusername = ", go_quote(&e.url)).as_bytes());
+        for &b in &e.username {
+            if b == b'\\' {
+                config.push(b'\\');
+            }
+            config.push(b);
+        }
+        config.push(b'\n');
+        if url_has_path(&e.url) {
+            config.extend_from_slice(b"\tuseHttpPath = true\n");
+        }
+    }
+    // Host-only URLs first (git's store returns the first match), then the repository URLs, each
+    // group in the order given (sort.SliceStable).
+    let mut order: Vec<&Basic> = entries.iter().collect();
+    order.sort_by_key(|e| url_has_path(&e.url));
+    let mut credentials = Vec::new();
+    for e in order {
+        let url = GoUrl::parse(&e.url).expect("checked when the flag was read");
+        credentials.extend_from_slice(&url.with_user(&e.username, &e.password));
+        credentials.push(b'\n');
+    }
+    (config, credentials)
+}
+
+fn url_has_path(url: &str) -> bool {
+    GoUrl::parse(url).is_ok_and(|u| !u.path.is_empty() && u.path != b"/")
+}
+
+/// Go's `%q` of a string: `"…"` with `"` and `\` escaped and control characters as escapes.
+fn go_quote(s: &str) -> String {
+    let mut out = String::from("\"");
+    for c in s.chars() {
+        match c {
+            '"' => out.push_str("\\\""),
+            '\\' => out.push_str("\\\\"),
+            '\u{7}' => out.push_str("\\a"),
+            '\u{8}' => out.push_str("\\b"),
+            '\u{c}' => out.push_str("\\f"),
+            '\n' => out.push_str("\\n"),
+            '\r' => out.push_str("\\r"),
+            '\t' => out.push_str("\\t"),
+            '\u{b}' => out.push_str("\\v"),
+            c if (c as u32) < 0x20 || c == '\u{7f}' => out.push_str(&format!("\\x{:02x}", c as u32)),
+            c if c.is_control() => out.push_str(&format!("\\u{:04x}", c as u32)),
+            c => out.push(c),
+        }
+    }
+    out.push('"');
+    out
+}
+
+/// The parts of Go's `net/url.URL` that `.git-credentials` depends on: `url.Parse`, then
+/// `u.User = url.UserPassword(…)` and `u.String()`.
+#[derive(Debug)]
+struct GoUrl<'a> {
+    /// Lower-cased, as url.Parse keeps it.
+    scheme: String,
+    opaque: Option<&'a str>,
+    host: &'a str,
+    /// Unescaped, and as written.
+    path: Vec<u8>,
+    raw_path: &'a str,
+    query: Option<&'a str>,
+    fragment: Option<(Vec<u8>, &'a str)>,
+}
+
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Part {
+    Host,
+    Path,
+    UserPassword,
+    Fragment,
+}
+
+impl<'a> GoUrl<'a> {
+    fn parse(raw: &'a str) -> Result<GoUrl<'a>, String> {
+        let fail = |why: &str| format!("parse {raw:?}: {why}");
+        let (rest, fragment) = match raw.split_once('#') {
+            Some((r, f)) => (r, Some(f)),
+            None => (raw, None),
+        };
+        if rest.bytes().any(|b| b < 0x20 || b == 0x7f) {
+            return Err(fail("net/url: invalid control character in URL"));
+        }
+        let mut url = GoUrl {
+            scheme: String::new(),
+            opaque: None,
+            host: "",
+            path: Vec::new(),
+            raw_path: "",
+            query: None,
+            fragment: None,
+        };
+        if let Some(f) = fragment.filter(|f| !f.is_empty()) {
+            url.fragment = Some((unescape(f, Part::Fragment).map_err(|e| fail(&e))?, f));
+        }
+        if rest == "*" {
+            url.path = b"*".to_vec();
+            url.raw_path = rest;
+            return Ok(url);
+        }
+        // getScheme
+        let mut rest = rest;
+        for (i, c) in rest.bytes().enumerate() {
+            match c {
+                b'a'..=b'z' | b'A'..=b'Z' => {}
+                b'0'..=b'9' | b'+' | b'-' | b'.' if i > 0 => {}
+                b':' if i == 0 => return Err(fail("missing protocol scheme")),
+                b':' => {
+                    url.scheme = rest[..i].to_ascii_lowercase();
+                    rest = &rest[i + 1..];
+                    break;
+                }
+                _ => break,
+            }
+        }
+        if rest.ends_with('?') && rest.matches('?').count() == 1 {
+            rest = &rest[..rest.len() - 1];
+            url.query = Some("");
+        } else if let Some((r, q)) = rest.split_once('?') {
+            rest = r;
+            url.query = Some(q);
+        }
+        if !rest.starts_with('/') {
+            if !url.scheme.is_empty() {
+                url.opaque = Some(rest);
+                return Ok(url);
+            }
+            if rest.split('/').next().is_some_and(|segment| segment.contains(':')) {
+                return Err(fail("first path segment in URL cannot contain colon"));
+            }
+        }
+        if (!url.scheme.is_empty() || !rest.starts_with("///")) && rest.starts_with("//") {
+            let (authority, path) = match rest[2..].find('/') {
+                Some(i) => (&rest[2..2 + i], &rest[2 + i..]),
+                None => (&rest[2..], ""),
+            };
+            // The user info given in the URL, if any, is replaced: only the host matters.
+            let host = authority.rsplit_once('@').map_or(authority, |(_, h)| h);
+            check_host(host).map_err(|e| fail(&e))?;
+            url.host = host;
+            rest = path;
+        }
+        url.path = unescape(rest, Part::Path).map_err(|e| fail(&e))?;
+        url.raw_path = rest;
+        Ok(url)
+    }
+
+    /// `u.User = url.UserPassword(user, password); u.String()`.
+    fn with_user(&self, user: &[u8], password: &[u8]) -> Vec<u8> {
+        let mut out = Vec::new();
+        if !self.scheme.is_empty() {
+            out.extend_from_slice(self.scheme.as_bytes());
+            out.push(b':');
+        }
+        if let Some(opaque) = self.opaque {
+            out.extend_from_slice(opaque.as_bytes());
+        } else {
+            out.extend_from_slice(b"//");
+            out.extend_from_slice(&escape(user, Part::UserPassword));
+            out.push(b':');
+            out.extend_from_slice(&escape(password, Part::UserPassword));
+            out.push(b'@');
+            out.extend_from_slice(self.host.as_bytes());
+            let path = escaped(&self.path, self.raw_path, Part::Path);
+            if !path.is_empty() && path[0] != b'/' && !self.host.is_empty() {
+                out.push(b'/');
+            }
+            out.extend_from_slice(&path);
+        }
+        if let Some(q) = self.query {
+            out.push(b'?');
+            out.extend_from_slice(q.as_bytes());
+        }
+        if let Some((fragment, raw)) = &self.fragment {
+            out.push(b'#');
+            out.extend_from_slice(&escaped(fragment, raw, Part::Fragment));
+        }
+        out
+    }
+}
+
+/// `parseHost`'s checks: a numeric port after the last colon, no character a host cannot hold.
+fn check_host(host: &str) -> Result<(), String> {
+    let after = if host.starts_with('[') {
+        match host.rfind(']') {
+            Some(i) => &host[i + 1..],
+            None => return Err("missing ']' in host".into()),
+        }
+    } else {
+        host.rfind(':').map_or("", |i| &host[i..])
+    };
+    let numeric_port = after.starts_with(':') && after[1..].bytes().all(|b| b.is_ascii_digit());
+    if !after.is_empty() && !numeric_port {
+        return Err(format!("invalid port {after:?} after host"));
+    }
+    if host.starts_with('[') {
+        return Ok(());
+    }
+    match host.bytes().find(|&b| b < 0x80 && b != b'%' && should_escape(b, Part::Host)) {
+        Some(b) => Err(format!("invalid character {:?} in host name", b as char)),
+        None => Ok(()),
+    }
+}
+
+/// Go's `shouldEscape`.
+fn should_escape(c: u8, part: Part) -> bool {
+    if c.is_ascii_alphanumeric() {
+        return false;
+    }
+    if part == Part::Host
+        && matches!(
+            c,
+            b'!' | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'['
+                | b']'
+                | b'<'
+                | b'>'
+                | b'"'
+        )
+    {
+        return false;
+    }
+    match c {
+        b'-' | b'_' | b'.' | b'~' => false,
+        b'$' | b'&' | b'+' | b',' | b'/' | b':' | b';' | b'=' | b'?' | b'@' => match part {
+            Part::Path => c == b'?',
+            Part::UserPassword => matches!(c, b'@' | b'/' | b'?' | b':'),
+            Part::Fragment => false,
+            Part::Host => true,
+        },
+        b'!' | b'(' | b')' | b'*' if part == Part::Fragment => false,
+        _ => true,
+    }
+}
+
+fn escape(bytes: &[u8], part: Part) -> Vec<u8> {
+    const HEX: &[u8; 16] = b"0123456789ABCDEF";
+    let mut out = Vec::with_capacity(bytes.len());
+    for &b in bytes {
+        if should_escape(b, part) {
+            out.extend_from_slice(&[b'%', HEX[(b >> 4) as usize], HEX[(b & 15) as usize]]);
+        } else {
+            out.push(b);
+        }
+    }
+    out
+}
+
+fn unescape(s: &str, part: Part) -> Result<Vec<u8>, String> {
+    let b = s.as_bytes();
+    let mut out = Vec::with_capacity(b.len());
+    let mut i = 0;
+    while i < b.len() {
+        if b[i] == b'%' {
+            let hex = |c: u8| (c as char).to_digit(16);
+            match (b.get(i + 1).and_then(|&c| hex(c)), b.get(i + 2).and_then(|&c| hex(c))) {
+                (Some(h), Some(l)) => out.push((h * 16 + l) as u8),
+                _ => return Err(format!("invalid URL escape {:?}", &s[i..(i + 3).min(s.len())])),
+            }
+            i += 3;
+        } else {
+            if part == Part::Host && b[i] < 0x80 && should_escape(b[i], part) {
+                return Err(format!("invalid character {:?} in host name", b[i] as char));
+            }
+            out.push(b[i]);
+            i += 1;
+        }
+    }
+    Ok(out)
+}
+
+/// `EscapedPath` / `EscapedFragment`: the text as written when it is a valid encoding, else the
+/// decoded bytes escaped again.
+fn escaped(decoded: &[u8], raw: &str, part: Part) -> Vec<u8> {
+    let valid = raw.bytes().all(|c| {
+        matches!(
+            c,
+            b'!' | b'$'
+                | b'&'
+                | b'\''
+                | b'('
+                | b')'
+                | b'*'
+                | b'+'
+                | b','
+                | b';'
+                | b'='
+                | b':'
+                | b'@'
+                | b'['
+                | b']'
+                | b'%'
+        ) || !should_escape(c, part)
+    });
+    if valid {
+        raw.as_bytes().to_vec()
+    } else {
+        escape(decoded, part)
+    }
+}
+
+// ---------------------------------------------------------------------------------------------------
+// Git over SSH (gitcreds.sshGitConfig.Write)
+
+fn ssh_files(entries: &SshUrls, ssh_dir: &Path) -> Ssh {
+    // Host-only URLs first, each group in the order given.
+    let mut order: Vec<&(String, Vec<SshKey>)> = entries.iter().collect();
+    order.sort_by_key(|(url, _)| !ssh_url(url).2.is_empty());
+    let (mut keys, mut config, mut known_hosts, mut gitconfig) = (Vec::new(), String::new(), Vec::new(), String::new());
+    for (url, secrets) in order {
+        let (host, port, path) = ssh_url(url);
+        let alias = if path.is_empty() {
+            host.to_string()
+        } else {
+            let alias = format!("{host}--{}", path.trim_start_matches('/').replace('/', "--"));
+            let repo = path.trim_start_matches('/');
+            gitconfig.push_str(&format!("[url \"git@{alias}:{repo}.git\"]\n\tinsteadOf = git@{host}:{repo}.git\n"));
+            let from = if port == "22" {
+                format!("ssh://{host}/{repo}.git")
+            } else {
+                format!("ssh://{host}:{port}/{repo}.git")
+            };
+            gitconfig.push_str(&format!("[url \"ssh://{alias}/{repo}.git\"]\n\tinsteadOf = {from}\n"));
+            alias
+        };
+        config.push_str(&format!("Host {alias}\n    HostName {host}\n    Port {port}\n"));
+        for k in secrets {
+            keys.push((k.secret.clone(), k.key.clone()));
+            config.push_str(&format!("    IdentityFile {}\n", ssh_dir.join(format!("id_{}", k.secret)).display()));
+            if !k.known_hosts.is_empty() {
+                known_hosts.push(k.known_hosts.clone());
+            }
+        }
+    }
+    Ssh {
+        keys,
+        config: config.into_bytes(),
+        known_hosts: (!known_hosts.is_empty()).then(|| known_hosts.join(&b'\n')),
+        gitconfig: gitconfig.into_bytes(),
+    }
+}
+
+/// `parseSSHURL`: `host[:port][/repo/path]`, port 22 unless given.
+fn ssh_url(raw: &str) -> (&str, &str, &str) {
+    let (hostport, path) = match raw.find('/') {
+        Some(i) => (&raw[..i], &raw[i..]),
+        None => (raw, ""),
+    };
+    match split_host_port(hostport) {
+        Some((host, port)) => (host, port, path),
+        None => (hostport, "22", path),
+    }
+}
+
+/// Go's `net.SplitHostPort`; None where it returns an error.
+fn split_host_port(hostport: &str) -> Option<(&str, &str)> {
+    let i = hostport.rfind(':')?;
+    let (host, j, k) = if hostport.starts_with('[') {
+        let end = hostport.find(']')?;
+        if end + 1 != i {
+            return None;
+        }
+        (&hostport[1..end], 1, end + 1)
+    } else {
+        let host = &hostport[..i];
+        if host.contains(':') {
+            return None;
+        }
+        (host, 0, 0)
+    };
+    if hostport[j..].contains('[') || hostport[k..].contains(']') {
+        return None;
+    }
+    Some((host, &hostport[i + 1..]))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_user(url: &str, user: &str, password: &str) -> String {
+        String::from_utf8(GoUrl::parse(url).unwrap().with_user(user.as_bytes(), password.as_bytes())).unwrap()
+    }
+
+    #[test]
+    fn git_credentials_urls_as_go_writes_them() {
+        // gitcreds/creds_test.go: TestBasicFlagHandling, TestBasicBackslashInUsername.
+        assert_eq!(with_user("https://github.com", "bar", "baz"), "https://bar:baz@github.com");
+        assert_eq!(
+            with_user("https://github.com", "foo\\bar\\banana", "baz"),
+            "https://foo%5Cbar%5Cbanana:baz@github.com"
+        );
+        assert_eq!(
+            with_user("https://github.com/org/repo1", "user1", "token1"),
+            "https://user1:token1@github.com/org/repo1"
+        );
+        // Go's userinfo escaping: @ / ? : and everything outside the unreserved and sub-delims.
+        assert_eq!(
+            with_user("HTTPS://h:8443/a b?x=1#f g", "u@x", "p:/?$&+,;= é"),
+            "https://u%40x:p%3A%2F%3F$&+,;=%20%C3%A9@h:8443/a%20b?x=1#f%20g"
+        );
+        assert_eq!(with_user("https://old:pw@host/p(1)", "u", ""), "https://u:@host/p(1)");
+        assert_eq!(with_user("github.com/org", "u", "p"), "//u:p@github.com/org");
+        assert_eq!(with_user("https:opaque", "u", "p"), "https:opaque");
+        for bad in ["git@github.com:org/repo", "https://h:x/", ":x", "https://h/%zz", "https://a b/"] {
+            assert!(GoUrl::parse(bad).is_err(), "{bad}");
+        }
+        assert!(
+            url_has_path("https://github.com/org/repo")
+                && !url_has_path("https://github.com/")
+                && !url_has_path("https://github.com")
+        );
+    }
+
+    #[test]
+    fn ssh_urls_as_tekton_splits_them() {
+        // gitcreds/creds_test.go: TestParseSSHURL.
+        let cases = [
+            ("github.com", ("github.com", "22", "")),
+            ("github.com:2222", ("github.com", "2222", "")),
+            ("github.com/org/repo", ("github.com", "22", "/org/repo")),
+            ("github.com:2222/org/repo", ("github.com", "2222", "/org/repo")),
+            ("gitlab.example.com", ("gitlab.example.com", "22", "")),
+            ("gitlab.example.com:3333/team/project", ("gitlab.example.com", "3333", "/team/project")),
+            ("[::1]:2200", ("::1", "2200", "")),
+            ("a:b:c", ("a:b:c", "22", "")),
+        ];
+        for (raw, want) in cases {
+            assert_eq!(ssh_url(raw), want, "{raw}");
+        }
+    }
+
+    #[test]
+    fn go_quoting() {
+        assert_eq!(go_quote("https://github.com"), "\"https://github.com\"");
+        assert_eq!(go_quote("a\"b\\c\té\u{1}"), "\"a\\\"b\\\\c\\té\\x01\"");
+    }
+}
