@@ -572,11 +572,7 @@ fn flag_errors_are_one_sentence() {
             1,
             "-enable_spire (SPIRE signing of results, which needs a SPIRE agent's socket) is not implemented",
         ),
-        (
-            &["-when_expressions", r#"[{"input":"a","operator":"in","values":["a"]}]"#, "-entrypoint", "true", "--"],
-            1,
-            "-when_expressions",
-        ),
+        (&["-when_expressions", r#"{"input":"a"}"#, "-entrypoint", "true", "--"], 1, "-when_expressions is not a JSON list"),
         (
             &["-basic-git", "s=https://x", "-entrypoint", "true", "--"],
             2,
@@ -588,7 +584,7 @@ fn flag_errors_are_one_sentence() {
             2,
             "flag provided but not defined: -secret_mask_file",
         ),
-        (&["-result_from", "sidecar-logs", "-entrypoint", "true", "--"], 1, "sidecar-logs"),
+        (&["-result_from", "stdout", "-entrypoint", "true", "--"], 1, "invalid -result_from \"stdout\""),
         (&["-on_error", "ignore", "-entrypoint", "true", "--"], 1, "invalid -on_error \"ignore\""),
         (&["-entrypoint", "true", "stray", "--"], 1, "unexpected argument \"stray\""),
     ];
@@ -625,15 +621,6 @@ fn negative_timeout_fails_after_waiting_like_tekton() {
     assert!(!marker.exists());
     assert!(pod.exists("run/0/out.err"));
     assert_eq!(golden(&pod.message(0)), r#"[{"key":"StartedAt","value":"<T>","type":3}]"#);
-}
-
-#[test]
-fn step_result_references_are_refused_not_run_literally() {
-    let pod = Pod::new();
-    let o = run(pod.step(0, &[], &["echo", "$(steps.step-a.results.out)"]));
-    assert_eq!(code(&o), 1);
-    assert!(stderr(&o).contains("does not implement that yet"), "{}", stderr(&o));
-    assert!(pod.exists("run/0/out.err"));
 }
 
 // ---------------------------------------------------------------------------------------------------

@@ -29,6 +29,7 @@ use std::path::{Path, PathBuf};
 use base64::Engine as _;
 
 use super::files;
+use super::message::{go_field, go_json_string};
 
 /// The credential files `CopyCredsToHome` copies (writer.CredsInitCredentials).
 const COPIED_TO_HOME: [&str; 4] = [".docker", ".gitconfig", ".git-credentials", ".ssh"];
@@ -324,7 +325,7 @@ fn docker_json(
         if i > 0 {
             out.push(',');
         }
-        out.push_str(&super::message::go_json_string(registry.as_bytes()));
+        out.push_str(&go_json_string(registry.as_bytes()));
         out.push_str(":{");
         let mut fields = Vec::new();
         for (key, value, always) in [
@@ -334,7 +335,7 @@ fn docker_json(
             ("email", &e.email, false),
         ] {
             if always || !value.is_empty() {
-                fields.push(format!("\"{key}\":{}", super::message::go_json_string(value.as_bytes())));
+                fields.push(format!("\"{key}\":{}", go_json_string(value.as_bytes())));
             }
         }
         out.push_str(&fields.join(","));
@@ -401,11 +402,6 @@ fn docker_auths(path: &Path, nested: bool) -> Result<BTreeMap<String, DockerEntr
         Some(_) => return Err(bad("the registries are not a JSON object".into())),
     }
     Ok(auths)
-}
-
-/// A struct field as Go's decoder finds it: the exact key, else one that differs in case only.
-fn go_field<'a>(map: &'a serde_json::Map<String, serde_json::Value>, name: &str) -> Option<&'a serde_json::Value> {
-    map.get(name).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
 }
 
 /// Bytes as a Go string reaches JSON: invalid UTF-8 becomes U+FFFD.

@@ -6,8 +6,10 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-/// Where `-result_from` says results go, and the only value baton implements.
+/// Where `-result_from` says results go: the termination message (the default), or files that
+/// Tekton's results sidecar prints to its log.
 pub const RESULTS_IN_TERMINATION_MESSAGE: &str = "termination-message";
+pub const RESULTS_IN_SIDECAR_LOGS: &str = "sidecar-logs";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {

@@ -9,6 +9,7 @@ pub const TASK_RESULT: u8 = 1;
 pub const INTERNAL: u8 = 3;
 pub const STEP_RESULT: u8 = 4;
 pub const STEP_ARTIFACTS: u8 = 5;
+pub const TASK_ARTIFACTS: u8 = 6;
 
 /// The most a container may write, as Tekton's entrypoint checks it (and the kubelet's file limit).
 pub const TEKTON_LIMIT: usize = 4096;
@@ -53,6 +54,12 @@ pub fn encode(entries: &[RunResult]) -> String {
     }
     out.push(']');
     out
+}
+
+/// A struct field as Go's JSON decoder finds it: the exact key, else one that differs only in case
+/// (of two such keys, Go takes the later one in the document; a parsed map no longer knows which).
+pub fn go_field<'a>(map: &'a serde_json::Map<String, serde_json::Value>, name: &str) -> Option<&'a serde_json::Value> {
+    map.get(name).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
 }
 
 /// `bytes` as a JSON string, the way Go's `encoding/json` writes a string.

@@ -15,7 +15,9 @@ mod message;
 mod plan;
 mod report;
 mod run;
+mod stepresults;
 mod subcommands;
+mod when;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};

@@ -9,8 +9,9 @@ use std::time::Duration;
 use baton_contract::duration;
 
 use super::files;
-use super::flags::{Flags, RESULTS_IN_TERMINATION_MESSAGE};
+use super::flags::{Flags, RESULTS_IN_SIDECAR_LOGS, RESULTS_IN_TERMINATION_MESSAGE};
 use super::message::{KUBELET_POD_BUDGET, TEKTON_LIMIT};
+use super::when::{self, WhenExpression};
 
 /// The TERM-then-KILL grace when neither BATON_GRACE nor anything else says otherwise.
 pub const DEFAULT_GRACE: Duration = Duration::from_secs(10);
@@ -35,6 +36,11 @@ pub struct Plan {
     pub breakpoint: bool,
     pub debug_before_step: bool,
     pub compress: bool,
+    /// `-result_from termination-message` (the default); false: `sidecar-logs`, where the results
+    /// stay in their files for Tekton's results sidecar and only the internal keys go in the message.
+    pub results_in_message: bool,
+    /// `-when_expressions`: all must hold, or the step is skipped.
+    pub when: Vec<WhenExpression>,
     /// The message budget: Tekton's 4096, or the kubelet's smaller share in pods of 4+ containers.
     pub limit: usize,
 }
@@ -53,27 +59,22 @@ impl Plan {
                 extra.to_string_lossy()
             ));
         }
-        if !matches!(flags.when_expressions.trim(), "" | "[]" | "null") {
-            return Err(
-                "-when_expressions (step-level when expressions) is not implemented by baton's Tekton mode".into()
-            );
-        }
         let continue_on_error = match flags.on_error.as_str() {
             "" | "stopAndFail" => false,
             "continue" => true,
             other => return Err(format!("invalid -on_error {other:?}: use continue or stopAndFail")),
         };
-        match flags.result_from.as_deref() {
-            None | Some(RESULTS_IN_TERMINATION_MESSAGE) => {}
-            Some("sidecar-logs") => {
-                return Err("-result_from sidecar-logs (results read from a sidecar's logs) is not implemented by \
-                            baton's Tekton mode; set the feature flag results-from to termination-message"
-                    .into())
-            }
+        let results_in_message = match flags.result_from.as_deref() {
+            None | Some(RESULTS_IN_TERMINATION_MESSAGE) => true,
+            Some(RESULTS_IN_SIDECAR_LOGS) => false,
             Some(other) => {
-                return Err(format!("invalid -result_from {other:?}: use termination-message or sidecar-logs"))
+                return Err(format!(
+                    "invalid -result_from {other:?}: use {RESULTS_IN_TERMINATION_MESSAGE} or {RESULTS_IN_SIDECAR_LOGS}"
+                ))
             }
-        }
+        };
+        // Tekton: log.Fatal before anything runs.
+        let when = when::parse(&flags.when_expressions)?;
         if std::env::var("TEKTON_HERMETIC").is_ok_and(|v| v == "1")
             && std::env::var("TEKTON_RESOURCE_NAME").unwrap_or_default().is_empty()
         {
@@ -89,7 +90,6 @@ impl Plan {
         if !command.first().is_some_and(|c| !c.is_empty()) {
             return Err("the command is empty: pass -entrypoint CMD".into());
         }
-        check_step_references(&command)?;
         let grace = match std::env::var("BATON_GRACE") {
             Ok(text) => duration::parse(&text).map_err(|e| format!("BATON_GRACE: {e}"))?,
             Err(_) => DEFAULT_GRACE,
@@ -115,6 +115,8 @@ impl Plan {
             breakpoint: flags.breakpoint_on_failure,
             debug_before_step: flags.debug_before_step,
             compress: flags.compress_termination_message,
+            results_in_message,
+            when,
             limit: message_limit(root),
         })
     }
@@ -166,35 +168,6 @@ fn platform_command() -> Result<Vec<String>, String> {
     select_platform(&commands, platform())
 }
 
-/// `$(steps.<name>.results.<result>)` in the command or the environment: Tekton's entrypoint
-/// substitutes those at run time; baton does not yet, and says so rather than run the literal.
-fn check_step_references(command: &[OsString]) -> Result<(), String> {
-    let is_ref = |s: &str| {
-        s.match_indices("$(steps.").any(|(i, _)| {
-            let rest = &s[i..];
-            let end = rest.find(')').unwrap_or(rest.len());
-            rest[..end].contains(".results.") || rest[..end].contains(".outputs")
-        })
-    };
-    let found = command
-        .iter()
-        .map(|a| a.to_string_lossy().into_owned())
-        .find(|a| is_ref(a))
-        .map(|a| format!("argument {a:?}"))
-        .or_else(|| {
-            std::env::vars_os()
-                .find(|(_, v)| is_ref(&v.to_string_lossy()))
-                .map(|(k, _)| format!("environment variable {}", k.to_string_lossy()))
-        });
-    match found {
-        Some(place) => Err(format!(
-            "{place} refers to a step result or artifact ($(steps.<step>.results.<name>)), which Tekton's \
-             entrypoint substitutes at run time; baton's Tekton mode does not implement that yet"
-        )),
-        None => Ok(()),
-    }
-}
-
 /// Tekton checks 4096 bytes, but the kubelet keeps only 12288 / (containers in the pod) of each
 /// message. The containers: the steps (`<root>/steps/<i>` links made by `init`), `prepare`, and
 /// `place-scripts` when there are scripts; BATON_TEKTON_CONTAINERS says the real number (sidecars).
@@ -225,12 +198,5 @@ mod tests {
         assert_eq!(select_platform(&map, "linux/amd64").unwrap(), ["/amd", "x"]);
         assert_eq!(select_platform(&map, "linux/arm64/v8").unwrap(), ["/arm"]);
         assert!(select_platform(&map, "linux/s390x").unwrap_err().contains("linux/s390x"));
-    }
-
-    #[test]
-    fn step_references_are_found() {
-        let args = |v: &[&str]| v.iter().map(OsString::from).collect::<Vec<_>>();
-        assert!(check_step_references(&args(&["echo", "$(steps.step-a.results.out)"])).is_err());
-        assert!(check_step_references(&args(&["echo", "$(steps.step-a.exitCode.path)", "$(params.x)"])).is_ok());
     }
 }

@@ -7,8 +7,8 @@ use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
 use super::message::{
-    self, RunResult, INTERNAL, KUBELET_POD_BUDGET, MAX_DECOMPRESSED, STEP_ARTIFACTS, STEP_RESULT, TASK_RESULT,
-    TEKTON_LIMIT,
+    self, RunResult, INTERNAL, KUBELET_POD_BUDGET, MAX_DECOMPRESSED, STEP_ARTIFACTS, STEP_RESULT, TASK_ARTIFACTS,
+    TASK_RESULT, TEKTON_LIMIT,
 };
 use super::plan::Plan;
 
@@ -31,6 +31,9 @@ pub enum Outcome {
     Skipped {
         with_reason: bool,
     },
+    /// The step's `when` expressions do not all hold: Tekton's skip that succeeds (exit 0, the post
+    /// file, exitCode 0, Reason=Skipped, no results).
+    WhenSkipped,
     TimedOut,
     Cancelled,
     /// The entrypoint's own failure (Tekton: log.Fatal, exit 1).
@@ -49,7 +52,8 @@ impl Outcome {
         }
     }
 }
-/// Task results, step results, step artifacts: files read verbatim; a missing one is skipped.
+/// Task results, step results, then step and task artifacts: files read verbatim; a missing one is
+/// skipped.
 pub fn collect(plan: &Plan) -> Result<(Vec<RunResult>, Vec<RunResult>), String> {
     let step_dir = plan.metadata_dir.clone().unwrap_or_default().join("results");
     let mut results = Vec::new();
@@ -74,6 +78,12 @@ pub fn collect(plan: &Plan) -> Result<(Vec<RunResult>, Vec<RunResult>), String> 
             Err(e) => problems.push(format!("artifacts ({}): {e}", path.display())),
         }
     }
+    let path = plan.root.join("artifacts").join("provenance.json");
+    match read_capped(&path) {
+        Ok(Some(value)) => artifacts.push(RunResult::new(path.to_string_lossy(), value, TASK_ARTIFACTS)),
+        Ok(None) => {}
+        Err(e) => problems.push(format!("artifacts ({}): {e}", path.display())),
+    }
     if problems.is_empty() {
         Ok((results, artifacts))
     } else {
@@ -86,7 +96,9 @@ pub fn internal(outcome: Outcome, started_at: &str) -> Vec<RunResult> {
     let mut keys = vec![RunResult::new("StartedAt", started_at, INTERNAL)];
     match outcome {
         Outcome::Continued(code) => keys.push(RunResult::new("ExitCode", code.to_string(), INTERNAL)),
-        Outcome::Skipped { with_reason: true } => keys.push(RunResult::new("Reason", "Skipped", INTERNAL)),
+        Outcome::Skipped { with_reason: true } | Outcome::WhenSkipped => {
+            keys.push(RunResult::new("Reason", "Skipped", INTERNAL))
+        }
         Outcome::TimedOut => keys.push(RunResult::new("Reason", "TimeoutExceeded", INTERNAL)),
         Outcome::Cancelled => keys.push(RunResult::new("Reason", "Cancelled", INTERNAL)),
         _ => {}

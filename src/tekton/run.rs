@@ -37,6 +37,8 @@ use super::flags::Flags;
 use super::message;
 use super::plan::Plan;
 use super::report::{self, internal, too_large, write_termination, Outcome, EXIT_CANCELLED, EXIT_FAILED};
+use super::stepresults;
+use super::when;
 
 pub fn run(flags: Flags, credentials: Credentials, root: &Path, post_file_hint: Option<String>) -> i32 {
     // Block signals before anything else, so that none that arrives from now on is lost.
@@ -135,6 +137,41 @@ impl<'a> Step<'a> {
             eprintln!("baton: negative timeout specified");
             return Outcome::Error;
         }
+        // Tekton's order: the earlier steps' results and artifacts substituted, the `when`
+        // expressions evaluated, then the command started.
+        let substituted = stepresults::substitute(
+            plan.command.clone(),
+            plan.when.clone(),
+            stepresults::environment(),
+            &plan.root.join("steps"),
+            &plan.root.join("scripts"),
+            &stepresults::temp_dir(),
+        );
+        let substituted = match substituted {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("baton: {e}");
+                return Outcome::Error;
+            }
+        };
+        for why in &substituted.unresolved {
+            eprintln!(
+                "baton: a reference to an earlier step is left as written, as Tekton's entrypoint leaves it: {why}"
+            );
+        }
+        stepresults::set_environment(&substituted.env);
+        match when::allows(&substituted.when) {
+            Ok(true) => {}
+            Ok(false) => {
+                eprintln!("baton: the step is skipped: its when expressions do not all hold");
+                return Outcome::WhenSkipped;
+            }
+            Err(e) => {
+                eprintln!("baton: {e}");
+                return Outcome::Error;
+            }
+        }
+        let command = substituted.command;
         let cancel_file = plan.root.join("downward").join("cancel");
         let cancel = match Waiter::new(self.layout, vec![Cond::NonEmpty(cancel_file.clone())]) {
             Ok(mut w) => {
@@ -160,7 +197,7 @@ impl<'a> Step<'a> {
             }
         };
         self.started_at = Some(clock::now_rfc3339());
-        let child = match spawn::spawn(&plan.command, signals.original_mask(), out_file.is_some(), err_file.is_some()) {
+        let child = match spawn::spawn(&command, signals.original_mask(), out_file.is_some(), err_file.is_some()) {
             Ok(c) => c,
             Err(cannot) => {
                 // Tekton: not an exit of the command, so -on_error continue does not apply.
@@ -227,7 +264,9 @@ impl<'a> Step<'a> {
         let started_at = self.started_at.clone().unwrap_or_else(clock::now_rfc3339);
         let existing = fs::read(&plan.termination_path).ok().and_then(|t| message::decode(&t).ok()).unwrap_or_default();
         let (mut results, mut artifacts, mut problem) = (Vec::new(), Vec::new(), None);
-        if read_results {
+        // A step skipped by its `when` reports no results; with -result_from sidecar-logs the results
+        // stay in their files for Tekton's results sidecar.
+        if read_results && outcome != Outcome::WhenSkipped && plan.results_in_message {
             match report::collect(plan) {
                 Ok((r, a)) => (results, artifacts) = (r, a),
                 Err(e) => problem = Some(e),
@@ -253,7 +292,7 @@ impl<'a> Step<'a> {
             outcome = outcome.without_results();
         }
         let exit_code_file = match outcome {
-            Outcome::Succeeded => Some("0".to_string()),
+            Outcome::Succeeded | Outcome::WhenSkipped => Some("0".to_string()),
             Outcome::Continued(code) => Some(code.to_string()),
             Outcome::Cancelled => Some("killed".to_string()),
             _ => None,
@@ -264,7 +303,7 @@ impl<'a> Step<'a> {
             }
         }
         let post = match outcome {
-            Outcome::Succeeded | Outcome::Continued(_) => Some(""),
+            Outcome::Succeeded | Outcome::Continued(_) | Outcome::WhenSkipped => Some(""),
             Outcome::Failed(_) | Outcome::Error | Outcome::Skipped { .. } if plan.breakpoint => None,
             _ => Some(".err"),
         };
@@ -275,7 +314,7 @@ impl<'a> Step<'a> {
             }
         }
         match outcome {
-            Outcome::Succeeded | Outcome::Continued(_) => 0,
+            Outcome::Succeeded | Outcome::Continued(_) | Outcome::WhenSkipped => 0,
             Outcome::Failed(_) | Outcome::Error if plan.breakpoint => self.breakpoint(signals),
             Outcome::Failed(code) | Outcome::ResultsFailed(code) => code,
             Outcome::Cancelled => EXIT_CANCELLED,
