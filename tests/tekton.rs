@@ -459,9 +459,13 @@ fn breakpoint_on_failure_waits_for_the_exit_code() {
     );
     assert!(wait_exit(&mut child, Duration::from_millis(200)).is_none(), "the step must stay at its breakpoint");
     assert!(!pod.exists("run/0/out") && !pod.exists("run/0/out.err"));
-    // /tekton/debug/scripts/debug-fail-continue: touch out.err, write 1 ... here 5.
+    // /tekton/debug/scripts/debug-fail-continue: touch out.err, `echo 1 > out.breakpointexit` (here 5):
+    // the file exists empty before the number is in it, and the number is what counts.
     fs::write(pod.p("run/0/out.err"), "").unwrap();
-    fs::write(pod.p("run/0/out.breakpointexit"), "5\n").unwrap();
+    let mut exit_file = fs::File::create(pod.p("run/0/out.breakpointexit")).unwrap();
+    assert!(wait_exit(&mut child, Duration::from_millis(200)).is_none(), "an empty exit file is not read yet");
+    exit_file.write_all(b"5\n").unwrap();
+    drop(exit_file);
     assert_eq!(wait_exit(&mut child, Duration::from_secs(10)).unwrap().code(), Some(5));
 }
 

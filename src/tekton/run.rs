@@ -331,8 +331,9 @@ impl<'a> Step<'a> {
             exit_file.display()
         );
         let files = [exit_file.clone()];
-        match (Wait { files: &files, content: false, err_is_go: false, lost_check: false }).run(signals, self.layout)
-        {
+        // With content: the debug scripts write it with `echo N >`, and a wake-up at its creation
+        // would read it empty (Tekton's 1 s poll seldom sees that moment; inotify always does).
+        match (Wait { files: &files, content: true, err_is_go: false, lost_check: false }).run(signals, self.layout) {
             Waited::Signal(signal) => return 128 + signal,
             Waited::Skip(e) | Waited::Failed(e) => eprintln!("baton: while waiting for {}: {e}", exit_file.display()),
             Waited::Ready => {}
