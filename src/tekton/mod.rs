@@ -11,6 +11,7 @@
 mod credentials;
 mod files;
 mod flags;
+mod hermetic;
 mod message;
 mod plan;
 mod report;

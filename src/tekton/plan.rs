@@ -75,13 +75,6 @@ impl Plan {
         };
         // Tekton: log.Fatal before anything runs.
         let when = when::parse(&flags.when_expressions)?;
-        if std::env::var("TEKTON_HERMETIC").is_ok_and(|v| v == "1")
-            && std::env::var("TEKTON_RESOURCE_NAME").unwrap_or_default().is_empty()
-        {
-            return Err("hermetic execution (TEKTON_HERMETIC=1: the command without network) is not implemented by \
-                        baton's Tekton mode"
-                .into());
-        }
         let mut command = match flags.entrypoint.as_str() {
             "" => platform_command()?.into_iter().map(OsString::from).collect(),
             ep => vec![OsString::from(ep)],

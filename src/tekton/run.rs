@@ -34,6 +34,7 @@ use crate::wait::{Cond, Waiter};
 use super::credentials::{self, Credentials};
 use super::files::{self, PostLock, Wait, Waited};
 use super::flags::Flags;
+use super::hermetic::{self, Hermetic};
 use super::message;
 use super::plan::Plan;
 use super::report::{self, internal, too_large, write_termination, Outcome, EXIT_CANCELLED, EXIT_FAILED};
@@ -196,8 +197,24 @@ impl<'a> Step<'a> {
                 return Outcome::Error;
             }
         };
+        // TEKTON_HERMETIC=1, read from the environment the command gets (runner.go).
+        let hermetic = match hermetic::requested(&substituted.env).then(Hermetic::new).transpose() {
+            Ok(h) => h,
+            Err(e) => {
+                eprintln!("baton: TEKTON_HERMETIC=1: cannot set up the step's namespaces: {e}");
+                return Outcome::Error;
+            }
+        };
+        let before_exec = hermetic.as_ref().map(|h| Box::new(h.hook()) as spawn::BeforeExec);
         self.started_at = Some(clock::now_rfc3339());
-        let child = match spawn::spawn(&command, signals.original_mask(), out_file.is_some(), err_file.is_some()) {
+        let spawned =
+            spawn::spawn_with(&command, signals.original_mask(), out_file.is_some(), err_file.is_some(), before_exec);
+        if let Some(why) = hermetic.and_then(Hermetic::failure) {
+            // Tekton: cmd.Start fails, the step fails (exit 1).
+            eprintln!("baton: {why}");
+            return Outcome::Error;
+        }
+        let child = match spawned {
             Ok(c) => c,
             Err(cannot) => {
                 // Tekton: not an exit of the command, so -on_error continue does not apply.
