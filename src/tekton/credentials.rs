@@ -430,8 +430,8 @@ fn git_files(entries: &[Basic]) -> (Vec<u8>, Vec<u8>) {
     }
     // Host-only URLs first (git's store returns the first match), then the repository URLs, each
     // group in the order given (sort.SliceStable).
-    let mut order: Vec<&Basic> = entries.iter().collect();
-    order.sort_by_key(|e| url_has_path(&e.url));
+    let host_only = |e: &&Basic| !url_has_path(&e.url);
+    let order = entries.iter().filter(host_only).chain(entries.iter().filter(|e| !host_only(e)));
     let mut credentials = Vec::new();
     for e in order {
         let url = GoUrl::parse(&e.url).expect("checked when the flag was read");
@@ -734,8 +734,8 @@ fn escaped(decoded: &[u8], raw: &str, part: Part) -> Vec<u8> {
 
 fn ssh_files(entries: &SshUrls, ssh_dir: &Path) -> Ssh {
     // Host-only URLs first, each group in the order given.
-    let mut order: Vec<&(String, Vec<SshKey>)> = entries.iter().collect();
-    order.sort_by_key(|(url, _)| !ssh_url(url).2.is_empty());
+    let host_only = |(url, _): &&(String, Vec<SshKey>)| ssh_url(url).2.is_empty();
+    let order = entries.iter().filter(host_only).chain(entries.iter().filter(|e| !host_only(e)));
     let (mut keys, mut config, mut known_hosts, mut gitconfig) = (Vec::new(), String::new(), Vec::new(), String::new());
     for (url, secrets) in order {
         let (host, port, path) = ssh_url(url);
