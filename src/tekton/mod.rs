@@ -8,9 +8,11 @@
 //! `step-init`, `decode-script`), and the files and messages are byte-compatible with what Tekton's
 //! controller reads. See docs/tekton.md.
 
+mod artifacts;
 mod credentials;
 mod files;
 mod flags;
+mod gourl;
 mod hermetic;
 mod message;
 mod plan;
