@@ -1,10 +1,12 @@
-//! One Tekton step: wait for the files, run the command, supervise it, write what Tekton's
+//! One Tekton step: credentials, wait for the files, substitute the earlier steps' results, check
+//! the `when` expressions, run the command (hermetic if asked), supervise it, write what Tekton's
 //! controller reads. Tekton's outcomes; baton's machinery (signalfd, inotify, process groups,
 //! TERM-then-KILL, reaping).
 //!
 //! | outcome                     | post file | exitCode file | internal keys               | exit |
 //! |-----------------------------|-----------|---------------|-----------------------------|------|
 //! | success                     | out       | 0             | StartedAt                   | 0    |
+//! | `when` does not hold        | out       | 0             | StartedAt, Reason=Skipped   | 0    |
 //! | command exits N             | out.err   | -             | StartedAt                   | N    |
 //! | on_error=continue, exits N  | out       | N             | StartedAt, ExitCode=N       | 0    |
 //! | previous step failed / lost | out.err   | -             | StartedAt, Reason=Skipped   | 1    |
