@@ -2,24 +2,29 @@
 # e2e/tekton.sh: baton as Tekton's entrypoint, on podman.
 #
 # Plays e2e/tekton-taskrun.yaml, a Pod shaped exactly as Tekton's controller generates it for a
-# TaskRun (init containers prepare + place-scripts, three steps chained through /tekton/run/<i>/out,
-# results, step-b failing with onError: continue), with the entrypoint image built from
-# tekton.Containerfile. The harness plays the parts podman does not:
+# TaskRun (init containers prepare + place-scripts, four steps chained through /tekton/run/<i>/out,
+# results, a StepAction-style step-a whose array step result feeds step-b's arguments, step-b failing
+# with onError: continue, the service account's git credentials for every step, step-d skipped by its
+# `when`), with the entrypoint image built from tekton.Containerfile. The harness plays the parts
+# podman does not:
 #   - the kubelet: a fresh termination-message file per container, read back under the kubelet's
 #     rules into a Pod status (e2e/lib.sh: play, kubelet_status);
 #   - the downward API: /tekton/downward is a host folder laid out as the kubelet's atomic writer
 #     lays it out (ready -> ..data/ready, ..data -> ..<timestamp>), and the controller's
 #     "tekton.dev/ready" annotation is played by swapping ..data once every step container runs;
+#   - the secret volume of the git credentials: a host folder in the atomic writer's layout too
+#     (username, password; a password new for every run, looked for in every output afterwards);
 #   - Tekton's controller: each step's message parsed as the controller parses it (JSON array of
 #     RunResult, last value per key wins, StartedAt / ExitCode / Reason, type 1 task results,
-#     type 4 step results).
+#     type 4 step results), and the files it and the steps read (/tekton/creds, exitCode).
 # It asserts exit codes, messages, results and files, then measures the step handoff: the time from
 # a step's post file (/tekton/run/<i>/out, its mtime in the emptyDir) to the next step's StartedAt,
 # and from the ready swap to step-a's StartedAt. Tekton's own entrypoint polls every 1 s there.
 #
 # Usage: e2e/tekton.sh            (ROUNDS=N for more timed rounds, default 5; E2E_KEEP=1 keeps pods;
 #        STEP_ENV='BATON_INOTIFY=off' adds an environment variable to every step container, e.g. to
-#        see the harness measure polling: baton's fallback re-checks every 500 ms)
+#        see the harness measure polling: baton's fallback re-checks every 500 ms;
+#        TEKTON_IMAGE, STEP_IMAGE and TEKTON_POD name the images and the pod, for runs side by side)
 set -uo pipefail
 
 E2E_NAME=tekton-e2e
@@ -30,8 +35,13 @@ ROUNDS=${ROUNDS:-5}
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/target-tekton}
 TEKTON_BIN="$CARGO_TARGET_DIR/$BATON_TARGET/release/baton"
 TEKTON_IMAGE=${TEKTON_IMAGE:-localhost/baton-tekton:dev}
+TEKTON_POD=${TEKTON_POD:-baton-tekton-demo-pod}
 POD_FILE="$E2E_DIR/tekton-taskrun.yaml"
-MAX_BINARY=$((1024 * 1024))
+MAX_BINARY=$((1280 * 1024))
+STEPS=(step-a step-b step-c step-d)
+# The git secret of the service account (kubernetes.io/basic-auth); the password is new every run.
+GIT_USER=tekton-bot
+GIT_PASSWORD="s3cr3t-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
 
 E2E_WORK=$(mktemp -d /tmp/baton-tekton-e2e.XXXXXX)
 FAILED=0
@@ -65,7 +75,7 @@ say "building the static binary (cargo build --release --target $BATON_TARGET --
 (cd "$REPO" && cargo build --quiet --release --target "$BATON_TARGET" --bin baton) || die "cargo build failed"
 size=$(stat -c %s "$TEKTON_BIN")
 say "binary: $TEKTON_BIN, $size bytes ($(file -b "$TEKTON_BIN" | cut -d, -f1-4))"
-check "the static binary is at most 1 MiB ($size <= $MAX_BINARY)" [ "$size" -le "$MAX_BINARY" ]
+check "the static binary is at most 1.25 MiB ($size <= $MAX_BINARY)" [ "$size" -le "$MAX_BINARY" ]
 
 ctx=$(mktemp -d)
 cp "$TEKTON_BIN" "$ctx/baton"
@@ -106,16 +116,37 @@ set_ready() {
   mv -T "$d/..data_tmp" "$d/..data"
 }
 
-# pod_file VARIANT OUT: the Pod as podman can play it: the downwardAPI volume as a host folder.
-# VARIANT "cascade" drops step-b's onError: continue, so step-c must be skipped.
+# secret_dir DIR: the kubelet's secret volume of git-creds (atomic-writer layout, files 0644).
+secret_dir() {
+  local d=$1 data=..2026_01_01_00_00_00.000000003
+  mkdir -p "$d/$data"
+  printf '%s' "$GIT_USER" > "$d/$data/username"
+  printf '%s' "$GIT_PASSWORD" > "$d/$data/password"
+  chmod 0644 "$d/$data/username" "$d/$data/password"
+  ln -s "$data" "$d/..data"
+  ln -s ..data/username "$d/username"
+  ln -s ..data/password "$d/password"
+  chmod a+rx "$d" "$d/$data"
+}
+
+# pod_file VARIANT OUT DOWN SECRET: the Pod as podman can play it: the downwardAPI and secret volumes
+# as host folders, the images and the pod named as this run names them.
+# VARIANT "cascade" drops step-b's onError: continue, so step-c and step-d must be skipped.
 pod_file() {
-  local variant=$1 out=$2 down=$3
-  yq . "$POD_FILE" | jq --arg down "$down" --arg variant "$variant" --arg env "${STEP_ENV:-}" '
-      (if $env == "" then . else
+  local variant=$1 out=$2 down=$3 secret=$4
+  yq . "$POD_FILE" | jq --arg down "$down" --arg secret "$secret" --arg variant "$variant" --arg env "${STEP_ENV:-}" \
+      --arg tekton_image "$TEKTON_IMAGE" --arg step_image "$STEP_IMAGE" --arg pod "$TEKTON_POD" '
+      .metadata.name = $pod
+    | def image: if .image == "localhost/baton-tekton:dev" then .image = $tekton_image
+                 elif .image == "localhost/busybox-step:dev" then .image = $step_image else . end;
+      .spec.initContainers |= map(image) | .spec.containers |= map(image)
+    | (if $env == "" then . else
          .spec.containers |= map(.env = ((.env // []) + [{name: ($env | split("=")[0]), value: ($env | split("=")[1:] | join("="))}]))
        end)
     | .spec.volumes |= map(if .name == "tekton-internal-downward"
-                           then {name, hostPath: {path: $down, type: "Directory"}} else . end)
+                           then {name, hostPath: {path: $down, type: "Directory"}}
+                           elif .secret.secretName == "git-creds"
+                           then {name, hostPath: {path: $secret, type: "Directory"}} else . end)
     | if $variant == "cascade" then
         .spec.containers |= map(if .name == "step-b"
           then .args |= ((indices("-on_error")[0]) as $i | if $i == null then . else .[:$i] + .[$i + 2:] end)
@@ -127,7 +158,7 @@ pod_file() {
 all_steps_running() {
   local states
   states=$(pod_states "$1")
-  for c in step-a step-b step-c; do
+  for c in "${STEPS[@]}"; do
     grep -Eq "^$1-$c (running|exited|stopped)$" <<<"$states" || return 1
   done
 }
@@ -162,12 +193,14 @@ mtime_ms() { local s; s=$(stat -c %.3Y "$1") || return 1; echo "${s/./}"; }
 
 # play_round VARIANT N: plays the pod; sets R_POD and R_READY (ms of the ready swap).
 play_round() {
-  local variant=$1 n=$2 down file deadline
+  local variant=$1 n=$2 down secret file deadline
   down="$E2E_WORK/downward-$variant-$n"
   downward_dir "$down"
+  secret="$E2E_WORK/secret-$variant-$n"
+  secret_dir "$secret"
   file="$E2E_WORK/pod-$variant-$n.json"
-  pod_file "$variant" "$file" "$down"
-  play "$file" || { cat "$(pod_dir baton-tekton-demo-pod)/play.log" >&2; die "podman kube play failed"; }
+  pod_file "$variant" "$file" "$down" "$secret"
+  play "$file" || { cat "$(pod_dir "$TEKTON_POD")/play.log" >&2; die "podman kube play failed"; }
   R_POD=$PLAYED
   deadline=$(( $(now_ms) + 60000 ))
   until all_steps_running "$R_POD"; do
@@ -193,8 +226,9 @@ for round in $(seq 1 "$ROUNDS"); do
   a=$(step_json "$pod" step-a)
   b=$(step_json "$pod" step-b)
   c=$(step_json "$pod" step-c)
+  d=$(step_json "$pod" step-d)
   if [ "$round" = 1 ]; then
-    for s in step-a step-b step-c; do
+    for s in "${STEPS[@]}"; do
       say "$s: exit $(step_json "$pod" $s | jq .exitCode), message: $(step_json "$pod" $s | jq -r .message)"
     done
     init_exit=$(jq '[.status.initContainerStatuses[].state.terminated.exitCode] | join(",")' -r "$dir/pod.json")
@@ -203,62 +237,99 @@ for round in $(seq 1 "$ROUNDS"); do
     check "step-a: the message is a RunResult array the controller parses" [ "$(jq .parsed <<<"$a")" = true ]
     check "step-a: task result greeting" [ "$(jq -r .results.greeting <<<"$a")" = "hello from a" ]
     check "step-a: step result note (type 4)" [ "$(jq -r .stepResults.note <<<"$a")" = "a-note" ]
+    check "step-a: array step result files (type 4)" [ "$(jq -r .stepResults.files <<<"$a")" = '["alpha","beta gamma"]' ]
     check "step-a: StartedAt in Tekton's format" grep -Eq '^[0-9]{4}-[0-9]{2}-[0-9]{2}T[0-9]{2}:[0-9]{2}:[0-9]{2}\.[0-9]{3}Z$' <<<"$(jq -r .startedAt <<<"$a")"
-    check "step-a: exact message bytes" [ "$(jq -r .message <<<"$a" | sed -E 's/"StartedAt","value":"[^"]*"/"StartedAt","value":"T"/')" = '[{"key":"greeting","value":"hello from a","type":1},{"key":"note","value":"a-note","type":4},{"key":"StartedAt","value":"T","type":3}]' ]
+    check "step-a: exact message bytes" [ "$(jq -r .message <<<"$a" | sed -E 's/"StartedAt","value":"[^"]*"/"StartedAt","value":"T"/')" = '[{"key":"greeting","value":"hello from a","type":1},{"key":"note","value":"a-note","type":4},{"key":"files","value":"[\"alpha\",\"beta gamma\"]","type":4},{"key":"StartedAt","value":"T","type":3}]' ]
     check "step-b: exit 0 (onError: continue)" [ "$(jq .exitCode <<<"$b")" = 0 ]
     check "step-b: ExitCode=3 in the message (the controller shows reason Continued)" [ "$(jq -r .exitCodeKey <<<"$b")" = 3 ]
-    check "step-b: task result b-result" [ "$(jq -r .results[\"b-result\"] <<<"$b")" = "b was here" ]
+    check "step-b: \$(steps.a.results.files[*]) became two arguments (b-result)" [ "$(jq -r .results[\"b-result\"] <<<"$b")" = "alpha|beta gamma|" ]
     check "step-c: exit 0" [ "$(jq .exitCode <<<"$c")" = 0 ]
-    check "step-c: read step-b's exitCode file at once (summary)" [ "$(jq -r .results.summary <<<"$c")" = "a=hello from a b-exit=3" ]
+    check "step-c: read step-b's exitCode file at once and found the git credentials in \$HOME (summary)" [ "$(jq -r .results.summary <<<"$c")" = "a=hello from a b-exit=3 creds=ok" ]
+    check "step-d: exit 0, Reason=Skipped (its when does not hold)" both [ "$(jq .exitCode <<<"$d")" = 0 ] -- [ "$(jq -r .reasonKey <<<"$d")" = Skipped ]
+    check "step-d: no results, its script never ran" both [ "$(jq -r '.results | length' <<<"$d")" = 0 ] -- [ "$(jq -r '.entries | keys | join(",")' <<<"$d")" = "Reason,StartedAt" ]
     n=$(jq '(.spec.initContainers | length) + (.spec.containers | length)' "$dir/spec.json")
     share=$((KUBELET_POD_BUDGET / n))
-    for s in a b c; do
+    for s in a b c d; do
       bytes=$(jq .messageBytes <<<"${!s}")
       check "step-$s: message ($bytes bytes) within the kubelet's share ($share)" [ "$bytes" -le "$share" ]
     done
     run0=$(volume_path "$pod" tekton-internal-run-0)
     run1=$(volume_path "$pod" tekton-internal-run-1)
+    run3=$(volume_path "$pod" tekton-internal-run-3)
     check "step-a: post file out, exitCode 0" both [ -e "$run0/out" ] -- [ "$(cat "$run0/status/exitCode")" = 0 ]
     check "step-b: post file out (not out.err), exitCode 3" both [ -e "$run1/out" ] -- [ ! -e "$run1/out.err" ] -- [ "$(cat "$run1/status/exitCode")" = 3 ]
+    check "step-d: post file out (not out.err), exitCode 0" both [ -e "$run3/out" ] -- [ ! -e "$run3/out.err" ] -- [ "$(cat "$run3/status/exitCode")" = 0 ]
     bin_mode=$(podman run --rm -v "$pod--tekton-internal-bin:/b:ro" --entrypoint /bin/stat "$STEP_IMAGE" -c %a /b/entrypoint 2>/dev/null)
     check "init installed /tekton/bin/entrypoint with mode 0311 ($bin_mode)" [ "$bin_mode" = 311 ]
+    # The credentials, as Tekton's entrypoint writes them (gitcreds TestBasicFlagHandling).
+    creds0=$(volume_path "$pod" tekton-creds-init-home-0)
+    home=$(volume_path "$pod" tekton-internal-home)
+    check "/tekton/creds/.gitconfig of step-a: Tekton's bytes" [ "$(cat "$creds0/.gitconfig")" = "$(printf '[credential]\n\thelper = store\n[credential "https://github.com"]\n\tusername = %s' "$GIT_USER")" ]
+    check "/tekton/creds/.git-credentials of step-a: Tekton's bytes" [ "$(cat "$creds0/.git-credentials"; echo .)" = "$(printf 'https://%s:%s@github.com\n.' "$GIT_USER" "$GIT_PASSWORD")" ]
+    check "credential files mode 0600, in /tekton/creds and in \$HOME" [ "$(stat -c %a "$creds0/.gitconfig" "$creds0/.git-credentials" "$home/.gitconfig" "$home/.git-credentials" | sort -u)" = 600 ]
+    for s in "${STEPS[@]}"; do podman logs "$pod-$s" > "$dir/containers/$s/log" 2>&1; done
+    check "the git password is in no termination message, log or Pod status" \
+      bash -c '! grep -rqF -- "$1" "$2"/pod.json "$2"/containers' _ "$GIT_PASSWORD" "$dir"
   fi
   if ! jq -e '.startedAt != null' <<<"$a" >/dev/null || ! jq -e '.startedAt != null' <<<"$b" >/dev/null \
-     || ! jq -e '.startedAt != null' <<<"$c" >/dev/null; then
+     || ! jq -e '.startedAt != null' <<<"$c" >/dev/null || ! jq -e '.startedAt != null' <<<"$d" >/dev/null; then
     check "round $round: every step reported StartedAt (see $dir/pod.json)" false
     remove_pod "$pod"
     continue
   fi
   run0=$(volume_path "$pod" tekton-internal-run-0)
   run1=$(volume_path "$pod" tekton-internal-run-1)
+  run2=$(volume_path "$pod" tekton-internal-run-2)
   a_start=$(iso_ms "$(jq -r .startedAt <<<"$a")")
   b_start=$(iso_ms "$(jq -r .startedAt <<<"$b")")
   c_start=$(iso_ms "$(jq -r .startedAt <<<"$c")")
+  d_start=$(iso_ms "$(jq -r .startedAt <<<"$d")")
   ab=$((b_start - $(mtime_ms "$run0/out")))
   bc=$((c_start - $(mtime_ms "$run1/out")))
+  cd=$((d_start - $(mtime_ms "$run2/out")))
   ready=$((a_start - R_READY))
-  say "round $round: ready -> step-a ${ready} ms; step-a post -> step-b ${ab} ms; step-b post -> step-c ${bc} ms"
-  HANDOFFS+=("$ab" "$bc")
+  say "round $round: ready -> step-a ${ready} ms; a post -> b ${ab} ms; b post -> c ${bc} ms; c post -> d ${cd} ms"
+  HANDOFFS+=("$ab" "$bc" "$cd")
   READY_GAPS+=("$ready")
   remove_pod "$pod"
 done
 
 # ---------------------------------------------------------------------------------------------------
-# The cascade: step-b without onError fails, step-c is skipped.
+# The cascade: step-b without onError fails, step-c and step-d are skipped.
 
 play_round cascade 1
 pod=$R_POD
 b=$(step_json "$pod" step-b)
 c=$(step_json "$pod" step-c)
+d=$(step_json "$pod" step-d)
 say "cascade: step-b exit $(jq .exitCode <<<"$b") $(jq -r .message <<<"$b")"
 say "cascade: step-c exit $(jq .exitCode <<<"$c") $(jq -r .message <<<"$c")"
+say "cascade: step-d exit $(jq .exitCode <<<"$d") $(jq -r .message <<<"$d")"
 check "cascade: step-b exits 3 with no ExitCode key" both [ "$(jq .exitCode <<<"$b")" = 3 ] -- [ "$(jq -r .exitCodeKey <<<"$b")" = null ]
 check "cascade: step-c exits 1 with Reason=Skipped" both [ "$(jq .exitCode <<<"$c")" = 1 ] -- [ "$(jq -r .reasonKey <<<"$c")" = Skipped ]
 check "cascade: step-c never ran its script (no summary)" [ "$(jq -r .results.summary <<<"$c")" = null ]
+check "cascade: step-d exits 1 with Reason=Skipped (a previous step failed)" both [ "$(jq .exitCode <<<"$d")" = 1 ] -- [ "$(jq -r .reasonKey <<<"$d")" = Skipped ]
 run1=$(volume_path "$pod" tekton-internal-run-1)
 run2=$(volume_path "$pod" tekton-internal-run-2)
-check "cascade: out.err files of step-b and step-c" both [ -e "$run1/out.err" ] -- [ -e "$run2/out.err" ]
+run3=$(volume_path "$pod" tekton-internal-run-3)
+check "cascade: out.err files of step-b, step-c and step-d" both [ -e "$run1/out.err" ] -- [ -e "$run2/out.err" ] -- [ -e "$run3/out.err" ]
 remove_pod "$pod"
+
+# ---------------------------------------------------------------------------------------------------
+# TEKTON_HERMETIC=1 in a container: as root the command is PID 1 of new namespaces and sees only lo;
+# as a non-root user (no CAP_SETUID for the identity map) the step fails with the sentence.
+
+hermetic_run() { # hermetic_run PODMAN-ARGS...: a hermetic step in the step image, baton mounted
+  podman run --rm "$@" --tmpfs /tekton:mode=1777 -v "$TEKTON_BIN:/tekton-bin/entrypoint:ro" -e TEKTON_HERMETIC=1 \
+    "$STEP_IMAGE" /tekton-bin/entrypoint -entrypoint sh -- \
+    -c 'echo "devices=$(tail -n +3 /proc/net/dev | cut -d: -f1 | tr -d " " | tr "\n" ,) pid=$$"' 2>&1
+}
+out=$(hermetic_run --name tekton-e2e-hermetic-root)
+say "hermetic, root: $out"
+check "hermetic step as root: only lo, PID 1" [ "$out" = "devices=lo, pid=1" ]
+out=$(hermetic_run --name tekton-e2e-hermetic-user --user 1000:1000)
+say "hermetic, UID 1000: $out"
+check "hermetic step as UID 1000: fails with the sentence naming TEKTON_HERMETIC" grep -q "^baton: TEKTON_HERMETIC=1 .*(uid_map: Operation not permitted)" <<<"$out"
 
 # ---------------------------------------------------------------------------------------------------
 # Summary

@@ -27,6 +27,21 @@ pub struct CannotRun {
 }
 
 pub fn spawn(argv: &[OsString], mask: &SigSet, pipe_stdout: bool, pipe_stderr: bool) -> Result<Child, CannotRun> {
+    spawn_with(argv, mask, pipe_stdout, pipe_stderr, None)
+}
+
+/// A step run in the child between fork and exec, while all signals are still blocked (only
+/// async-signal-safe calls). The Tekton mode's hermetic steps use it to enter new namespaces.
+pub type BeforeExec = Box<dyn Fn() -> io::Result<()> + Send + Sync>;
+
+/// `spawn`, with `before_exec` run in the child just before the signal mask is restored.
+pub fn spawn_with(
+    argv: &[OsString],
+    mask: &SigSet,
+    pipe_stdout: bool,
+    pipe_stderr: bool,
+    before_exec: Option<BeforeExec>,
+) -> Result<Child, CannotRun> {
     let mut command = Command::new(&argv[0]);
     command.args(&argv[1..]).process_group(0);
     if pipe_stdout {
@@ -44,6 +59,9 @@ pub fn spawn(argv: &[OsString], mask: &SigSet, pipe_stdout: bool, pipe_stderr: b
             if give_terminal {
                 // SAFETY: fd 0 is open (baton's own stdin, a terminal) for the whole call.
                 sys::take_terminal(std::os::fd::BorrowedFd::borrow_raw(0));
+            }
+            if let Some(step) = &before_exec {
+                step()?;
             }
             sys::set_mask(&mask)
         });

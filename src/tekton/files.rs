@@ -21,8 +21,8 @@ use std::path::{Path, PathBuf};
 use baton_contract::layout::Layout;
 
 use crate::signals::Signals;
-use crate::sys;
 use crate::folder::create_locked;
+use crate::sys;
 use crate::wait::{Cond, Holder, Waiter};
 
 /// `path` with `suffix` appended to its last component (`out` → `out.err`).
@@ -162,5 +162,15 @@ pub fn write_post(path: &Path, content: &str) -> io::Result<()> {
         OpenOptions::new().write(true).create(true).truncate(true).mode(0o666).open(path).map(drop)
     } else {
         crate::folder::write_atomically(path, content.as_bytes(), 0o644)
+    }
+}
+
+/// Creates the folder `path` with exactly `mode` unless it exists (as a folder, or a link to one).
+pub fn make_dir(path: &Path, mode: u32) -> io::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    match fs::DirBuilder::new().mode(mode).create(path) {
+        Ok(()) => fs::set_permissions(path, fs::Permissions::from_mode(mode)),
+        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
+        Err(e) => Err(e),
     }
 }

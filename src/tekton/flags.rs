@@ -6,8 +6,10 @@
 use std::ffi::OsString;
 use std::time::Duration;
 
-/// Where `-result_from` says results go, and the only value baton implements.
+/// Where `-result_from` says results go: the termination message (the default), or files that
+/// Tekton's results sidecar prints to its log.
 pub const RESULTS_IN_TERMINATION_MESSAGE: &str = "termination-message";
+pub const RESULTS_IN_SIDECAR_LOGS: &str = "sidecar-logs";
 
 #[derive(Clone, Copy, PartialEq, Eq)]
 enum Kind {
@@ -16,8 +18,9 @@ enum Kind {
     Duration,
 }
 
-/// Every flag of Tekton's entrypoint (v1.15), the ones baton does not implement included, so that
-/// they are recognised and refused by name rather than called unknown.
+/// Every flag of Tekton's entrypoint (v1.15: cmd/entrypoint/main.go, and the credential flags that
+/// pkg/credentials/{gitcreds,dockercreds} add), -enable_spire included, so that it is refused by
+/// name rather than called unknown.
 const FLAGS: &[(&str, Kind)] = &[
     ("entrypoint", Kind::Text),
     ("wait_file", Kind::Text),
@@ -35,11 +38,11 @@ const FLAGS: &[(&str, Kind)] = &[
     ("debug_before_step", Kind::Bool),
     ("result_from", Kind::Text),
     ("compress_termination_message", Kind::Bool),
-    // Known, not implemented: refused when they would change what happens.
     ("when_expressions", Kind::Text),
+    // Known, not implemented: refused when it would change what happens.
     ("enable_spire", Kind::Bool),
     ("spire_socket_path", Kind::Text),
-    ("secret_mask_file", Kind::Text),
+    // Repeatable: each occurrence adds one secret (Go flag.Value).
     ("basic-git", Kind::Text),
     ("ssh-git", Kind::Text),
     ("basic-docker", Kind::Text),
@@ -69,6 +72,10 @@ pub struct Flags {
     /// None: the default, `termination-message`.
     pub result_from: Option<String>,
     pub compress_termination_message: bool,
+    /// `-when_expressions` (JSON, the last one given); empty: none.
+    pub when_expressions: String,
+    /// The credential flags in the order given: (flag name, `secret=url` or secret name).
+    pub credentials: Vec<(String, String)>,
     /// Flags given that baton does not implement, each with the sentence that says so.
     pub unsupported: Vec<String>,
     /// Arguments after the flags and before `--` (Go's `flag.Args()`): a subcommand, or a mistake.
@@ -197,7 +204,8 @@ fn set(flags: &mut Flags, name: &str, kind: Kind, value: String) -> Result<(), P
                     flags.unsupported.retain(|u| !u.starts_with("-enable_spire"));
                     if on {
                         flags.unsupported.push(
-                            "-enable_spire (SPIRE signing of results) is not implemented by baton's Tekton mode"
+                            "-enable_spire (SPIRE signing of results, which needs a SPIRE agent's socket) is not \
+                             implemented by baton's Tekton mode"
                                 .to_string(),
                         );
                     }
@@ -223,34 +231,8 @@ fn set(flags: &mut Flags, name: &str, kind: Kind, value: String) -> Result<(), P
             "result_from" => flags.result_from = Some(value),
             // Without -enable_spire the socket path changes nothing, in Tekton either.
             "spire_socket_path" => {}
-            "when_expressions" => {
-                flags.unsupported.retain(|u| !u.starts_with("-when_expressions"));
-                if !matches!(value.trim(), "" | "[]" | "null") {
-                    flags.unsupported.push(
-                        "-when_expressions (step-level when expressions) is not implemented by baton's Tekton mode"
-                            .to_string(),
-                    );
-                }
-            }
-            "secret_mask_file" => {
-                flags.unsupported.retain(|u| !u.starts_with("-secret_mask_file"));
-                if !value.is_empty() {
-                    flags.unsupported.push(
-                        "-secret_mask_file (masking secrets in the step's logs) is not implemented by baton's \
-                         Tekton mode; running without it would print the secrets"
-                            .to_string(),
-                    );
-                }
-            }
-            creds => {
-                let sentence = format!(
-                    "-{creds} (the legacy credential initialisation of creds-init) is not implemented by baton's \
-                     Tekton mode"
-                );
-                if !flags.unsupported.contains(&sentence) {
-                    flags.unsupported.push(sentence);
-                }
-            }
+            "when_expressions" => flags.when_expressions = value,
+            creds => flags.credentials.push((creds.to_string(), value)),
         },
     }
     Ok(())
@@ -347,12 +329,17 @@ Usage: entrypoint [FLAGS] -- [ARGS...]      (baton's Tekton mode: a drop-in for 
   -stdout_path FILE, -stderr_path FILE   also append the command's output to these files
   -breakpoint_on_failure        on failure wait for <post_file>.breakpointexit
   -debug_before_step            wait for <post_file>.beforestepexit before running
-  -result_from termination-message
+  -result_from termination-message|sidecar-logs
+                                sidecar-logs: results stay in their files for the results sidecar
   -compress_termination_message write `tknz:` + base64(raw DEFLATE) when that is smaller
+  -when_expressions JSON        [{input, operator: in|notin, values} or {cel}]: unless all hold,
+                                the step is skipped (exit 0, Reason Skipped)
+  -basic-git SECRET=URL, -ssh-git SECRET=URL, -basic-docker SECRET=URL, -docker-config SECRET,
+  -docker-cfg SECRET            credentials from /tekton/creds-secrets/SECRET into /tekton/creds
+                                (then copied to $HOME); repeatable
 
-Not implemented (refused with a sentence): -enable_spire, -when_expressions, -secret_mask_file,
--result_from sidecar-logs, the credential flags -basic-git -ssh-git -basic-docker -docker-config
--docker-cfg. Environment: BATON_TEKTON_ROOT (default /tekton), BATON_GRACE, BATON_TEKTON_CONTAINERS.
+Not implemented (refused with a sentence): -enable_spire. Environment: BATON_TEKTON_ROOT (default
+/tekton), BATON_GRACE, BATON_TEKTON_CONTAINERS, TEKTON_HERMETIC=1 (no network for the command).
 ";
 
 #[cfg(test)]
@@ -422,9 +409,46 @@ mod tests {
     fn unsupported_only_when_effective() {
         let f = parse(&args(&["-enable_spire=false", "-spire_socket_path", "x", "-when_expressions", "[]"])).unwrap();
         assert!(f.unsupported.is_empty(), "{:?}", f.unsupported);
-        let f = parse(&args(&["-enable_spire", "-basic-git", "a=b", "-basic-git", "c=d", "-secret_mask_file", "/m"]))
-            .unwrap();
-        assert_eq!(f.unsupported.len(), 3, "{:?}", f.unsupported);
+        assert_eq!(f.when_expressions, "[]");
+        let f = parse(&args(&["-enable_spire", "-enable_spire"])).unwrap();
+        assert_eq!(f.unsupported.len(), 1, "{:?}", f.unsupported);
+    }
+
+    #[test]
+    fn credential_flags_repeat_in_order() {
+        // cmd/entrypoint/main.go: gitcreds.AddFlags, dockercreds.AddFlags (flag.Value: every occurrence).
+        let f = parse(&args(&[
+            "-basic-git=a=https://x",
+            "-docker-config",
+            "d",
+            "--ssh-git",
+            "s=github.com",
+            "-basic-git",
+            "b=https://y",
+        ]))
+        .unwrap();
+        let got: Vec<(&str, &str)> = f.credentials.iter().map(|(k, v)| (k.as_str(), v.as_str())).collect();
+        assert_eq!(
+            got,
+            [
+                ("basic-git", "a=https://x"),
+                ("docker-config", "d"),
+                ("ssh-git", "s=github.com"),
+                ("basic-git", "b=https://y")
+            ]
+        );
+    }
+
+    #[test]
+    fn secret_mask_file_is_not_a_flag_of_tekton() {
+        // Only unmerged pull requests add it; v1.15's entrypoint has no such flag.
+        assert!(!is_tekton_flag("-secret_mask_file"));
+        match parse(&args(&["-secret_mask_file", "/m"])) {
+            Err(ParseError::Usage(s)) => {
+                assert!(s.starts_with("flag provided but not defined: -secret_mask_file"), "{s}")
+            }
+            other => panic!("{other:?}"),
+        }
     }
 
     #[test]

@@ -9,11 +9,14 @@ pub const TASK_RESULT: u8 = 1;
 pub const INTERNAL: u8 = 3;
 pub const STEP_RESULT: u8 = 4;
 pub const STEP_ARTIFACTS: u8 = 5;
+pub const TASK_ARTIFACTS: u8 = 6;
 
 /// The most a container may write, as Tekton's entrypoint checks it (and the kubelet's file limit).
 pub const TEKTON_LIMIT: usize = 4096;
 /// Readers cap a decompressed `tknz:` message at this size.
 pub const MAX_DECOMPRESSED: usize = 128 * 1024;
+/// The kubelet shares this many bytes among the termination messages of all containers of a pod.
+pub const KUBELET_POD_BUDGET: usize = 12288;
 pub const COMPRESSED_PREFIX: &str = "tknz:";
 
 /// One entry. The value is bytes: a result file is reported verbatim, whatever it holds.
@@ -50,6 +53,19 @@ pub fn encode(entries: &[RunResult]) -> String {
         out.push('}');
     }
     out.push(']');
+    out
+}
+
+/// A struct field as Go's JSON decoder finds it: the exact key, else one that differs only in case
+/// (of two such keys, Go takes the later one in the document; a parsed map no longer knows which).
+pub fn go_field<'a>(map: &'a serde_json::Map<String, serde_json::Value>, name: &str) -> Option<&'a serde_json::Value> {
+    map.get(name).or_else(|| map.iter().find(|(k, _)| k.eq_ignore_ascii_case(name)).map(|(_, v)| v))
+}
+
+/// `bytes` as a JSON string, the way Go's `encoding/json` writes a string.
+pub fn go_json_string(bytes: &[u8]) -> String {
+    let mut out = String::with_capacity(bytes.len() + 2);
+    go_string(&mut out, bytes);
     out
 }
 

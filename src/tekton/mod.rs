@@ -8,11 +8,19 @@
 //! `step-init`, `decode-script`), and the files and messages are byte-compatible with what Tekton's
 //! controller reads. See docs/tekton.md.
 
+mod artifacts;
+mod credentials;
 mod files;
 mod flags;
+mod gourl;
+mod hermetic;
 mod message;
+mod plan;
+mod report;
 mod run;
+mod stepresults;
 mod subcommands;
+mod when;
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -20,6 +28,10 @@ use std::path::{Path, PathBuf};
 /// The Tekton folder (`/tekton`); tests point it elsewhere.
 pub const ENV_ROOT: &str = "BATON_TEKTON_ROOT";
 pub const DEFAULT_ROOT: &str = "/tekton";
+
+/// Where the controller mounts the credential secrets, and the step's own credentials folder.
+const SECRETS_DIR: &str = "creds-secrets";
+const CREDS_DIR: &str = "creds";
 
 /// Exit code of a command-line error, as Go's flag package exits.
 const EXIT_USAGE: i32 = 2;
@@ -47,18 +59,28 @@ fn main(args: &[OsString]) -> i32 {
             eprint!("{}", flags::USAGE);
             return 0;
         }
-        Err(flags::ParseError::Usage(sentence)) => {
-            eprintln!("baton: {sentence}");
-            // Let the steps after this one skip instead of waiting until the TaskRun times out.
-            if let Some(post) = flags::find_post_file(args) {
-                let _ = files::write_post(&files::with_suffix(Path::new(&post), ".err"), "");
-            }
-            return EXIT_USAGE;
-        }
+        Err(flags::ParseError::Usage(sentence)) => return refuse(args, &sentence, EXIT_USAGE),
+    };
+    // Tekton reads the credential secrets while it parses the flags: a missing one stops the step
+    // before anything is written or run.
+    let credentials = match credentials::load(&parsed.credentials, &root.join(SECRETS_DIR), &root.join(CREDS_DIR)) {
+        Ok(c) => c,
+        Err(credentials::LoadError::Flag(sentence)) => return refuse(args, &sentence, EXIT_USAGE),
+        Err(credentials::LoadError::Secret(sentence)) => return refuse(args, &sentence, report::EXIT_FAILED),
     };
     if let Some(code) = subcommands::process(&parsed.positional, &root) {
         return code;
     }
     let hint = (!parsed.post_file.is_empty()).then(|| parsed.post_file.clone());
-    run::run(parsed, &root, hint)
+    run::run(parsed, credentials, &root, hint)
+}
+
+/// One sentence, and the `.err` post file when the arguments name one, so that the steps after this
+/// one skip instead of waiting until the TaskRun times out.
+fn refuse(args: &[OsString], sentence: &str, code: i32) -> i32 {
+    eprintln!("baton: {sentence}");
+    if let Some(post) = flags::find_post_file(args) {
+        let _ = files::write_post(&files::with_suffix(Path::new(&post), ".err"), "");
+    }
+    code
 }

@@ -34,7 +34,6 @@ pub fn process(args: &[OsString], root: &Path) -> Option<i32> {
             [file] => decode_script(file).map(|()| format!("Decoded script {}", file.display())),
             _ => Err(format!("expected 1 argument, FILE; got {}", rest.len())),
         },
-        "secret-mask-init" => Err("secret masking is not implemented by baton's Tekton mode".to_string()),
         _ => return None,
     };
     Some(match result {
