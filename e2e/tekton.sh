@@ -32,8 +32,9 @@ E2E_NAME=tekton-e2e
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 
 ROUNDS=${ROUNDS:-5}
-export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-/tmp/target-tekton}
-TEKTON_BIN="$CARGO_TARGET_DIR/$BATON_TARGET/release/baton"
+TARGET_DIR=${CARGO_TARGET_DIR:-$REPO/target}
+TEKTON_BIN="$TARGET_DIR/$BATON_TARGET/release/baton"
+CEL_BIN="$TARGET_DIR/$BATON_TARGET/release/baton-cel"
 TEKTON_IMAGE=${TEKTON_IMAGE:-localhost/baton-tekton:dev}
 TEKTON_POD=${TEKTON_POD:-baton-tekton-demo-pod}
 POD_FILE="$E2E_DIR/tekton-taskrun.yaml"
@@ -43,7 +44,7 @@ STEPS=(step-a step-b step-c step-d)
 GIT_USER=tekton-bot
 GIT_PASSWORD="s3cr3t-$(od -An -N6 -tx1 /dev/urandom | tr -d ' \n')"
 
-E2E_WORK=$(mktemp -d /tmp/baton-tekton-e2e.XXXXXX)
+E2E_WORK=$(mktemp -d "${TMPDIR:-/tmp}/baton-tekton-e2e.XXXXXX")
 FAILED=0
 finish() {
   e2e_cleanup
@@ -71,15 +72,17 @@ both() {
 # Build: the static binary, the entrypoint image, the step image.
 
 ensure_tools
-say "building the static binary (cargo build --release --target $BATON_TARGET --bin baton)"
-(cd "$REPO" && cargo build --quiet --release --target "$BATON_TARGET" --bin baton) || die "cargo build failed"
+say "building the static binaries (cargo build --release --target $BATON_TARGET --bin baton --bin baton-cel)"
+(cd "$REPO" && cargo build --quiet --release --target "$BATON_TARGET" --bin baton --bin baton-cel) || die "cargo build failed"
 size=$(stat -c %s "$TEKTON_BIN")
 say "binary: $TEKTON_BIN, $size bytes ($(file -b "$TEKTON_BIN" | cut -d, -f1-4))"
 check "the static binary is at most 1.25 MiB ($size <= $MAX_BINARY)" [ "$size" -le "$MAX_BINARY" ]
 
 ctx=$(mktemp -d)
 cp "$TEKTON_BIN" "$ctx/baton"
-podman build -q --layers=false -f "$REPO/tekton.Containerfile" --build-arg BATON_BIN=baton -t "$TEKTON_IMAGE" "$ctx" >/dev/null \
+cp "$CEL_BIN" "$ctx/baton-cel"
+podman build -q --layers=false -f "$REPO/tekton.Containerfile" --build-arg BATON_BIN=baton --build-arg CEL_BIN=baton-cel \
+  -t "$TEKTON_IMAGE" "$ctx" >/dev/null \
   || die "podman build of $TEKTON_IMAGE failed"
 rm -rf "$ctx"
 if ! podman image exists "$STEP_IMAGE"; then
@@ -261,6 +264,8 @@ for round in $(seq 1 "$ROUNDS"); do
     check "step-d: post file out (not out.err), exitCode 0" both [ -e "$run3/out" ] -- [ ! -e "$run3/out.err" ] -- [ "$(cat "$run3/status/exitCode")" = 0 ]
     bin_mode=$(podman run --rm -v "$pod--tekton-internal-bin:/b:ro" --entrypoint /bin/stat "$STEP_IMAGE" -c %a /b/entrypoint 2>/dev/null)
     check "init installed /tekton/bin/entrypoint with mode 0311 ($bin_mode)" [ "$bin_mode" = 311 ]
+    cel_mode=$(podman run --rm -v "$pod--tekton-internal-bin:/b:ro" --entrypoint /bin/stat "$STEP_IMAGE" -c %a /b/baton-cel 2>/dev/null)
+    check "init installed the CEL evaluator /tekton/bin/baton-cel beside it ($cel_mode), and step-c's CEL when held" [ "$cel_mode" = 311 ]
     # The credentials, as Tekton's entrypoint writes them (gitcreds TestBasicFlagHandling).
     creds0=$(volume_path "$pod" tekton-creds-init-home-0)
     home=$(volume_path "$pod" tekton-internal-home)

@@ -1,9 +1,9 @@
 //! Tekton mode: step-level `when` expressions (`-when_expressions`), driven from outside. The cases
 //! are Tekton's (tektoncd/pipeline v1.15: pkg/entrypoint/entrypointer_test.go TestAllowExec,
 //! TestTerminationReason "reason skipped due to when expressions evaluation",
-//! TestApplyStepWhenSubstitutions_Input / _CEL / _Values). CEL cases need the cargo feature
-//! `tekton-cel` (`cargo test --features tekton-cel --test tekton_when`); without it a CEL expression
-//! must fail the step with a sentence.
+//! TestApplyStepWhenSubstitutions_Input / _CEL / _Values). CEL runs in the companion binary
+//! `baton-cel`, found beside the entrypoint (the build puts both in one folder); without it a CEL
+//! expression must fail the step with a sentence.
 
 mod tekton_support;
 
@@ -128,7 +128,6 @@ fn invalid_json_fails_before_waiting() {
     assert!(pod.exists("run/0/out.err"));
 }
 
-#[cfg(feature = "tekton-cel")]
 #[test]
 fn cel() {
     // TestAllowExec, the CEL cases, and TestApplyStepWhenSubstitutions_CEL.
@@ -163,13 +162,15 @@ fn cel() {
     assert!(err.contains("the CEL expression 'foo' is not evaluated to a boolean"), "{err}");
 }
 
-#[cfg(not(feature = "tekton-cel"))]
 #[test]
-fn cel_without_the_feature_fails_the_step_with_a_sentence() {
+fn cel_without_the_companion_fails_the_step_with_a_sentence() {
     let pod = Pod::new();
-    let (code, ran, err) = step_with(&pod, r#"[{"cel":"'foo'=='foo'"}]"#);
-    assert_eq!(code, 1, "{err}");
-    assert!(!ran);
-    assert!(err.contains("built without CEL (cargo feature tekton-cel)"), "{err}");
+    let marker = pod.p("ran");
+    let mut c = pod.step(0, &["-when_expressions", r#"[{"cel":"'foo'=='foo'"}]"#], &["touch", marker.to_str().unwrap()]);
+    c.env("BATON_CEL", pod.p("no-such-baton-cel"));
+    let o = run(c);
+    assert_eq!(code(&o), 1, "{}", stderr(&o));
+    assert!(!marker.exists());
+    assert!(stderr(&o).contains("needs baton's CEL evaluator baton-cel"), "{}", stderr(&o));
     assert!(pod.exists("run/0/out.err"));
 }

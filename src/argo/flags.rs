@@ -72,7 +72,7 @@ fn emissary(args: &[OsString]) -> Invocation {
         }
     }
     let command = args[i..].to_vec();
-    if !command.first().is_some_and(|c| !c.is_empty()) {
+    if command.first().is_none_or(|c| c.is_empty()) {
         return Invocation::BadEmissary(
             "argoexec emissary was given no command (or an empty one) after --: check the container's command".into(),
         );

@@ -90,7 +90,7 @@ impl Wait<'_> {
             let sleep = [self.deadline.map(|d| d - now), waiter.recheck_interval()].into_iter().flatten().min();
             let mut fds = vec![signals.fd()];
             fds.extend(waiter.fds());
-            sys::poll(&mut fds, sleep)?;
+            sys::poll(&fds, sleep)?;
             if let Some(signal) = signals.take_while_waiting()? {
                 return Ok(Waited::Stopped { signal, from_file: false });
             }

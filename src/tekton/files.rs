@@ -82,7 +82,7 @@ impl Wait<'_> {
             }
             let mut fds = vec![signals.fd()];
             fds.extend(waiter.fds());
-            sys::poll(&mut fds, waiter.recheck_interval())?;
+            sys::poll(&fds, waiter.recheck_interval())?;
             if let Some(signal) = signals.take_while_waiting()? {
                 return Ok(Waited::Signal(signal));
             }

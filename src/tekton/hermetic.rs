@@ -58,7 +58,7 @@ const IDENTITY_MAP: &[u8] = b"0 0 4294967295";
 /// environment the command gets (after the step results are substituted into it, as in Tekton).
 pub fn requested(env: &[(std::ffi::OsString, std::ffi::OsString)]) -> bool {
     let get = |name: &str| env.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_os_str());
-    get("TEKTON_HERMETIC").is_some_and(|v| v == "1") && get("TEKTON_RESOURCE_NAME").map_or(true, |v| v.is_empty())
+    get("TEKTON_HERMETIC").is_some_and(|v| v == "1") && get("TEKTON_RESOURCE_NAME").is_none_or(|v| v.is_empty())
 }
 
 /// The report pipe of one hermetic spawn.

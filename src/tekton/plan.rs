@@ -80,7 +80,7 @@ impl Plan {
             ep => vec![OsString::from(ep)],
         };
         command.extend(flags.command.iter().cloned());
-        if !command.first().is_some_and(|c| !c.is_empty()) {
+        if command.first().is_none_or(|c| c.is_empty()) {
             return Err("the command is empty: pass -entrypoint CMD".into());
         }
         let grace = match std::env::var("BATON_GRACE") {

@@ -4,12 +4,10 @@
 use std::ffi::OsString;
 use std::fs::{self, File, OpenOptions};
 use std::io::{self, Read, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
 
-use crate::sys;
 
 /// Mode of the copied entrypoint: the owner may write and run it, everybody may run it.
 pub const BINARY_MODE: u32 = 0o311;
@@ -25,7 +23,7 @@ pub fn process(args: &[OsString], root: &Path) -> Option<i32> {
         },
         "init" => match rest.as_slice() {
             [src, dst, steps @ ..] => {
-                cp(src, dst).and_then(|()| step_init(root, steps)).map(|()| "Entrypoint initialization".to_string())
+                install(src, dst).and_then(|()| step_init(root, steps)).map(|()| "Entrypoint initialization".to_string())
             }
             _ => Err(format!("expected SRC DST [STEP...]; got {} arguments", rest.len())),
         },
@@ -48,26 +46,27 @@ pub fn process(args: &[OsString], root: &Path) -> Option<i32> {
     })
 }
 
-/// Copies `src` to `dst` with mode 0311, through a temporary file and a rename: a reader (or an
-/// init container that restarts while a step already runs the old copy) never sees a part.
+/// Copies `src` to `dst` with mode 0311, through a new file under an unpredictable name and a
+/// rename: a reader (or an init container that restarts while a step already runs the old copy)
+/// never sees a part, and nothing planted in the shared folder is followed.
 pub fn cp(src: &Path, dst: &Path) -> Result<(), String> {
     let mut source = File::open(src).map_err(|e| format!("open {}: {e}", src.display()))?;
-    let name = dst.file_name().ok_or_else(|| format!("{}: not a file name", dst.display()))?;
-    let tmp = dst.with_file_name(format!(".{}.{}.tmp", name.to_string_lossy(), sys::getpid()));
-    let copied = (|| -> io::Result<()> {
-        let mut out = OpenOptions::new().write(true).create_new(true).mode(0o700).open(&tmp)?;
-        io::copy(&mut source, &mut out)?;
-        out.set_permissions(fs::Permissions::from_mode(BINARY_MODE))?;
-        out.sync_all()?;
-        if fs::metadata(dst).is_ok_and(|m| m.is_dir()) {
-            return Err(io::Error::other("is a directory"));
-        }
-        fs::rename(&tmp, dst)
-    })();
-    copied.map_err(|e| {
-        let _ = fs::remove_file(&tmp);
-        format!("copy {} to {}: {e}", src.display(), dst.display())
-    })
+    if fs::metadata(dst).is_ok_and(|m| m.is_dir()) {
+        return Err(format!("copy {} to {}: is a directory", src.display(), dst.display()));
+    }
+    crate::folder::create_atomically(dst, BINARY_MODE, |out| io::copy(&mut source, out).map(drop))
+        .map_err(|e| format!("copy {} to {}: {e}", src.display(), dst.display()))
+}
+
+/// `init`'s copy: the entrypoint, and beside it the CEL evaluator (`baton-cel`) when the image has
+/// one beside `src`, so that steps with CEL `when` expressions find it in `/tekton/bin`.
+fn install(src: &Path, dst: &Path) -> Result<(), String> {
+    cp(src, dst)?;
+    let companion = src.with_file_name(super::when::CEL_BINARY);
+    if companion.is_file() {
+        cp(&companion, &dst.with_file_name(super::when::CEL_BINARY))?;
+    }
+    Ok(())
 }
 
 /// Creates `<root>/steps/<name>` and `<root>/steps/<i>` as symbolic links to `<root>/run/<i>/status`.
@@ -92,8 +91,7 @@ fn link(target: &Path, path: &Path) -> Result<(), String> {
                 return Ok(());
             }
             let name = path.file_name().map(|n| n.to_string_lossy().into_owned()).unwrap_or_default();
-            let tmp = path.with_file_name(format!(".{name}.{}.tmp", sys::getpid()));
-            let _ = fs::remove_file(&tmp);
+            let tmp = path.with_file_name(crate::folder::temp_name(&name));
             std::os::unix::fs::symlink(target, &tmp).and_then(|()| fs::rename(&tmp, path)).map_err(|e| {
                 let _ = fs::remove_file(&tmp);
                 fail(e)
