@@ -712,3 +712,18 @@ fn decode_script_in_place_keeping_the_mode() {
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).starts_with("decode-script error: error decoding script file"), "{}", stderr(&o));
 }
+
+/// Issue 11: what the command cost goes to `usage.json` beside `exitCode`, never into the termination
+/// message, which stays exactly what Tekton's controller reads.
+#[test]
+fn usage_is_written_beside_exit_code_not_into_the_message() {
+    let pod = Pod::new();
+    let o = run(pod.step(0, &[], &["sh", "-c", "i=0; while [ $i -lt 20000 ]; do i=$((i+1)); done"]));
+    assert_eq!(o.status.code(), Some(0), "{}", stderr(&o));
+    let usage: serde_json::Value = serde_json::from_str(&fs::read_to_string(pod.p("run/0/status/usage.json")).unwrap()).unwrap();
+    for key in ["userCpuMs", "systemCpuMs", "maxRssKiB"] {
+        assert!(usage[key].is_u64(), "{key} in {usage}");
+    }
+    assert!(usage["maxRssKiB"].as_u64().unwrap() > 0, "{usage}");
+    assert!(!pod.message(0).contains("usage") && !pod.message(0).contains("CpuMs"), "{}", pod.message(0));
+}

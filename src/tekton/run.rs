@@ -72,15 +72,20 @@ pub fn run(flags: Flags, credentials: Credentials, root: &Path, post_file_hint: 
     credentials.write(&creds_dir);
     credentials::copy_to_home(&creds_dir);
     let layout = Layout::new(&plan.root);
-    let mut step = Step { plan: &plan, layout: &layout, started_at: None };
+    let mut step = Step { plan: &plan, layout: &layout, started_at: None, usage: None };
     step.go(&mut signals)
 }
+
+/// In the step's metadata folder (`-step_metadata_dir`), beside `exitCode`.
+const USAGE_FILE: &str = "usage.json";
 
 struct Step<'a> {
     plan: &'a Plan,
     /// Only for the Waiter's API: Tekton steps use no baton layout.
     layout: &'a Layout,
     started_at: Option<String>,
+    /// What the command cost, once it ran (written to `usage.json` beside `exitCode`).
+    usage: Option<baton_contract::record::Usage>,
 }
 
 impl<'a> Step<'a> {
@@ -243,6 +248,7 @@ impl<'a> Step<'a> {
             }
         };
         let code = supervised.ended.code();
+        self.usage = Some(sys::children_usage().into());
         match supervised.stopped {
             Some((StopCause::Timeout, signal)) => {
                 eprintln!(
@@ -320,6 +326,14 @@ impl<'a> Step<'a> {
         if let (Some(content), Some(dir)) = (exit_code_file, &plan.metadata_dir) {
             if let Err(e) = files::write_post(&dir.join("exitCode"), &content) {
                 eprintln!("baton: cannot write {}: {e}", dir.join("exitCode").display());
+            }
+        }
+        // baton's own addition, where Tekton's controller never looks (its termination message
+        // stays byte for byte Tekton's): what the command cost.
+        if let (Some(usage), Some(dir)) = (self.usage, &plan.metadata_dir) {
+            let json = serde_json::to_vec(&usage).expect("usage serializes");
+            if let Err(e) = crate::folder::write_atomically(&dir.join(USAGE_FILE), &json, 0o644) {
+                eprintln!("baton: cannot write {}: {e}", dir.join(USAGE_FILE).display());
             }
         }
         let post = match outcome {
