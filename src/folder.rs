@@ -28,6 +28,9 @@ pub struct Folder {
     path: PathBuf,
     owner: u32,
     mode: u32,
+    /// Where temporary files are made before they are renamed or linked in (default: here). A
+    /// private sub-folder keeps their creation out of sight of the waiters watching this folder.
+    scratch: Option<Box<Folder>>,
 }
 
 pub fn io_err(e: Errno) -> io::Error {
@@ -107,13 +110,14 @@ const DIR_FLAGS: OFlag = OFlag::O_RDONLY.union(OFlag::O_DIRECTORY).union(OFlag::
 impl Folder {
     /// Opens the folder at `path` (links in `path` itself are followed: it is the pod author's).
     pub fn open(path: &Path) -> io::Result<Folder> {
-        let fd = fcntl::open(path, DIR_FLAGS, Mode::empty()).map_err(io_err)?;
+        // openat, not open: musl's open() spends an extra fcntl on O_CLOEXEC.
+        let fd = fcntl::openat(fcntl::AT_FDCWD, path, DIR_FLAGS, Mode::empty()).map_err(io_err)?;
         Folder::from_fd(fd, path.to_path_buf())
     }
 
     fn from_fd(fd: OwnedFd, path: PathBuf) -> io::Result<Folder> {
         let st = stat::fstat(&fd).map_err(io_err)?;
-        Ok(Folder { fd, path, owner: st.st_uid, mode: st.st_mode & 0o7777 })
+        Ok(Folder { fd, path, owner: st.st_uid, mode: st.st_mode & 0o7777, scratch: None })
     }
 
     pub fn path(&self) -> &Path {
@@ -131,6 +135,17 @@ impl Folder {
 
     pub fn join(&self, name: &str) -> PathBuf {
         self.path.join(name)
+    }
+
+    /// Makes temporary files in `scratch` (a folder on the same file system) from now on.
+    pub fn with_scratch(mut self, scratch: Folder) -> Folder {
+        self.scratch = Some(Box::new(scratch));
+        self
+    }
+
+    /// The folder temporary files are made in.
+    fn temp_dir(&self) -> &Folder {
+        self.scratch.as_deref().unwrap_or(self)
     }
 
     /// Opens the sub-folder `name`; a symbolic link there is refused (ENOTDIR/ELOOP), not followed.
@@ -179,11 +194,12 @@ impl Folder {
         Ok(File::from(fd))
     }
 
-    /// Creates a new file under an unpredictable temporary name; returns it and its name.
+    /// Creates a new file under an unpredictable temporary name in [`Folder::temp_dir`]; returns it
+    /// and its name.
     fn create_temp(&self, name: &str, bits: u32) -> io::Result<(File, String)> {
         loop {
             let tmp = temp_name(name);
-            match self.create(&tmp, bits) {
+            match self.temp_dir().create(&tmp, bits) {
                 Ok(f) => return Ok((f, tmp)),
                 Err(e) if e.kind() == io::ErrorKind::AlreadyExists => continue,
                 Err(e) => return Err(e),
@@ -200,9 +216,11 @@ impl Folder {
     /// [`Folder::write_atomically`] with the content written by `fill` (a copy, an archive).
     pub fn create_atomically(&self, name: &str, bits: u32, fill: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
         let (mut f, tmp) = self.create_temp(name, bits)?;
-        let done = fill(&mut f).and_then(|()| self.rename(&tmp, name));
+        let done = fill(&mut f).and_then(|()| {
+            fcntl::renameat(&self.temp_dir().fd, tmp.as_str(), &self.fd, name).map_err(io_err)
+        });
         if done.is_err() {
-            let _ = self.remove(&tmp);
+            let _ = self.temp_dir().remove(&tmp);
         }
         done
     }
@@ -275,9 +293,10 @@ impl Folder {
         let (file, tmp) = self.create_temp(name, bits)?;
         let locked = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| io_err(e));
         let linked = locked.and_then(|lock| {
-            unistd::linkat(&self.fd, tmp.as_str(), &self.fd, name, AtFlags::empty()).map(|()| lock).map_err(io_err)
+            let from = &self.temp_dir().fd;
+            unistd::linkat(from, tmp.as_str(), &self.fd, name, AtFlags::empty()).map(|()| lock).map_err(io_err)
         });
-        let _ = self.remove(&tmp);
+        let _ = self.temp_dir().remove(&tmp);
         match linked {
             Ok(lock) => Ok(Some(lock)),
             Err(e) if e.kind() == io::ErrorKind::AlreadyExists => {
@@ -353,6 +372,15 @@ pub fn is_locked(f: File) -> io::Result<bool> {
     match Flock::lock(f, FlockArg::LockSharedNonblock) {
         Ok(_probe) => Ok(false), // dropping the probe unlocks it at once
         Err((_, Errno::EWOULDBLOCK)) => Ok(true),
+        Err((_, e)) => Err(io_err(e)),
+    }
+}
+
+/// [`is_locked`] that gives the file back while it is held (to wait on it): None when it is free.
+pub fn probe(f: File) -> io::Result<Option<File>> {
+    match Flock::lock(f, FlockArg::LockSharedNonblock) {
+        Ok(_probe) => Ok(None),
+        Err((f, Errno::EWOULDBLOCK)) => Ok(Some(f)),
         Err((_, e)) => Err(io_err(e)),
     }
 }

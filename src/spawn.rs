@@ -1,14 +1,19 @@
 //! Starting the command: its own process group, the terminal if baton had it, the signal mask baton
 //! was started with, and one clear sentence when it cannot be started at all.
 
-use std::ffi::OsString;
+use std::ffi::{CString, OsString};
 use std::io;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, OwnedFd};
+use std::os::unix::ffi::OsStrExt;
 use std::os::unix::process::CommandExt;
 use std::path::Path;
 use std::process::{Command, Stdio};
 
 use baton_contract::record::{EXIT_CANNOT_EXECUTE, EXIT_NOT_FOUND};
+
+use nix::spawn::{PosixSpawnAttr, PosixSpawnFileActions, PosixSpawnFlags};
+use nix::sys::signal::Signal;
+use nix::unistd::Pid;
 
 use crate::sys::{self, SigSet};
 
@@ -35,6 +40,11 @@ pub fn spawn(argv: &[OsString], mask: &SigSet, pipe_stdout: bool, pipe_stderr: b
 pub type BeforeExec = Box<dyn Fn() -> io::Result<()> + Send + Sync>;
 
 /// `spawn`, with `before_exec` run in the child just before the signal mask is restored.
+///
+/// The usual case (no hook, no terminal to hand over) goes through `posix_spawn`, which the C
+/// library does with a vfork-style clone: no copy of baton's address space sits between a
+/// predecessor's end and this command's start. The other cases need code between fork and exec,
+/// which only std's fork path runs.
 pub fn spawn_with(
     argv: &[OsString],
     mask: &SigSet,
@@ -42,6 +52,10 @@ pub fn spawn_with(
     pipe_stderr: bool,
     before_exec: Option<BeforeExec>,
 ) -> Result<Child, CannotRun> {
+    let give_terminal = sys::owns_terminal();
+    if before_exec.is_none() && !give_terminal {
+        return posix_spawn(argv, mask, pipe_stdout, pipe_stderr).map_err(|e| explain(&argv[0], &e));
+    }
     let mut command = Command::new(&argv[0]);
     command.args(&argv[1..]).process_group(0);
     if pipe_stdout {
@@ -50,7 +64,6 @@ pub fn spawn_with(
     if pipe_stderr {
         command.stderr(Stdio::piped());
     }
-    let give_terminal = sys::owns_terminal();
     let mask = *mask;
     // Between fork and exec: only async-signal-safe calls. All signals are still blocked here, so
     // taking the terminal from the background cannot stop us with SIGTTOU.
@@ -74,6 +87,41 @@ pub fn spawn_with(
         }),
         Err(e) => Err(explain(&argv[0], &e)),
     }
+}
+
+/// `posix_spawnp` of `argv` in a process group of its own, with baton's original signal mask,
+/// SIGPIPE back at its default (Rust ignores it in baton), baton's environment, and its stdout /
+/// stderr on pipes when they are copied to files.
+fn posix_spawn(argv: &[OsString], mask: &SigSet, pipe_stdout: bool, pipe_stderr: bool) -> io::Result<Child> {
+    let cstring = |s: &[u8]| CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the command"));
+    let args: Vec<CString> = argv.iter().map(|a| cstring(a.as_bytes())).collect::<io::Result<_>>()?;
+    let env: Vec<CString> = std::env::vars_os()
+        .map(|(k, v)| cstring(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+        .collect::<io::Result<_>>()?;
+    let nix = |e: nix::errno::Errno| io::Error::from_raw_os_error(e as i32);
+
+    let mut attr = PosixSpawnAttr::init().map_err(nix)?;
+    attr.set_flags(PosixSpawnFlags::POSIX_SPAWN_SETPGROUP | PosixSpawnFlags::POSIX_SPAWN_SETSIGMASK | PosixSpawnFlags::POSIX_SPAWN_SETSIGDEF)
+        .map_err(nix)?;
+    attr.set_pgroup(Pid::from_raw(0)).map_err(nix)?;
+    attr.set_sigmask(mask).map_err(nix)?;
+    let mut default = SigSet::empty();
+    default.add(Signal::SIGPIPE);
+    attr.set_sigdefault(&default).map_err(nix)?;
+
+    let mut actions = PosixSpawnFileActions::init().map_err(nix)?;
+    let mut pipes: [Option<(OwnedFd, OwnedFd)>; 2] = [None, None];
+    for (i, (wanted, target)) in [(pipe_stdout, 1), (pipe_stderr, 2)].into_iter().enumerate() {
+        if wanted {
+            let (read, write) = sys::pipe()?;
+            actions.add_dup2(write.as_raw_fd(), target).map_err(nix)?;
+            pipes[i] = Some((read, write));
+        }
+    }
+    let pid = nix::spawn::posix_spawnp(&args[0], &actions, &attr, &args, &env).map_err(nix)?;
+    // The write ends are the child's now; dropping ours lets the copies see end of file.
+    let [out, err] = pipes.map(|p| p.map(|(read, _write)| read));
+    Ok(Child { pid: pid.as_raw(), stdout: out, stderr: err })
 }
 
 fn explain(program: &OsString, e: &io::Error) -> CannotRun {

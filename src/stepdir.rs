@@ -30,6 +30,8 @@ pub const LOCK_MODE: u32 = 0o444;
 pub const RECORD_MODE: u32 = 0o644;
 /// The control FIFO: `baton kill` may come in as any UID.
 pub const CONTROL_MODE: u32 = 0o622;
+/// A step folder's private sub-folder for temporary files (0700).
+pub const SCRATCH_DIR: &str = ".tmp";
 
 /// The most bytes of `state.json` a reader takes (a fan-in of hundreds of steps fits).
 pub const STATE_CAP: u64 = 64 * 1024;
@@ -136,6 +138,13 @@ impl StepDir {
             // Left by an older baton (1777) or a restrictive umask: only the owner writes here.
             folder.set_mode(STEP_DIR_MODE).map_err(|e| unusable(anyhow!("cannot set the mode of {}: {e}", path.display())))?;
         }
+        // Temporary files are made in a private sub-folder and renamed in: a successor watching this
+        // folder wakes for the record itself, not for every file on its way.
+        let scratch = folder
+            .ensure_sub(SCRATCH_DIR, 0o700)
+            .map_err(|e| unusable(anyhow!("cannot create {}: {e}", path.join(SCRATCH_DIR).display())))?
+            .0;
+        let folder = folder.with_scratch(scratch);
         let lock = match folder.create_locked(LOCK_FILE, LOCK_MODE) {
             Ok(Some(lock)) => lock,
             Ok(None) => {

@@ -6,7 +6,6 @@
 use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 use std::path::Path;
-use std::sync::OnceLock;
 use std::time::Duration;
 
 use nix::errno::Errno;
@@ -168,11 +167,13 @@ pub fn getpid() -> i32 {
 
 /// An inotify instance; baton only needs to know that *something* changed, then it re-checks.
 ///
-/// One per process at most, made when the first watch is needed ([`Inotify::shared`]): instances
-/// are a per-UID resource of the whole node (`fs.inotify.max_user_instances`, often 128). It is
-/// never closed before the process exits: closing an instance that has watches waits for a kernel
-/// grace period (10-25 ms measured here), which on the way from a command's exit to the published
-/// marker would be the largest part of a step handoff.
+/// Instances are a per-UID resource of the whole node (`fs.inotify.max_user_instances`, often
+/// 128), so a waiter makes one only when something needs watching and closes it as soon as nothing
+/// does ([`Inotify::close`]): a wait on running predecessors holds none. Closing an instance that
+/// has watches waits for a kernel grace period (10-25 ms measured here), which is harmless while
+/// waiting but would be the largest part of a step handoff if it sat between a command's exit and
+/// the next one's start: an instance still open when its waiter is done is left to the process's
+/// exit ([`Inotify::keep`]).
 pub struct Inotify(nix::sys::inotify::Inotify);
 
 /// What a directory watch reports: entries appearing, vanishing, being renamed or changed.
@@ -185,36 +186,24 @@ pub const WATCH_DIR: AddWatchFlags = AddWatchFlags::IN_CREATE
     .union(AddWatchFlags::IN_DELETE_SELF)
     .union(AddWatchFlags::IN_MOVE_SELF)
     .union(AddWatchFlags::IN_ONLYDIR);
+/// What a watch on a step's folder (or on `steps/`, until the folder is made) needs: a folder, a lock
+/// (linked in) or a record (renamed in) appearing. Writers make their temporary files elsewhere, and
+/// removals do not matter, so a waiter is woken for the record itself and nothing on its way.
+pub const WATCH_STEP: AddWatchFlags = AddWatchFlags::IN_CREATE
+    .union(AddWatchFlags::IN_MOVED_TO)
+    .union(AddWatchFlags::IN_DELETE_SELF)
+    .union(AddWatchFlags::IN_MOVE_SELF)
+    .union(AddWatchFlags::IN_ONLYDIR);
 /// Added when a file must become non-empty: a writer may keep it open.
 pub const WATCH_WRITES: AddWatchFlags = AddWatchFlags::IN_MODIFY;
 
-static SHARED_INOTIFY: OnceLock<Result<Inotify, i32>> = OnceLock::new();
-
-/// The error `Inotify::shared` gives when `BATON_INOTIFY=off`.
-const INOTIFY_OFF: i32 = -1;
-
 impl Inotify {
-    /// The process's instance, made on first use; `BATON_INOTIFY=off` (for file systems that do not
-    /// report changes) or a failure to make it is returned to every caller.
-    pub fn shared() -> io::Result<&'static Inotify> {
-        let made = SHARED_INOTIFY.get_or_init(|| {
-            if std::env::var_os("BATON_INOTIFY").is_some_and(|v| v == "off") {
-                return Err(INOTIFY_OFF);
-            }
-            nix::sys::inotify::Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC)
-                .map(Inotify)
-                .map_err(|e| e as i32)
-        });
-        match made {
-            Ok(i) => Ok(i),
-            Err(INOTIFY_OFF) => Err(io::Error::other("BATON_INOTIFY=off")),
-            Err(errno) => Err(io::Error::from_raw_os_error(*errno)),
+    /// A new instance; `BATON_INOTIFY=off` (for file systems that do not report changes) refuses.
+    pub fn new() -> io::Result<Inotify> {
+        if std::env::var_os("BATON_INOTIFY").is_some_and(|v| v == "off") {
+            return Err(io::Error::other("BATON_INOTIFY=off"));
         }
-    }
-
-    /// The process's instance if one was made.
-    pub fn existing() -> Option<&'static Inotify> {
-        SHARED_INOTIFY.get().and_then(|r| r.as_ref().ok())
+        nix::sys::inotify::Inotify::init(InitFlags::IN_NONBLOCK | InitFlags::IN_CLOEXEC).map(Inotify).map_err(io_err)
     }
 
     /// Why watching failed, naming the limit that was hit.
@@ -231,14 +220,25 @@ impl Inotify {
         }
     }
 
-    /// Adds `mask` to the watch on `dir` (other waiters of this process may watch it too).
+    /// Adds `mask` to the watch on `dir` (an earlier watch of the same folder keeps its events).
     pub fn watch(&self, dir: &Path, mask: AddWatchFlags) -> io::Result<()> {
         // nix names no IN_MASK_ADD: the kernel's bit, kept as it is.
         self.0.add_watch(dir, mask | AddWatchFlags::from_bits_retain(libc::IN_MASK_ADD)).map(drop).map_err(io_err)
     }
 
-    pub fn fd(&'static self) -> BorrowedFd<'static> {
+    pub fn fd(&self) -> BorrowedFd<'_> {
         self.0.as_fd()
+    }
+
+    /// Closes the instance now, paying the kernel's grace period here: only while waiting.
+    pub fn close(self) {
+        drop(self.0);
+    }
+
+    /// Leaves the instance open until the process exits, so that no grace period is paid on the way
+    /// from here to the next step.
+    pub fn keep(self) {
+        std::mem::forget(self.0);
     }
 }
 

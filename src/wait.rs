@@ -145,7 +145,11 @@ pub struct Waiter<'a> {
     layout: &'a Layout,
     /// The conditions not met yet.
     conds: Vec<Cond>,
-    /// Watches are set on the process's one inotify instance; false: the 500 ms fallback.
+    /// This waiter's inotify instance, made when something needs watching (see `sys::Inotify`).
+    inotify: Option<sys::Inotify>,
+    /// Whether a watch set during the current check is needed; the instance is closed when not.
+    needs_watch: bool,
+    /// False after inotify could not be had: the 500 ms fallback.
     watching: bool,
     watch_mask: AddWatchFlags,
     /// (device, inode) of predecessor locks that already have a parked thread.
@@ -175,6 +179,8 @@ impl<'a> Waiter<'a> {
         Ok(Waiter {
             layout,
             conds,
+            inotify: None,
+            needs_watch: false,
             watching: true,
             watch_mask,
             parked: HashSet::new(),
@@ -261,6 +267,18 @@ impl<'a> Waiter<'a> {
     /// condition once met stays met (a step does not un-end), so it is dropped: a wake-up costs
     /// only what is still pending, which matters when one step waits for a hundred.
     pub fn check(&mut self) -> Progress {
+        self.needs_watch = false;
+        let progress = self.check_all();
+        if !self.needs_watch && !progress.missing.is_empty() {
+            // Everything pending is a running predecessor, whose lock wakes us: no instance held.
+            if let Some(inotify) = self.inotify.take() {
+                inotify.close();
+            }
+        }
+        progress
+    }
+
+    fn check_all(&mut self) -> Progress {
         let mut progress = Progress::default();
         let mut i = 0;
         while i < self.conds.len() {
@@ -292,9 +310,7 @@ impl<'a> Waiter<'a> {
     /// The descriptors that become readable when something may have changed.
     pub fn fds(&self) -> Vec<BorrowedFd<'_>> {
         let mut fds = vec![self.wake_read.as_fd()];
-        if self.watching {
-            fds.extend(sys::Inotify::existing().map(sys::Inotify::fd));
-        }
+        fds.extend(self.inotify.as_ref().map(sys::Inotify::fd));
         fds
     }
 
@@ -370,7 +386,7 @@ impl<'a> Waiter<'a> {
                     (None, Holder::Absent) => Check::Pending,
                 };
             }
-            self.watch_file(&self.layout.exit(name));
+            self.watch_with(&self.layout.exit(name), sys::WATCH_STEP);
             watched = true;
         }
     }
@@ -423,13 +439,15 @@ impl<'a> Waiter<'a> {
     fn hold(&mut self, lock: File) -> io::Result<Holder> {
         let meta = lock.metadata()?;
         let key = (meta.dev(), meta.ino());
-        if !folder::is_locked(lock.try_clone()?)? {
-            return Ok(Holder::Gone);
+        match folder::probe(lock)? {
+            None => Ok(Holder::Gone),
+            Some(lock) => {
+                if self.parked.insert(key) {
+                    self.park(lock);
+                }
+                Ok(Holder::Alive)
+            }
         }
-        if self.parked.insert(key) {
-            self.park(lock);
-        }
-        Ok(Holder::Alive)
     }
 
     /// The verdict from a predecessor's record, or None if it has none yet.
@@ -508,14 +526,38 @@ impl<'a> Waiter<'a> {
 
     /// Watches the deepest existing folder on the way to `file`.
     fn watch_file(&mut self, file: &Path) {
+        self.watch_with(file, self.watch_mask);
+    }
+
+    fn watch_with(&mut self, file: &Path, mask: AddWatchFlags) {
+        self.needs_watch = true;
         if !self.watching {
             return;
         }
         let Some(dir) = file.parent() else { return };
-        let watched = sys::Inotify::shared().and_then(|inotify| watch_deepest(inotify, dir, self.watch_mask));
+        if self.inotify.is_none() {
+            match sys::Inotify::new() {
+                Ok(i) => self.inotify = Some(i),
+                Err(e) => {
+                    fallback_notice(&e);
+                    self.watching = false;
+                    return;
+                }
+            }
+        }
+        let watched = self.inotify.as_ref().map_or(Ok(()), |inotify| watch_deepest(inotify, dir, mask));
         if let Err(e) = watched {
             fallback_notice(&e);
             self.watching = false;
+        }
+    }
+}
+
+impl Drop for Waiter<'_> {
+    /// The wait is over (or the step is): an instance still open is left to the process's exit.
+    fn drop(&mut self) {
+        if let Some(inotify) = self.inotify.take() {
+            inotify.keep();
         }
     }
 }

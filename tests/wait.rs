@@ -637,3 +637,34 @@ fn baton_wait_stopped_by_a_signal_exits_128_plus_n() {
     w.signal(libc::SIGTERM);
     w.wait_within(SOON).expect_code(128 + libc::SIGTERM);
 }
+
+/// inotify instances are a per-UID resource of the whole node: a wait on a step that runs holds
+/// none (its lock wakes the waiter), a wait on a step not started yet holds one, until it starts.
+#[test]
+fn a_wait_holds_an_inotify_instance_only_while_something_needs_watching() {
+    fn instances(pid: i32) -> usize {
+        fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.filter(|e| fs::read_link(e.as_ref().unwrap().path()).is_ok_and(|l| l.to_string_lossy().contains("inotify"))).count())
+            .unwrap_or(0)
+    }
+    let pod = Pod::new();
+    let mut a = pod.step("a").arg("--gate").command(["true"]).spawn();
+    pod.wait_phase("a", "waiting");
+    let mut b = pod.step("b").args(["--after", "a"]).command(["true"]).spawn();
+    pod.wait_phase("b", "waiting");
+    assert_eq!(instances(b.baton_pid()), 0, "a wait on a running step holds no inotify instance");
+
+    let mut c = pod.step("c").args(["--after", "d"]).command(["true"]).spawn();
+    pod.wait_phase("c", "waiting");
+    let c_pid = c.baton_pid();
+    assert_eq!(instances(c_pid), 1, "a wait on a step not started yet watches for it");
+    let mut d = pod.step("d").arg("--gate").command(["true"]).spawn();
+    wait_until("c to let go of its instance once d runs", SOON, || (instances(c_pid) == 0).then_some(()));
+
+    for (gate, _) in [("a", 0), ("d", 0)] {
+        pod.baton("release").args(["release", "--dir"]).arg(pod.dir()).arg(gate).run().expect_code(0);
+    }
+    for p in [&mut a, &mut b, &mut c, &mut d] {
+        p.wait_within(SOON).expect_code(0);
+    }
+}
