@@ -490,6 +490,8 @@ fn stop_after_holds_one_watcher_however_many_sigterms() {
     assert!(after.0 <= before.0 + 3, "descriptors grew from {} to {}", before.0, after.0);
     assert!(after.1 <= before.1 + 1, "threads grew from {} to {}", before.1, after.1);
     assert!(inotify_instances(pid) <= 1, "{} inotify instances", inotify_instances(pid));
+    // The command ignores SIGTERM: end its group, then the wrapper.
+    kill(-pod.child_pid("proxy"), libc::SIGKILL);
     proxy.signal(libc::SIGKILL);
 }
 
