@@ -56,6 +56,13 @@ pub fn is_fifo(st: &FileStat) -> bool {
     SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFIFO
 }
 
+/// A temporary file made ahead of time ([`Folder::spare`]).
+#[derive(Debug)]
+pub struct Spare {
+    file: File,
+    tmp: String,
+}
+
 /// Why a file could not be read.
 #[derive(Debug)]
 pub enum ReadError {
@@ -223,6 +230,41 @@ impl Folder {
             let _ = self.temp_dir().remove(&tmp);
         }
         done
+    }
+
+    /// A temporary file for `name`, made now so that replacing `name` later costs only a write and
+    /// a rename: on some disks creating a file (allocating its inode) is what takes the time.
+    pub fn spare(&self, name: &str, bits: u32) -> io::Result<Spare> {
+        let (file, tmp) = self.create_temp(name, bits)?;
+        Ok(Spare { file, tmp })
+    }
+
+    /// Replaces `name` with `content` through `spare` (made by [`Folder::spare`] for this folder).
+    pub fn replace_with(&self, spare: Spare, name: &str, content: &[u8]) -> io::Result<()> {
+        let Spare { mut file, tmp } = spare;
+        let done = file
+            .write_all(content)
+            .and_then(|()| fcntl::renameat(&self.temp_dir().fd, tmp.as_str(), &self.fd, name).map_err(io_err));
+        if done.is_err() {
+            let _ = self.temp_dir().remove(&tmp);
+        }
+        done
+    }
+
+    /// Removes every file of the scratch folder (what a killed writer left there).
+    pub fn clear_scratch(&self) {
+        if let Some(scratch) = self.scratch.as_deref() {
+            for leftover in std::fs::read_dir(scratch.path()).into_iter().flatten().flatten() {
+                if let Some(name) = leftover.file_name().to_str() {
+                    let _ = scratch.remove(name);
+                }
+            }
+        }
+    }
+
+    /// Removes a spare that was not used.
+    pub fn discard(&self, spare: Spare) {
+        let _ = self.temp_dir().remove(&spare.tmp);
     }
 
     pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {

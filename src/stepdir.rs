@@ -18,7 +18,7 @@ use baton_contract::state::{Phase, StepState};
 use nix::fcntl::Flock;
 
 use crate::clock;
-use crate::folder::Folder;
+use crate::folder::{Folder, Spare};
 
 /// `steps/` and `gates/`: every UID may add an entry, only its owner may remove or rename it.
 pub const SHARED_DIR_MODE: u32 = 0o1777;
@@ -112,6 +112,10 @@ pub struct StepDir {
     partial: Vec<u8>,
     noise: Noise,
     phase: Option<Phase>,
+    /// Temporary files made ahead of time for the next `state.json` and for `exit.json`, so that the
+    /// writes on the way from one step to the next do not create files (see `Folder::spare`).
+    state_spare: Option<Spare>,
+    record_spare: Option<Spare>,
 }
 
 impl StepDir {
@@ -156,7 +160,9 @@ impl StepDir {
             }
             Err(e) => return Err(unusable(anyhow!("cannot create the lock of step {name} in {}: {e}", path.display()))),
         };
-        // A record left by an earlier run of this step (a restarted container) is stale now.
+        // What an earlier run of this step (a restarted container) left is stale now: its temporary
+        // files, and its record.
+        folder.clear_scratch();
         match folder.remove(EXIT_FILE) {
             Ok(()) => eprintln!("baton: step {name:?} had ended before; running it again"),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
@@ -166,6 +172,8 @@ impl StepDir {
         let control = folder
             .fifo(CONTROL_FIFO, CONTROL_MODE)
             .map_err(|e| unusable(anyhow!("cannot create the FIFO {}: {e}", folder.join(CONTROL_FIFO).display())))?;
+        let state_spare = folder.spare(STATE_FILE, RECORD_MODE).ok();
+        let record_spare = folder.spare(EXIT_FILE, RECORD_MODE).ok();
         Ok(StepDir {
             layout: layout.clone(),
             name: name.to_string(),
@@ -175,6 +183,8 @@ impl StepDir {
             partial: Vec::new(),
             noise: Noise::default(),
             phase: None,
+            state_spare,
+            record_spare,
         })
     }
 
@@ -232,10 +242,19 @@ impl StepDir {
             exit_code,
         };
         let json = serde_json::to_vec(&state).expect("state serializes");
-        if let Err(e) = self.folder.write_atomically(STATE_FILE, &json, RECORD_MODE) {
+        let written = match self.state_spare.take() {
+            Some(spare) => self.folder.replace_with(spare, STATE_FILE, &json),
+            None => self.folder.write_atomically(STATE_FILE, &json, RECORD_MODE),
+        };
+        if let Err(e) = written {
             if self.phase.is_none() {
                 eprintln!("baton: cannot write the state of step {:?}: {e}", self.name);
             }
+        }
+        // "running" without the command's pid is the one write on the way to the command's start:
+        // the next spare is made later, with the pid's write.
+        if !(phase == Phase::Running && child_pid.is_none()) {
+            self.state_spare = self.folder.spare(STATE_FILE, RECORD_MODE).ok();
         }
         self.phase = Some(phase);
     }
@@ -243,13 +262,19 @@ impl StepDir {
     /// Publishes the exit record (the marker the steps after this one wait for), then lets go of the
     /// lock at once, so a successor parked on it wakes now rather than when this process exits.
     pub fn publish(&mut self, record_json: &str) -> io::Result<()> {
-        let published = self.folder.write_atomically(EXIT_FILE, record_json.as_bytes(), RECORD_MODE);
+        let published = match self.record_spare.take() {
+            Some(spare) => self.folder.replace_with(spare, EXIT_FILE, record_json.as_bytes()),
+            None => self.folder.write_atomically(EXIT_FILE, record_json.as_bytes(), RECORD_MODE),
+        };
         if published.is_ok() {
             drop(self.lock.take());
         }
         // Off the handoff path: a status reader looks at exit.json first.
         let _ = self.folder.remove(STATE_FILE);
         let _ = self.folder.remove(CONTROL_FIFO);
+        if let Some(spare) = self.state_spare.take() {
+            self.folder.discard(spare);
+        }
         published
     }
 

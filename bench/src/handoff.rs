@@ -38,8 +38,9 @@ pub struct GraphRun {
 }
 
 /// Starts every step, waits until all of them wait, releases them, waits for all to end.
-/// With `term`, every step also writes its termination message (`--termination-path`, written in
-/// place and fsynced before the marker is published), as every step does in a pod.
+/// With `term`, every step also writes its termination message (`--termination-path`, a file made
+/// first, as the kubelet makes it; written in place before the marker is published), as every step
+/// does in a pod.
 pub fn run_graph(ctx: &Ctx, tag: &str, specs: &[Spec], term: bool) -> Result<GraphRun> {
     let base = ctx.tmp.join(tag);
     fresh_dir(&base)?;
@@ -62,7 +63,10 @@ pub fn run_graph(ctx: &Ctx, tag: &str, specs: &[Spec], term: bool) -> Result<Gra
                 c.arg("--after").arg(a);
             }
             if term {
-                c.arg("--termination-path").arg(out.join(format!("{}.term", s.name)));
+                // The kubelet makes the file (it bind-mounts it) before the container starts.
+                let path = out.join(format!("{}.term", s.name));
+                File::create(&path).map_err(|e| e.to_string())?;
+                c.arg("--termination-path").arg(path);
             }
             c.arg("--").arg(ctx.stamp).arg("run").arg(out.join(&s.name));
             let log = File::create(logs.join(&s.name)).map_err(|e| e.to_string())?;

@@ -24,6 +24,8 @@ pub struct Sample {
     pub involuntary: u64,
     /// Time on a CPU (schedstat), ns.
     pub cpu_ns: u64,
+    /// inotify instances it holds (a per-UID resource of the whole node).
+    pub inotify: u64,
 }
 
 fn field(text: &str, key: &str) -> u64 {
@@ -40,6 +42,9 @@ pub fn sample(pid: i32) -> Result<Sample> {
         file_kib: field(&status, "RssFile:"),
         threads: field(&status, "Threads:"),
         pss_kib: field(&fs::read_to_string(format!("/proc/{pid}/smaps_rollup")).unwrap_or_default(), "Pss:"),
+        inotify: fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.flatten().filter(|e| fs::read_link(e.path()).is_ok_and(|l| l.to_string_lossy().contains("inotify"))).count() as u64)
+            .unwrap_or(0),
         ..Sample::default()
     };
     let tasks = fs::read_dir(format!("/proc/{pid}/task")).map_err(|e| format!("pid {pid}: {e}"))?;
@@ -103,6 +108,7 @@ pub fn idle(baton: &Path, peers: &[Wrapper], window: Duration, tmp: &Path) -> Re
     start("baton", "waiting (--wait-file)", true, true, b(&["run", "--name", "wait-file", "--dir", d, "--wait-file", never, "--", "true"]), state("wait-file"))?;
     start("baton", "supervising sleep (named step)", true, false, b(&["run", "--name", "busy", "--dir", d, "--", "sleep", "3600"]), None)?;
     start("baton", "waiting (--after a running step)", true, true, b(&["run", "--name", "wait-after", "--dir", d, "--after", "busy", "--", "true"]), state("wait-after"))?;
+    start("baton", "waiting (--after a step not started)", true, true, b(&["run", "--name", "wait-ghost", "--dir", d, "--after", "ghost", "--", "true"]), state("wait-ghost"))?;
     start("baton", "supervising sleep (unnamed)", true, false, b(&["run", "--", "sleep", "3600"]), None)?;
     for p in peers {
         start(&p.label, "supervising sleep", false, false, p.argv(&sleep, None), None)?;

@@ -22,8 +22,8 @@ use crate::util::Result;
 /// How many repetitions of what: the full run and the quick one.
 pub struct Plan {
     pub quick: bool,
-    /// (N, runs, with termination message) for the chains.
-    pub chains: Vec<(usize, usize, bool)>,
+    /// The chains to run.
+    pub chains: Vec<ChainPlan>,
     pub fan_width: usize,
     pub fan_out_runs: usize,
     pub fan_in_runs: usize,
@@ -33,6 +33,21 @@ pub struct Plan {
     pub message_samples: usize,
     /// Sections to run (`--only handoff,idle,overhead,signal,message,size`); None: all.
     pub only: Option<Vec<String>>,
+}
+
+/// One chain size: N steps, `runs` times; `term`: every step writes a termination message (as in a
+/// pod); `memory`: the shared folder and the messages on tmpfs (an emptyDir with medium: Memory)
+/// instead of the disk.
+#[derive(Clone, Copy)]
+pub struct ChainPlan {
+    pub n: usize,
+    pub runs: usize,
+    pub term: bool,
+    pub memory: bool,
+}
+
+const fn chain(n: usize, runs: usize, term: bool, memory: bool) -> ChainPlan {
+    ChainPlan { n, runs, term, memory }
 }
 
 impl Plan {
@@ -46,7 +61,15 @@ impl Plan {
         if quick {
             Plan {
                 quick,
-                chains: vec![(10, 5, false), (50, 2, false), (200, 1, false), (50, 2, true)],
+                chains: vec![
+                    chain(10, 5, false, false),
+                    chain(50, 2, false, false),
+                    chain(200, 1, false, false),
+                    chain(10, 5, true, false),
+                    chain(50, 2, true, false),
+                    chain(10, 5, true, true),
+                    chain(50, 2, true, true),
+                ],
                 fan_width: 100,
                 fan_out_runs: 2,
                 fan_in_runs: 3,
@@ -59,7 +82,15 @@ impl Plan {
         } else {
             Plan {
                 quick,
-                chains: vec![(10, 30, false), (50, 8, false), (200, 3, false), (50, 8, true)],
+                chains: vec![
+                    chain(10, 30, false, false),
+                    chain(50, 8, false, false),
+                    chain(200, 3, false, false),
+                    chain(10, 30, true, false),
+                    chain(50, 8, true, false),
+                    chain(10, 30, true, true),
+                    chain(50, 8, true, true),
+                ],
                 fan_width: 100,
                 fan_out_runs: 10,
                 fan_in_runs: 20,
@@ -78,6 +109,13 @@ pub struct Config {
     pub baton: PathBuf,
     pub stamp: PathBuf,
     pub tmp: PathBuf,
+    /// A folder on tmpfs, for the chains with `memory` (none: they are not run).
+    pub memory: Option<PathBuf>,
+    /// File system types of `tmp` and `memory` (`ext4`, `tmpfs`), for the page.
+    pub tmp_fs: String,
+    pub memory_fs: String,
+    /// Static binary sizes with only some modes built in (label, bytes), from bench/run.
+    pub mode_sizes: Vec<(String, u64)>,
     pub command: String,
     /// The folder that receives benchmarks.md and img/ (default: the repository's docs/).
     pub out: PathBuf,
@@ -87,8 +125,11 @@ pub struct Config {
 
 pub struct ChainResult {
     pub n: usize,
-    /// Steps also wrote a termination message (in place + fsync) before publishing.
+    /// Steps also wrote a termination message (in place, to a file the harness made first, as the
+    /// kubelet makes /dev/termination-log) before publishing.
     pub term: bool,
+    /// The shared folder and the messages were on tmpfs.
+    pub memory: bool,
     pub runs: usize,
     pub baton: Vec<handoff::Chain>,
     pub bare: Vec<handoff::Chain>,
@@ -129,15 +170,17 @@ fn progress(text: &str) {
     eprintln!("baton-bench: {text}");
 }
 
-fn chains(ctx: &Ctx, plan: &Plan) -> Result<Vec<ChainResult>> {
+fn chains(ctx: &Ctx, memory: Option<&Ctx>, plan: &Plan) -> Result<Vec<ChainResult>> {
     let mut out = Vec::new();
-    for &(n, runs, term) in &plan.chains {
-        let mut r = ChainResult { n, term, runs, baton: Vec::new(), bare: Vec::new() };
-        for rep in 0..runs {
-            let with = if term { " with termination messages" } else { "" };
-            progress(&format!("handoff: chain of {n}{with}, run {}/{runs}", rep + 1));
-            r.baton.push(handoff::chain(ctx, n, rep, term)?);
-            r.bare.push(handoff::bare_chain(ctx, n, rep)?);
+    for c in &plan.chains {
+        let Some(ctx) = (if c.memory { memory } else { Some(ctx) }) else { continue };
+        let mut r = ChainResult { n: c.n, term: c.term, memory: c.memory, runs: c.runs, baton: Vec::new(), bare: Vec::new() };
+        for rep in 0..c.runs {
+            let with = if c.term { " with termination messages" } else { "" };
+            let on = if c.memory { " on tmpfs" } else { "" };
+            progress(&format!("handoff: chain of {}{with}{on}, run {}/{}", c.n, rep + 1, c.runs));
+            r.baton.push(handoff::chain(ctx, c.n, rep, c.term)?);
+            r.bare.push(handoff::bare_chain(ctx, c.n, rep)?);
         }
         out.push(r);
     }
@@ -178,7 +221,8 @@ fn main() {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => quick = true,
-            "--repo" | "--baton" | "--stamp" | "--tmp" | "--command" | "--source" | "--only" | "--out" => {
+            "--repo" | "--baton" | "--stamp" | "--tmp" | "--memory" | "--tmp-fs" | "--memory-fs" | "--mode-sizes" | "--command"
+            | "--source" | "--only" | "--out" => {
                 get.insert(a.clone(), args.next().unwrap_or_default());
             }
             other => {
@@ -203,6 +247,17 @@ fn main() {
         baton: need("--baton"),
         stamp: need("--stamp"),
         tmp: need("--tmp"),
+        memory: get.get("--memory").filter(|m| !m.is_empty()).map(PathBuf::from),
+        tmp_fs: get.get("--tmp-fs").cloned().unwrap_or_else(|| "disk".into()),
+        memory_fs: get.get("--memory-fs").cloned().unwrap_or_else(|| "tmpfs".into()),
+        mode_sizes: get
+            .get("--mode-sizes")
+            .map(|m| {
+                m.split(',')
+                    .filter_map(|kv| kv.split_once('=').and_then(|(k, v)| Some((k.to_string(), v.parse().ok()?))))
+                    .collect()
+            })
+            .unwrap_or_default(),
         command: get.get("--command").cloned().unwrap_or_else(|| "bench/run".into()),
         source: get.get("--source").cloned().unwrap_or_default(),
     };
@@ -219,9 +274,11 @@ fn main() {
     let machine = report::Machine::probe(&config);
     let (peers, missing_peers) = peers::discover();
     let ctx = Ctx { baton: &config.baton, stamp: &config.stamp, tmp: &config.tmp };
+    let memory = config.memory.as_ref().map(|m| Ctx { baton: &config.baton, stamp: &config.stamp, tmp: m });
 
     progress("1/6 handoff");
-    let (chains, fans) = if plan.runs("handoff") { (chains(&ctx, &plan), fans(&ctx, &plan)) } else { (skipped(), skipped()) };
+    let (chains, fans) =
+        if plan.runs("handoff") { (chains(&ctx, memory.as_ref(), &plan), fans(&ctx, &plan)) } else { (skipped(), skipped()) };
 
     progress(&format!("2/6 idle ({} s window)", plan.idle_window.as_secs()));
     let idle = if plan.runs("idle") { idle::idle(&config.baton, &peers, plan.idle_window, &config.tmp) } else { skipped() };

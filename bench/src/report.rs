@@ -114,6 +114,10 @@ fn failed(e: &str) -> String {
     if e == NOT_RUN { "*Not run in this invocation (`--only`).*".into() } else { format!("**Failed:** {e}") }
 }
 
+/// The handoff targets, per step, over bare sequential exec: the node's disk and tmpfs.
+const DISK_MEDIAN: f64 = 0.5 * MS;
+const MEMORY_MEDIAN: f64 = 0.3 * MS;
+
 struct Target {
     what: String,
     measured: String,
@@ -204,10 +208,13 @@ pub fn write(r: &Results) -> Result<String, String> {
                  median ratio | wall, release → last exit (median run) | bare wall | wall ratio | inotify fallbacks |\n\
                  |---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
             );
-            let mut med_ok = true;
+            // The targets are judged on the rows with termination messages (what every step of a pod
+            // does), per file system; the plain rows are kept for comparison.
+            let mut disk = (true, Vec::new());
+            let mut memory = (true, Vec::new());
             let mut p99_ok = true;
-            let mut med_txt = Vec::new();
             let mut p99_txt = Vec::new();
+            let mut judged = false;
             let mut bare_p99 = 0f64;
             for c in chains {
                 let b: Vec<f64> = c.baton.iter().flat_map(|x| x.handoffs.iter().copied()).collect();
@@ -218,14 +225,19 @@ pub fn write(r: &Results) -> Result<String, String> {
                 let bare_wall = Stats::of(&c.bare.iter().map(|x| x.wall).collect::<Vec<_>>());
                 let fallbacks = c.baton.iter().map(|x| x.fallbacks).max().unwrap_or(0);
                 let (om, op) = (sb.median - sz.median, sb.p99 - sz.median);
-                let name = if c.term { format!("{} + termination message", c.n) } else { c.n.to_string() };
-                if !c.term {
-                    // The targets are judged on the plain chains, as the issue defines them.
+                let fs = if c.memory { &r.config.memory_fs } else { &r.config.tmp_fs };
+                let name = match (c.term, c.memory) {
+                    (false, _) => c.n.to_string(),
+                    (true, _) => format!("{} + termination message, {fs}", c.n),
+                };
+                if c.term && (c.n == 10 || c.n == 50) {
+                    judged = true;
                     bare_p99 = bare_p99.max(sz.p99);
-                    med_ok &= om < MS;
-                    p99_ok &= op < 5.0 * MS;
-                    med_txt.push(format!("N={}: {}", c.n, delta(om)));
-                    p99_txt.push(format!("N={}: {}", c.n, delta(op)));
+                    let (ok, txt, limit) = if c.memory { (&mut memory.0, &mut memory.1, MEMORY_MEDIAN) } else { (&mut disk.0, &mut disk.1, DISK_MEDIAN) };
+                    *ok &= om < limit;
+                    txt.push(format!("N={}: {}", c.n, delta(om)));
+                    p99_ok &= op < 2.0 * MS;
+                    p99_txt.push(format!("N={} on {fs}: {}", c.n, delta(op)));
                 }
                 let _ = writeln!(
                     sec1,
@@ -248,11 +260,16 @@ pub fn write(r: &Results) -> Result<String, String> {
                 ecdf_series.push((format!("baton, chain of {name}"), us(&b)));
             }
             if chains.iter().any(|c| c.term) {
-                sec1.push_str(
-                    "\nThe `+ termination message` row runs the same chain with `--termination-path` pointing at a \
-                     file in the temp folder: each step then writes its record there in place and fsyncs it before \
-                     publishing its marker, as every step of a pod does with `/dev/termination-log`. The targets \
-                     are judged on the plain rows.\n",
+                let _ = writeln!(
+                    sec1,
+                    "\nThe `+ termination message` rows run the same chains as a pod runs its steps: each step also \
+                     writes its record with `--termination-path` to a file the harness made first (the kubelet makes \
+                     `/dev/termination-log` before the container starts), in place, before it publishes its marker. \
+                     They run on the temp folder's file system ({}) and on tmpfs ({}, an `emptyDir` with \
+                     `medium: Memory`); the bare baseline of each row runs on the same file system. **The targets \
+                     are judged on these rows**; the plain rows (no termination message, {}) are kept for \
+                     comparison with earlier runs.",
+                    r.config.tmp_fs, r.config.memory_fs, r.config.tmp_fs
                 );
             }
             let first: Vec<f64> = chains.iter().flat_map(|c| c.baton.iter().map(|x| x.first_start)).collect();
@@ -276,25 +293,35 @@ pub fn write(r: &Results) -> Result<String, String> {
                     m.inotify_limit, m.inotify_in_use
                 );
             }
-            targets.push(Target {
-                what: "handoff: per-step overhead over bare sequential exec, median < 1 ms".into(),
-                measured: med_txt.join(", "),
-                met: Some(med_ok),
-            });
-            let noise = if bare_p99 >= 2.5 * MS {
+            let noise = if bare_p99 >= 1.5 * MS {
                 format!(" (the bare handoff's own p99 on this run reached {}: machine noise of that size is in these figures)", dur(bare_p99))
             } else {
                 String::new()
             };
-            targets.push(Target {
-                what: "handoff: per-step overhead p99 < 5 ms".into(),
-                measured: p99_txt.join(", ") + &noise,
-                met: Some(p99_ok),
-            });
+            if judged {
+                targets.push(Target {
+                    what: format!(
+                        "handoff with termination messages on {} (the node's disk): per-step overhead over bare exec, median < 0.5 ms",
+                        r.config.tmp_fs
+                    ),
+                    measured: disk.1.join(", "),
+                    met: (!disk.1.is_empty()).then_some(disk.0),
+                });
+                targets.push(Target {
+                    what: format!("handoff with termination messages on {}: median < 0.3 ms", r.config.memory_fs),
+                    measured: if memory.1.is_empty() { "not run (no tmpfs folder)".into() } else { memory.1.join(", ") },
+                    met: (!memory.1.is_empty()).then_some(memory.0),
+                });
+                targets.push(Target {
+                    what: "handoff with termination messages: per-step overhead p99 < 2 ms".into(),
+                    measured: p99_txt.join(", ") + &noise,
+                    met: Some(p99_ok),
+                });
+            }
         }
         Err(e) => {
             let _ = writeln!(sec1, "{}\n", failed(e));
-            targets.push(Target { what: "handoff: per-step overhead median < 1 ms, p99 < 5 ms".into(), measured: e.clone(), met: None });
+            targets.push(Target { what: "handoff with termination messages: median < 0.5 ms (disk) / 0.3 ms (tmpfs), p99 < 2 ms".into(), measured: e.clone(), met: None });
         }
     }
     if !all_bare.is_empty() {
@@ -371,13 +398,13 @@ pub fn write(r: &Results) -> Result<String, String> {
     match &r.idle {
         Ok(rows) => {
             sec2.push_str(
-                "| process | state | RSS | anon | file | PSS | threads | voluntary switches | involuntary switches | CPU time |\n\
-                 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+                "| process | state | RSS | anon | file | PSS | threads | inotify instances | voluntary switches | involuntary switches | CPU time |\n\
+                 |---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
             );
             for row in rows {
                 let _ = writeln!(
                     sec2,
-                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
+                    "| {} | {} | {} | {} | {} | {} | {} | {} | {} | {} | {} |",
                     if row.is_baton { format!("**{}**", row.label) } else { row.label.clone() },
                     row.what,
                     kib(row.end.rss_kib),
@@ -385,11 +412,37 @@ pub fn write(r: &Results) -> Result<String, String> {
                     kib(row.end.file_kib),
                     kib(row.end.pss_kib),
                     row.end.threads,
+                    row.end.inotify,
                     row.end.voluntary.saturating_sub(row.start.voluntary),
                     row.end.involuntary.saturating_sub(row.start.involuntary),
                     dur(row.end.cpu_ns.saturating_sub(row.start.cpu_ns) as f64),
                 );
             }
+            let holding: Vec<String> =
+                rows.iter().filter(|x| x.waiting).map(|x| format!("{}: {}", x.what, x.end.inotify)).collect();
+            let max_held = rows.iter().filter(|x| x.is_baton).map(|x| x.end.inotify).max().unwrap_or(0);
+            let _ = writeln!(
+                sec2,
+                "\ninotify instances are a per-UID resource of the whole node (`fs.inotify.max_user_instances`, {} \
+                 here, shared by every pod running as that UID). A waiting baton holds one only while something \
+                 needs watching (a step not started yet, a file, a gate) and none while it waits for running \
+                 steps, whose locks wake it: {}. So a node needs, per UID, one instance for each step that is \
+                 waiting for a file or for a step that has not started: 50 pods of 10 steps, all started together, \
+                 need up to 450 for a moment at their start (every step but the first waits for a predecessor \
+                 that may not have claimed its folder yet), and then as few as none while the steps run in turn; \
+                 past the limit a waiter says so once and re-checks every 500 ms, its handoffs still woken by \
+                 the predecessor's lock. Raise the limit to 512 or more on nodes that start many such pods at once.",
+                r.machine.inotify_limit,
+                holding.join("; ")
+            );
+            targets.push(Target {
+                what: "inotify: at most 1 instance per waiting baton, none for a wait on running steps".into(),
+                measured: holding.join("; "),
+                met: Some(
+                    max_held <= 1
+                        && rows.iter().filter(|x| x.what.contains("a running step")).all(|x| x.end.inotify == 0),
+                ),
+            });
             let waiting: Vec<_> = rows.iter().filter(|x| x.waiting).collect();
             let switches: Vec<String> = waiting
                 .iter()
@@ -642,10 +695,22 @@ pub fn write(r: &Results) -> Result<String, String> {
     }
     let baton_bin = &r.binaries[0];
     targets.push(Target {
-        what: "binary ≤ 1 MiB, static".into(),
+        what: "binary with every mode in (baton, Tekton, Argo) ≤ 1.25 MiB, static".into(),
         measured: format!("{} bytes ({:.2} MiB), {}", baton_bin.bytes, baton_bin.bytes as f64 / 1048576.0, baton_bin.linkage),
-        met: Some(baton_bin.bytes <= 1 << 20 && baton_bin.linkage == "static"),
+        met: Some(baton_bin.bytes <= 1_310_720 && baton_bin.linkage == "static"),
     });
+    if !r.config.mode_sizes.is_empty() {
+        sec6.push_str(
+            "\nWhat each mode costs: the same static build (`make static`'s flags) with only some of the \
+             modes compiled in (`cargo build --no-default-features --features …`), by bench/run:\n\n\
+             | build | bytes | more than baton alone |\n|---|---:|---:|\n",
+        );
+        let alone = r.config.mode_sizes.iter().find(|(k, _)| k == "baton").map(|(_, v)| *v);
+        for (label, bytes) in &r.config.mode_sizes {
+            let more = alone.map_or("-".to_string(), |a| format!("{:+}", *bytes as i64 - a as i64));
+            let _ = writeln!(sec6, "| {label} | {bytes} | {more} |");
+        }
+    }
     match &r.image {
         Ok(bytes) => {
             let _ = writeln!(
