@@ -183,7 +183,8 @@ fn fail_record(record: &mut ExitRecord, exit: i32, sentence: String, limit: usiz
     exit
 }
 
-/// Writes the message in place (the kubelet bind-mounts this file: it cannot be renamed over), once.
+/// Writes the message in place (the kubelet bind-mounts this file: it cannot be renamed over), once,
+/// from the start of the file.
 /// Not synced: the kubelet reads it through the same page cache once the container has exited, and
 /// a sync here would sit between the command's end and the marker. Opened without blocking, so a
 /// FIFO without a reader is an error, not a hang. Returns whether it was written.
@@ -191,13 +192,17 @@ fn write_termination(path: &Path, text: &str, required: bool) -> io::Result<bool
     if !required && !path.exists() {
         return Ok(false); // not in a kubelet-managed container
     }
+    // No O_TRUNC: truncating even an empty file costs a journal transaction on ext4 (~33 µs here,
+    // against ~6 µs for the write); a longer old message (a restarted container) is cut after.
     let mut f = OpenOptions::new()
         .write(true)
         .create(true)
-        .truncate(true)
         .mode(0o644)
         .custom_flags(libc::O_NONBLOCK | libc::O_CLOEXEC)
         .open(path)?;
     f.write_all(text.as_bytes())?;
+    if f.metadata().is_ok_and(|m| m.is_file() && m.len() > text.len() as u64) {
+        f.set_len(text.len() as u64)?;
+    }
     Ok(true)
 }

@@ -141,6 +141,7 @@ fn run_step(args: &RunArgs, plan: &Plan, signals: &mut Signals, mut step: Option
         (record, exit)
     };
 
+    let prepared = spawn::Prepared::new(&args.command);
     if !plan.start.is_empty() {
         let waited = Waiter::new(&plan.layout, plan.start.clone()).and_then(|mut w| {
             w.wait(signals, args.wait_timeout, |waiting| {
@@ -187,7 +188,7 @@ fn run_step(args: &RunArgs, plan: &Plan, signals: &mut Signals, mut step: Option
     }
     let mut record = ExitRecord::new(plan.name.clone(), Reason::Completed, String::new());
     record.started_at = Some(clock::now_rfc3339());
-    let child = match spawn::spawn(&args.command, signals.original_mask(), tees.0.is_some(), tees.1.is_some()) {
+    let child = match spawn::spawn_prepared(&prepared, signals.original_mask(), tees.0.is_some(), tees.1.is_some()) {
         Ok(c) => c,
         Err(cannot) => {
             record.exit_code = Some(cannot.code);
@@ -198,9 +199,6 @@ fn run_step(args: &RunArgs, plan: &Plan, signals: &mut Signals, mut step: Option
             };
         }
     };
-    if let Some(s) = step.as_deref_mut() {
-        s.set_state(Phase::Running, Some(child.pid as u32), &WaitingFor::default(), None);
-    }
     let tee_list = supervise::tees([(child.stdout, tees.0), (child.stderr, tees.1)]);
     let rules = Rules {
         timeout: args.timeout,

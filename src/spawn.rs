@@ -35,6 +35,39 @@ pub fn spawn(argv: &[OsString], mask: &SigSet, pipe_stdout: bool, pipe_stderr: b
     spawn_with(argv, mask, pipe_stdout, pipe_stderr, None)
 }
 
+/// The command line and environment in the form `posix_spawn` takes, made before the wait so that
+/// none of it is done between a predecessor's end and this command's start.
+pub struct Prepared {
+    argv: Vec<OsString>,
+    c: io::Result<(Vec<CString>, Vec<CString>)>,
+}
+
+impl Prepared {
+    pub fn new(argv: &[OsString]) -> Prepared {
+        let cstring = |s: &[u8]| CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the command"));
+        let c = (|| {
+            let args: Vec<CString> = argv.iter().map(|a| cstring(a.as_bytes())).collect::<io::Result<_>>()?;
+            let env: Vec<CString> = std::env::vars_os()
+                .map(|(k, v)| cstring(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
+                .collect::<io::Result<_>>()?;
+            Ok((args, env))
+        })();
+        Prepared { argv: argv.to_vec(), c }
+    }
+}
+
+/// [`spawn`] of a command prepared beforehand.
+pub fn spawn_prepared(prepared: &Prepared, mask: &SigSet, pipe_stdout: bool, pipe_stderr: bool) -> Result<Child, CannotRun> {
+    if sys::owns_terminal() {
+        return spawn_with(&prepared.argv, mask, pipe_stdout, pipe_stderr, None);
+    }
+    match &prepared.c {
+        Ok((args, env)) => posix_spawn(args, env, mask, pipe_stdout, pipe_stderr),
+        Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+    }
+    .map_err(|e| explain(&prepared.argv[0], &e))
+}
+
 /// A step run in the child between fork and exec, while all signals are still blocked (only
 /// async-signal-safe calls). The Tekton mode's hermetic steps use it to enter new namespaces.
 pub type BeforeExec = Box<dyn Fn() -> io::Result<()> + Send + Sync>;
@@ -54,7 +87,12 @@ pub fn spawn_with(
 ) -> Result<Child, CannotRun> {
     let give_terminal = sys::owns_terminal();
     if before_exec.is_none() && !give_terminal {
-        return posix_spawn(argv, mask, pipe_stdout, pipe_stderr).map_err(|e| explain(&argv[0], &e));
+        let prepared = Prepared::new(argv);
+        return match &prepared.c {
+            Ok((args, env)) => posix_spawn(args, env, mask, pipe_stdout, pipe_stderr),
+            Err(e) => Err(io::Error::new(e.kind(), e.to_string())),
+        }
+        .map_err(|e| explain(&argv[0], &e));
     }
     let mut command = Command::new(&argv[0]);
     command.args(&argv[1..]).process_group(0);
@@ -92,12 +130,7 @@ pub fn spawn_with(
 /// `posix_spawnp` of `argv` in a process group of its own, with baton's original signal mask,
 /// SIGPIPE back at its default (Rust ignores it in baton), baton's environment, and its stdout /
 /// stderr on pipes when they are copied to files.
-fn posix_spawn(argv: &[OsString], mask: &SigSet, pipe_stdout: bool, pipe_stderr: bool) -> io::Result<Child> {
-    let cstring = |s: &[u8]| CString::new(s).map_err(|_| io::Error::new(io::ErrorKind::InvalidInput, "a NUL byte in the command"));
-    let args: Vec<CString> = argv.iter().map(|a| cstring(a.as_bytes())).collect::<io::Result<_>>()?;
-    let env: Vec<CString> = std::env::vars_os()
-        .map(|(k, v)| cstring(&[k.as_bytes(), b"=", v.as_bytes()].concat()))
-        .collect::<io::Result<_>>()?;
+fn posix_spawn(args: &[CString], env: &[CString], mask: &SigSet, pipe_stdout: bool, pipe_stderr: bool) -> io::Result<Child> {
     let nix = |e: nix::errno::Errno| io::Error::from_raw_os_error(e as i32);
 
     let mut attr = PosixSpawnAttr::init().map_err(nix)?;
@@ -118,7 +151,7 @@ fn posix_spawn(argv: &[OsString], mask: &SigSet, pipe_stdout: bool, pipe_stderr:
             pipes[i] = Some((read, write));
         }
     }
-    let pid = nix::spawn::posix_spawnp(&args[0], &actions, &attr, &args, &env).map_err(nix)?;
+    let pid = nix::spawn::posix_spawnp(&args[0], &actions, &attr, args, env).map_err(nix)?;
     // The write ends are the child's now; dropping ours lets the copies see end of file.
     let [out, err] = pipes.map(|p| p.map(|(read, _write)| read));
     Ok(Child { pid: pid.as_raw(), stdout: out, stderr: err })

@@ -30,6 +30,8 @@ pub const LOCK_MODE: u32 = 0o444;
 pub const RECORD_MODE: u32 = 0o644;
 /// The control FIFO: `baton kill` may come in as any UID.
 pub const CONTROL_MODE: u32 = 0o622;
+/// The `state.json` writes that follow the wait: "running", then "running" with the pid.
+const STATE_SPARES: usize = 2;
 /// A step folder's private sub-folder for temporary files (0700).
 pub const SCRATCH_DIR: &str = ".tmp";
 
@@ -112,9 +114,11 @@ pub struct StepDir {
     partial: Vec<u8>,
     noise: Noise,
     phase: Option<Phase>,
-    /// Temporary files made ahead of time for the next `state.json` and for `exit.json`, so that the
-    /// writes on the way from one step to the next do not create files (see `Folder::spare`).
-    state_spare: Option<Spare>,
+    /// Temporary files made ahead of time for the next `state.json` writes and for `exit.json`, so
+    /// that the writes on the way from one step to the next create no file (see `Folder::spare`):
+    /// "running" just before the spawn and "running" with the pid just after it (with a quick
+    /// command, that one too precedes the record).
+    state_spares: Vec<Spare>,
     record_spare: Option<Spare>,
 }
 
@@ -172,7 +176,7 @@ impl StepDir {
         let control = folder
             .fifo(CONTROL_FIFO, CONTROL_MODE)
             .map_err(|e| unusable(anyhow!("cannot create the FIFO {}: {e}", folder.join(CONTROL_FIFO).display())))?;
-        let state_spare = folder.spare(STATE_FILE, RECORD_MODE).ok();
+        let state_spares = (0..STATE_SPARES).filter_map(|_| folder.spare(STATE_FILE, RECORD_MODE).ok()).collect();
         let record_spare = folder.spare(EXIT_FILE, RECORD_MODE).ok();
         Ok(StepDir {
             layout: layout.clone(),
@@ -183,7 +187,7 @@ impl StepDir {
             partial: Vec::new(),
             noise: Noise::default(),
             phase: None,
-            state_spare,
+            state_spares,
             record_spare,
         })
     }
@@ -242,7 +246,7 @@ impl StepDir {
             exit_code,
         };
         let json = serde_json::to_vec(&state).expect("state serializes");
-        let written = match self.state_spare.take() {
+        let written = match self.state_spares.pop() {
             Some(spare) => self.folder.replace_with(spare, STATE_FILE, &json),
             None => self.folder.write_atomically(STATE_FILE, &json, RECORD_MODE),
         };
@@ -251,10 +255,14 @@ impl StepDir {
                 eprintln!("baton: cannot write the state of step {:?}: {e}", self.name);
             }
         }
-        // "running" without the command's pid is the one write on the way to the command's start:
-        // the next spare is made later, with the pid's write.
-        if !(phase == Phase::Running && child_pid.is_none()) {
-            self.state_spare = self.folder.spare(STATE_FILE, RECORD_MODE).ok();
+        // Spares are made again only while waiting, never on the way to the command or the record.
+        if phase == Phase::Waiting {
+            while self.state_spares.len() < STATE_SPARES {
+                match self.folder.spare(STATE_FILE, RECORD_MODE) {
+                    Ok(spare) => self.state_spares.push(spare),
+                    Err(_) => break,
+                }
+            }
         }
         self.phase = Some(phase);
     }
@@ -272,7 +280,7 @@ impl StepDir {
         // Off the handoff path: a status reader looks at exit.json first.
         let _ = self.folder.remove(STATE_FILE);
         let _ = self.folder.remove(CONTROL_FIFO);
-        if let Some(spare) = self.state_spare.take() {
+        for spare in self.state_spares.drain(..) {
             self.folder.discard(spare);
         }
         published

@@ -13,7 +13,8 @@ use baton_contract::control::Request;
 use baton_contract::layout::Layout;
 
 use crate::signals::{Signals, STOP_SIGNALS};
-use crate::stepdir::StepDir;
+use crate::stepdir::{StepDir, WaitingFor};
+use baton_contract::state::Phase;
 use crate::sys::{self, Ended};
 use crate::wait::{Cond, Waiter};
 
@@ -78,6 +79,9 @@ pub fn tees(streams: [(Option<OwnedFd>, Option<File>); 2]) -> Vec<Tee> {
     }
     tees
 }
+
+/// How long a command runs before its pid is recorded in `state.json` (see `supervise_with`).
+pub const PID_RECORD_DELAY: Duration = Duration::from_millis(10);
 
 /// Why baton itself stopped the command.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -209,6 +213,9 @@ pub fn supervise_with(
         let _ = sys::signal_group(pid, signal);
     }
     let timeout_at = rules.timeout.map(|t| Instant::now() + t);
+    // The command's pid goes into state.json once it has run for a moment: a quick command that
+    // ends sooner never needs it, and its end is not kept waiting for that write.
+    let mut pid_due = rules.step.is_some().then(|| Instant::now() + PID_RECORD_DELAY);
     let mut stopped: Option<(StopCause, i32)> = None;
     let mut kill_at: Option<Instant> = None;
     let mut stop_after = StopAfter { conds: rules.stop_after.clone(), waiter: None, holding_until: None, released: false };
@@ -242,6 +249,12 @@ pub fn supervise_with(
             }
         }
 
+        if let (Some(at), Some(step)) = (pid_due, rules.step.as_deref_mut()) {
+            if now >= at {
+                step.set_state(Phase::Running, Some(pid as u32), &WaitingFor::default(), None);
+                pid_due = None;
+            }
+        }
         // Wait for the next thing to happen.
         let mut fds = vec![signals.fd()];
         fds.extend(rules.step.as_deref().map(StepDir::control_fd));
@@ -259,6 +272,7 @@ pub fn supervise_with(
         let first_tee = fds.len();
         fds.extend(tees.iter().map(|t| t.pipe.as_fd()));
         let next = [
+            pid_due,
             timeout_at.filter(|_| stopped.is_none()),
             kill_at,
             stop_after.holding_until,

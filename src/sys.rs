@@ -170,10 +170,10 @@ pub fn getpid() -> i32 {
 /// Instances are a per-UID resource of the whole node (`fs.inotify.max_user_instances`, often
 /// 128), so a waiter makes one only when something needs watching and closes it as soon as nothing
 /// does ([`Inotify::close`]): a wait on running predecessors holds none. Closing an instance that
-/// has watches waits for a kernel grace period (10-25 ms measured here), which is harmless while
-/// waiting but would be the largest part of a step handoff if it sat between a command's exit and
-/// the next one's start: an instance still open when its waiter is done is left to the process's
-/// exit ([`Inotify::keep`]).
+/// has watches waits for a kernel grace period (10-25 ms measured here), which would be the largest
+/// part of a step handoff if it sat between a command's exit and the next one's start: a close is
+/// left to a thread of its own, and an instance still open when its waiter is done is left to the
+/// process's exit ([`Inotify::keep`]).
 pub struct Inotify(nix::sys::inotify::Inotify);
 
 /// What a directory watch reports: entries appearing, vanishing, being renamed or changed.
@@ -230,9 +230,14 @@ impl Inotify {
         self.0.as_fd()
     }
 
-    /// Closes the instance now, paying the kernel's grace period here: only while waiting.
+    /// Closes the instance without waiting for it: the kernel's grace period is paid by a thread of
+    /// its own, so a predecessor that ends meanwhile is not kept waiting (quick steps end within it).
     pub fn close(self) {
-        drop(self.0);
+        // If no thread can be had, the closure is dropped unrun and the instance stays open until
+        // the process exits, rather than being closed here.
+        let instance = std::mem::ManuallyDrop::new(self.0);
+        let closer = std::thread::Builder::new().name("inotify-close".into()).stack_size(16 * 1024);
+        let _ = closer.spawn(move || drop(std::mem::ManuallyDrop::into_inner(instance)));
     }
 
     /// Leaves the instance open until the process exits, so that no grace period is paid on the way
