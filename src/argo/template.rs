@@ -189,50 +189,10 @@ pub fn within(base: &str, target: &str) -> bool {
 
 /// Go's `time.ParseDuration` for a pause: `300ms`, `1.5s`, `1m30s`; units ns, us (µs), ms, s, m, h.
 pub fn parse_go_duration(text: &str) -> Result<Duration, String> {
-    if text.starts_with('-') {
-        return Err("it is negative; the pause between runs has to be positive".into());
+    match baton_contract::duration::parse_go(text)? {
+        ns if ns < 0 => Err("it is negative; the pause between runs has to be positive".into()),
+        ns => Ok(Duration::from_nanos(ns as u64)),
     }
-    let s = text.strip_prefix('+').unwrap_or(text);
-    if s == "0" {
-        return Ok(Duration::ZERO);
-    }
-    let invalid = || format!("it is not a duration ({text:?})");
-    if s.is_empty() {
-        return Err(invalid());
-    }
-    let mut rest = s;
-    let mut total_ns: u128 = 0;
-    while !rest.is_empty() {
-        let number_len = rest.find(|c: char| !(c.is_ascii_digit() || c == '.')).unwrap_or(rest.len());
-        let (number, after) = rest.split_at(number_len);
-        let unit_len = after.find(|c: char| c.is_ascii_digit() || c == '.').unwrap_or(after.len());
-        let (unit, after) = after.split_at(unit_len);
-        let scale: u128 = match unit {
-            "ns" => 1,
-            "us" | "µs" | "μs" => 1_000,
-            "ms" => 1_000_000,
-            "s" => 1_000_000_000,
-            "m" => 60_000_000_000,
-            "h" => 3_600_000_000_000,
-            "" => return Err(format!("it has a number without a unit ({text:?})")),
-            _ => return Err(format!("unknown unit {unit:?} ({text:?})")),
-        };
-        let (whole, fraction) = number.split_once('.').unwrap_or((number, ""));
-        if (whole.is_empty() && fraction.is_empty()) || fraction.contains('.') {
-            return Err(invalid());
-        }
-        let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| invalid())? };
-        let kept = &fraction[..fraction.len().min(18)];
-        let fraction: u128 = if kept.is_empty() { 0 } else { kept.parse().map_err(|_| invalid())? };
-        total_ns = whole
-            .checked_mul(scale)
-            .and_then(|v| v.checked_add(fraction * scale / 10u128.pow(kept.len() as u32)))
-            .and_then(|v| v.checked_add(total_ns))
-            .filter(|v| *v <= i64::MAX as u128)
-            .ok_or_else(invalid)?;
-        rest = after;
-    }
-    Ok(Duration::from_nanos(total_ns as u64))
 }
 
 #[cfg(test)]
@@ -278,7 +238,7 @@ mod tests {
         assert_eq!(retry(r#"{"retries":0}"#).unwrap().attempts, 1);
         assert_eq!(retry(r#"{"duration":"1s"}"#).unwrap().attempts, 1);
         assert!(retry(r#"{"retries":1,"duration":"-1s"}"#).unwrap_err().contains("negative"));
-        assert!(retry(r#"{"retries":1,"duration":"5"}"#).unwrap_err().contains("without a unit"));
+        assert!(retry(r#"{"retries":1,"duration":"5"}"#).unwrap_err().contains("missing unit"));
     }
 
     #[test]

@@ -47,6 +47,69 @@ pub fn human(d: Duration) -> String {
     }
 }
 
+/// Go's `time.ParseDuration`, in nanoseconds, with Go's error texts (Tekton's and Argo's contracts
+/// take Go durations): `300ms`, `-1.5h`, `1h2m3.5s`, `0`; units ns, us (µs,
+/// μs), ms, s, m, h; every number needs a unit except a lone 0.
+pub fn parse_go(text: &str) -> Result<i128, String> {
+    const MAX: u128 = i64::MAX as u128;
+    let invalid = || format!("time: invalid duration {text:?}");
+    let mut s = text;
+    let mut negative = false;
+    if let Some(rest) = s.strip_prefix('-') {
+        negative = true;
+        s = rest;
+    } else if let Some(rest) = s.strip_prefix('+') {
+        s = rest;
+    }
+    if s == "0" {
+        return Ok(0);
+    }
+    if s.is_empty() {
+        return Err(invalid());
+    }
+    let digits = |s: &str| s.bytes().take_while(u8::is_ascii_digit).count();
+    let mut total: u128 = 0;
+    while !s.is_empty() {
+        let n = digits(s);
+        let whole = &s[..n];
+        s = &s[n..];
+        let mut fraction = "";
+        if let Some(rest) = s.strip_prefix('.') {
+            let m = digits(rest);
+            fraction = &rest[..m];
+            s = &rest[m..];
+        }
+        if whole.is_empty() && fraction.is_empty() {
+            return Err(invalid());
+        }
+        let unit_len = s.find(|c: char| c == '.' || c.is_ascii_digit()).unwrap_or(s.len());
+        if unit_len == 0 {
+            return Err(format!("time: missing unit in duration {text:?}"));
+        }
+        let unit = &s[..unit_len];
+        s = &s[unit_len..];
+        let scale: u128 = match unit {
+            "ns" => 1,
+            "us" | "µs" | "μs" => 1_000,
+            "ms" => 1_000_000,
+            "s" => 1_000_000_000,
+            "m" => 60_000_000_000,
+            "h" => 3_600_000_000_000,
+            _ => return Err(format!("time: unknown unit {unit:?} in duration {text:?}")),
+        };
+        let whole: u128 = if whole.is_empty() { 0 } else { whole.parse().map_err(|_| invalid())? };
+        let mut value = whole.checked_mul(scale).filter(|v| *v <= MAX).ok_or_else(invalid)?;
+        if !fraction.is_empty() {
+            // Enough digits for nanoseconds of an hour; the rest cannot change the result.
+            let kept = &fraction[..fraction.len().min(24)];
+            let f: u128 = kept.parse().map_err(|_| invalid())?;
+            value += f * scale / 10u128.pow(kept.len() as u32);
+        }
+        total = total.checked_add(value).filter(|v| *v <= MAX + u128::from(negative)).ok_or_else(invalid)?;
+    }
+    Ok(if negative { -(total as i128) } else { total as i128 })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -77,4 +140,27 @@ mod tests {
         assert_eq!(human(Duration::from_secs(245)), "4m05s");
         assert_eq!(human(Duration::from_secs(7380)), "2h03m");
     }
+
+    #[test]
+    fn go_durations() {
+        let ok = |s: &str| parse_go(s).unwrap();
+        assert_eq!(ok("0"), 0);
+        assert_eq!(ok("0s"), 0);
+        assert_eq!(ok("1.5h"), 5_400_000_000_000);
+        assert_eq!(ok("-1.5s"), -1_500_000_000);
+        assert_eq!(ok("+300ms"), 300_000_000);
+        assert_eq!(ok("1h0m0s"), 3_600_000_000_000);
+        assert_eq!(ok(".5s"), 500_000_000);
+        assert_eq!(ok("5.s"), 5_000_000_000);
+        assert_eq!(ok("2us"), 2_000);
+        assert_eq!(ok("2µs"), 2_000);
+        assert_eq!(ok("1ns"), 1);
+        assert_eq!(ok("2562047h47m16.854775807s"), i64::MAX as i128);
+        assert_eq!(ok("-2562047h47m16.854775808s"), i64::MIN as i128);
+        for bad in ["", "1", "s", ".s", "1d", "1.2.3s", "2562047h47m16.854775808s", "-", "1h 2m"] {
+            assert!(parse_go(bad).is_err(), "{bad}");
+        }
+        assert_eq!(parse_go("10").unwrap_err(), "time: missing unit in duration \"10\"");
+    }
+
 }
