@@ -49,15 +49,6 @@ check() { # check DESCRIPTION COMMAND...: one assertion, said either way
   if "$@"; then say "ok: $what"; PASSED=$((PASSED + 1)); else say "FAIL: $what"; FAILED=$((FAILED + 1)); fi
 }
 eq() { [ "$1" = "$2" ] || { say "  expected [$2], got [$1]"; return 1; }; }
-# both_ok TEST -- TEST ...: every test command (separated by --) succeeds.
-both_ok() {
-  local cmd=()
-  while [ $# -gt 0 ]; do
-    if [ "$1" = -- ]; then "${cmd[@]}" || return 1; cmd=(); else cmd+=("$1"); fi
-    shift
-  done
-  "${cmd[@]}"
-}
 contains() { [[ "$1" == *"$2"* ]] || { say "  [$1] does not contain [$2]"; return 1; }; }
 
 # ---------------------------------------------------------------------------------------------------
@@ -151,7 +142,7 @@ for round in $(seq 1 "$ROUNDS"); do
     for c in a b flaky main; do check "ctr/$c/exitcode is 0" eq "$(cat "$argo/ctr/$c/exitcode" 2>&1)" 0; done
     check "ctr/proxy/exitcode is 143" eq "$(cat "$argo/ctr/proxy/exitcode" 2>&1)" 143
     check "ctr/<name>/ is mode 777" eq "$(stat -c %a "$argo/ctr/main")" 777
-    check "init installed baton as /var/run/argo/argoexec (mode 555)" both_ok cmp -s "$argo/argoexec" "$BATON_BIN"
+    check "init installed baton as /var/run/argo/argoexec (mode 555)" all_ok cmp -s "$argo/argoexec" "$BATON_BIN"
     check "  ... with mode 555" eq "$(stat -c %a "$argo/argoexec")" 555
     check "init (the upstream stand-in, through baton's delegation) wrote the template (mode 444)" eq "$(stat -c %a "$argo/template")" 444
     check "flaky ran twice (retries \"2\": two runs in all)" eq "$(wc -l < "$ws/flaky.runs")" 2
@@ -175,7 +166,7 @@ for round in $(seq 1 "$ROUNDS"); do
   last_dep=$(( b_end > f_end ? b_end : f_end ))
   if [ -n "$a_end" ] && [ -n "$b_start" ] && [ -n "$f_start" ] && [ -n "$m_start" ] && [ -n "$p_end" ]; then
     check "round $round: b and flaky started after a ended, main after both" \
-      both_ok [ "$b_start" -ge "$a_end" ] -- [ "$f_start" -ge "$a_end" ] -- [ "$m_start" -ge "$last_dep" ]
+      all_ok [ "$b_start" -ge "$a_end" ] -- [ "$f_start" -ge "$a_end" ] -- [ "$m_start" -ge "$last_dep" ]
     say "round $round: a -> b $((b_start - a_end)) ms, a -> flaky $((f_start - a_end)) ms, (b, flaky) -> main $((m_start - last_dep)) ms; main -> sidecar stopped $((p_end - m_end)) ms"
     HANDOFFS+=("$((b_start - a_end))" "$((f_start - a_end))" "$((m_start - last_dep))")
     SIDECAR_STOPS+=("$((p_end - m_end))")
@@ -202,11 +193,11 @@ podman pod stop -t 2 "$pod" >/dev/null 2>&1 # the wait container waits for d's e
 kubelet_status "$pod"
 for c in a b c d; do say "fail pod: $c: exit $(exit_of "$pod" "$c") $(message_of "$pod" "$c")"; done
 check "a exits 3" eq "$(exit_of "$pod" a)" 3
-check "b exits 64 (Argo: the node is an Error), its exitcode file holds a's 3" both_ok eq "$(exit_of "$pod" b)" 64 -- eq "$(cat "$argo/ctr/b/exitcode")" 3
+check "b exits 64 (Argo: the node is an Error), its exitcode file holds a's 3" all_ok eq "$(exit_of "$pod" b)" 64 -- eq "$(cat "$argo/ctr/b/exitcode")" 3
 check "b never ran its command" test ! -e "$ws/b.ran"
 check "b's termination message names its dependency" contains "$(message_of "$pod" b)" 'its dependency "a" ended with exit code 3'
-check "d died of SIGKILL without an exitcode file" both_ok eq "$(exit_of "$pod" d)" 137 -- test ! -e "$argo/ctr/d/exitcode"
-check "c exits 64 with exitcode 64, its command never ran" both_ok eq "$(exit_of "$pod" c)" 64 -- eq "$(cat "$argo/ctr/c/exitcode")" 64 -- test ! -e "$ws/c.ran"
+check "d died of SIGKILL without an exitcode file" all_ok eq "$(exit_of "$pod" d)" 137 -- test ! -e "$argo/ctr/d/exitcode"
+check "c exits 64 with exitcode 64, its command never ran" all_ok eq "$(exit_of "$pod" c)" 64 -- eq "$(cat "$argo/ctr/c/exitcode")" 64 -- test ! -e "$ws/c.ran"
 check "c's termination message says d was lost" contains "$(message_of "$pod" c)" 'its dependency "d" ended without writing'
 lost=$(( $(finished_ms "$pod" c) - $(finished_ms "$pod" d) ))
 say "d killed -> c ended: ${lost} ms (Argo's emissary: until the pod's deadline)"

@@ -30,6 +30,16 @@ E2E_VOLUMES=()  # volumes this process created: removed by e2e_cleanup
 say() { printf '%s: %s\n' "$E2E_NAME" "$*" >&2; }
 die() { say "error: $*"; exit 2; }
 
+# all_ok TEST -- TEST ...: every test command (separated by --) succeeds; for checks of several facts.
+all_ok() {
+  local cmd=()
+  while [ $# -gt 0 ]; do
+    if [ "$1" = -- ]; then "${cmd[@]}" || return 1; cmd=(); else cmd+=("$1"); fi
+    shift
+  done
+  "${cmd[@]}"
+}
+
 # Milliseconds since the epoch.
 now_ms() { date +%s%3N; }
 # A jq definition: RFC 3339 UTC time (any fraction of a second, or none) -> milliseconds since the epoch.

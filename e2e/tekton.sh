@@ -58,15 +58,6 @@ check() { # check DESCRIPTION COMMAND...: one assertion, said either way
   if "$@"; then say "ok: $what"; else say "FAIL: $what"; FAILED=$((FAILED + 1)); fi
 }
 
-# both TEST -- TEST ...: every test command (separated by --) succeeds.
-both() {
-  local cmd=()
-  while [ $# -gt 0 ]; do
-    if [ "$1" = -- ]; then "${cmd[@]}" || return 1; cmd=(); else cmd+=("$1"); fi
-    shift
-  done
-  "${cmd[@]}"
-}
 
 # ---------------------------------------------------------------------------------------------------
 # Build: the static binary, the entrypoint image, the step image.
@@ -248,8 +239,8 @@ for round in $(seq 1 "$ROUNDS"); do
     check "step-b: \$(steps.a.results.files[*]) became two arguments (b-result)" [ "$(jq -r .results[\"b-result\"] <<<"$b")" = "alpha|beta gamma|" ]
     check "step-c: exit 0" [ "$(jq .exitCode <<<"$c")" = 0 ]
     check "step-c: read step-b's exitCode file at once and found the git credentials in \$HOME (summary)" [ "$(jq -r .results.summary <<<"$c")" = "a=hello from a b-exit=3 creds=ok" ]
-    check "step-d: exit 0, Reason=Skipped (its when does not hold)" both [ "$(jq .exitCode <<<"$d")" = 0 ] -- [ "$(jq -r .reasonKey <<<"$d")" = Skipped ]
-    check "step-d: no results, its script never ran" both [ "$(jq -r '.results | length' <<<"$d")" = 0 ] -- [ "$(jq -r '.entries | keys | join(",")' <<<"$d")" = "Reason,StartedAt" ]
+    check "step-d: exit 0, Reason=Skipped (its when does not hold)" all_ok [ "$(jq .exitCode <<<"$d")" = 0 ] -- [ "$(jq -r .reasonKey <<<"$d")" = Skipped ]
+    check "step-d: no results, its script never ran" all_ok [ "$(jq -r '.results | length' <<<"$d")" = 0 ] -- [ "$(jq -r '.entries | keys | join(",")' <<<"$d")" = "Reason,StartedAt" ]
     n=$(jq '(.spec.initContainers | length) + (.spec.containers | length)' "$dir/spec.json")
     share=$((KUBELET_POD_BUDGET / n))
     for s in a b c d; do
@@ -259,9 +250,9 @@ for round in $(seq 1 "$ROUNDS"); do
     run0=$(volume_path "$pod" tekton-internal-run-0)
     run1=$(volume_path "$pod" tekton-internal-run-1)
     run3=$(volume_path "$pod" tekton-internal-run-3)
-    check "step-a: post file out, exitCode 0" both [ -e "$run0/out" ] -- [ "$(cat "$run0/status/exitCode")" = 0 ]
-    check "step-b: post file out (not out.err), exitCode 3" both [ -e "$run1/out" ] -- [ ! -e "$run1/out.err" ] -- [ "$(cat "$run1/status/exitCode")" = 3 ]
-    check "step-d: post file out (not out.err), exitCode 0" both [ -e "$run3/out" ] -- [ ! -e "$run3/out.err" ] -- [ "$(cat "$run3/status/exitCode")" = 0 ]
+    check "step-a: post file out, exitCode 0" all_ok [ -e "$run0/out" ] -- [ "$(cat "$run0/status/exitCode")" = 0 ]
+    check "step-b: post file out (not out.err), exitCode 3" all_ok [ -e "$run1/out" ] -- [ ! -e "$run1/out.err" ] -- [ "$(cat "$run1/status/exitCode")" = 3 ]
+    check "step-d: post file out (not out.err), exitCode 0" all_ok [ -e "$run3/out" ] -- [ ! -e "$run3/out.err" ] -- [ "$(cat "$run3/status/exitCode")" = 0 ]
     bin_mode=$(podman run --rm -v "$pod--tekton-internal-bin:/b:ro" --entrypoint /bin/stat "$STEP_IMAGE" -c %a /b/entrypoint 2>/dev/null)
     check "init installed /tekton/bin/entrypoint with mode 0311 ($bin_mode)" [ "$bin_mode" = 311 ]
     cel_mode=$(podman run --rm -v "$pod--tekton-internal-bin:/b:ro" --entrypoint /bin/stat "$STEP_IMAGE" -c %a /b/baton-cel 2>/dev/null)
@@ -310,14 +301,14 @@ d=$(step_json "$pod" step-d)
 say "cascade: step-b exit $(jq .exitCode <<<"$b") $(jq -r .message <<<"$b")"
 say "cascade: step-c exit $(jq .exitCode <<<"$c") $(jq -r .message <<<"$c")"
 say "cascade: step-d exit $(jq .exitCode <<<"$d") $(jq -r .message <<<"$d")"
-check "cascade: step-b exits 3 with no ExitCode key" both [ "$(jq .exitCode <<<"$b")" = 3 ] -- [ "$(jq -r .exitCodeKey <<<"$b")" = null ]
-check "cascade: step-c exits 1 with Reason=Skipped" both [ "$(jq .exitCode <<<"$c")" = 1 ] -- [ "$(jq -r .reasonKey <<<"$c")" = Skipped ]
+check "cascade: step-b exits 3 with no ExitCode key" all_ok [ "$(jq .exitCode <<<"$b")" = 3 ] -- [ "$(jq -r .exitCodeKey <<<"$b")" = null ]
+check "cascade: step-c exits 1 with Reason=Skipped" all_ok [ "$(jq .exitCode <<<"$c")" = 1 ] -- [ "$(jq -r .reasonKey <<<"$c")" = Skipped ]
 check "cascade: step-c never ran its script (no summary)" [ "$(jq -r .results.summary <<<"$c")" = null ]
-check "cascade: step-d exits 1 with Reason=Skipped (a previous step failed)" both [ "$(jq .exitCode <<<"$d")" = 1 ] -- [ "$(jq -r .reasonKey <<<"$d")" = Skipped ]
+check "cascade: step-d exits 1 with Reason=Skipped (a previous step failed)" all_ok [ "$(jq .exitCode <<<"$d")" = 1 ] -- [ "$(jq -r .reasonKey <<<"$d")" = Skipped ]
 run1=$(volume_path "$pod" tekton-internal-run-1)
 run2=$(volume_path "$pod" tekton-internal-run-2)
 run3=$(volume_path "$pod" tekton-internal-run-3)
-check "cascade: out.err files of step-b, step-c and step-d" both [ -e "$run1/out.err" ] -- [ -e "$run2/out.err" ] -- [ -e "$run3/out.err" ]
+check "cascade: out.err files of step-b, step-c and step-d" all_ok [ -e "$run1/out.err" ] -- [ -e "$run2/out.err" ] -- [ -e "$run3/out.err" ]
 remove_pod "$pod"
 
 # ---------------------------------------------------------------------------------------------------
