@@ -36,6 +36,9 @@ enum Command {
     /// Put baton into every Pod, Job and CronJob of a manifest (YAML or JSON) and print it:
     /// `batonctl inject -f job.yaml | kubectl apply -f -`.
     Inject(inject_cli::InjectArgs),
+    /// Serve a mutating admission webhook (HTTPS) that injects baton into every Pod created with the
+    /// annotation baton.dev/inject: "true"; `batonctl webhook certs` makes its certificates.
+    Webhook(baton_controller::webhook::cli::WebhookArgs),
     /// Print the run status of a pod (or a list of pods) given as JSON or YAML:
     /// `kubectl get pod NAME -o json | batonctl status`.
     ///
@@ -97,6 +100,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Inject(args) => read_input(&args.file, "batonctl inject -f job.yaml")
             .and_then(|text| inject_cli::run(args, &text)),
+        Command::Webhook(args) => baton_controller::webhook::cli::run(args),
         Command::Status { file, output, exit_status } => match status(&file, output) {
             Ok(phase) if exit_status => return run_exit(phase),
             Ok(_) => Ok(()),
