@@ -22,42 +22,53 @@ fn deploy() -> PathBuf {
 
 /// Every object of deploy/, by `Kind/namespace/name`.
 fn objects() -> BTreeMap<String, Value> {
-    let kustomization = read("kustomization.yaml").remove(0);
-    assert_eq!(kustomization["kind"], "Kustomization");
-    let resources: Vec<String> = kustomization["resources"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| r.as_str().unwrap().to_string())
-        .collect();
-    let on_disk: BTreeSet<String> = std::fs::read_dir(deploy())
+    by_key(kustomization(&deploy()))
+}
+
+fn by_key(objects: Vec<Value>) -> BTreeMap<String, Value> {
+    let mut all = BTreeMap::new();
+    for object in objects {
+        let key = format!(
+            "{}/{}/{}",
+            object["kind"].as_str().unwrap(),
+            object["metadata"]["namespace"].as_str().unwrap_or("-"),
+            object["metadata"]["name"].as_str().unwrap()
+        );
+        assert!(all.insert(key.clone(), object).is_none(), "{key} twice");
+    }
+    all
+}
+
+/// The objects of the kustomization in `dir`: its files, and those of the folders it names. Every
+/// YAML file of `dir` is listed.
+fn kustomization(dir: &Path) -> Vec<Value> {
+    let file = read(&dir.join("kustomization.yaml")).remove(0);
+    assert_eq!(file["kind"], "Kustomization");
+    let resources: Vec<&str> =
+        file["resources"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    let on_disk: BTreeSet<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
         .collect();
-    assert_eq!(
-        resources.iter().cloned().collect::<BTreeSet<_>>(),
-        on_disk,
-        "the kustomization lists every file"
-    );
-    let mut all = BTreeMap::new();
-    for file in &resources {
-        for object in read(file) {
-            let key = format!(
-                "{}/{}/{}",
-                object["kind"].as_str().unwrap(),
-                object["metadata"]["namespace"].as_str().unwrap_or("-"),
-                object["metadata"]["name"].as_str().unwrap()
-            );
-            assert!(all.insert(key.clone(), object).is_none(), "{key} twice");
+    let listed: BTreeSet<String> =
+        resources.iter().filter(|r| r.ends_with(".yaml")).map(|r| r.to_string()).collect();
+    assert_eq!(listed, on_disk, "{}: the kustomization lists every file", dir.display());
+    let mut all = Vec::new();
+    for resource in resources {
+        let path = dir.join(resource);
+        if path.is_dir() {
+            all.extend(kustomization(&path));
+        } else {
+            all.extend(read(&path));
         }
     }
     all
 }
 
-fn read(file: &str) -> Vec<Value> {
-    let text = std::fs::read_to_string(deploy().join(file)).unwrap();
-    baton_inject::manifest::objects(&text).unwrap_or_else(|e| panic!("deploy/{file}: {e}"))
+fn read(path: &Path) -> Vec<Value> {
+    let text = std::fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+    baton_inject::manifest::objects(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
 }
 
 fn typed<T: DeserializeOwned>(objects: &BTreeMap<String, Value>, key: &str) -> T {
@@ -251,4 +262,29 @@ fn the_controller_watches_with_least_privilege() {
         (subject.kind.as_str(), subject.name.as_str(), subject.namespace.as_deref()),
         ("ServiceAccount", "baton-controller", Some(NS))
     );
+}
+
+#[test]
+fn without_cert_manager_everything_but_the_certificates() {
+    let all = objects();
+    let without = by_key(kustomization(&deploy().join("without-cert-manager")));
+    let want: Vec<&String> =
+        all.keys().filter(|k| !k.starts_with("Certificate/") && !k.starts_with("Issuer/")).collect();
+    assert_eq!(without.keys().collect::<Vec<_>>(), want);
+}
+
+/// kustomize itself (kubectl kustomize, where kubectl is installed) builds the same objects, with
+/// the common label.
+#[test]
+fn kubectl_kustomize_builds_the_same_objects() {
+    let Ok(out) = Command::new("kubectl").arg("kustomize").arg(deploy()).output() else {
+        eprintln!("kubectl is not installed here: kustomize's own build is not checked");
+        return;
+    };
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let built = by_key(baton_inject::manifest::objects(&String::from_utf8(out.stdout).unwrap()).unwrap());
+    assert_eq!(built.keys().collect::<Vec<_>>(), objects().keys().collect::<Vec<_>>());
+    for (key, object) in &built {
+        assert_eq!(object["metadata"]["labels"]["app.kubernetes.io/part-of"], "baton", "{key}");
+    }
 }
