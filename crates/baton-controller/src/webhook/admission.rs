@@ -27,17 +27,21 @@ pub struct Request {
 }
 
 /// Reads an `AdmissionReview` (admission.k8s.io/v1) with a request in it.
+///
+/// The object is taken out as JSON before kube's types read the rest: it is what the injection
+/// reads and the patch is against, and kube's `DynamicObject` would buffer and copy it (serde's
+/// flatten) only to be turned back into JSON.
 pub fn read(body: &[u8]) -> Result<Request, String> {
-    let review: AdmissionReview<DynamicObject> = serde_json::from_slice(body)
-        .map_err(|e| format!("the body is not an AdmissionReview (admission.k8s.io/v1): {e}"))?;
+    let not_a_review =
+        |e: serde_json::Error| format!("the body is not an AdmissionReview (admission.k8s.io/v1): {e}");
+    let mut review: Value = serde_json::from_slice(body).map_err(not_a_review)?;
+    let mut take = |pointer: &str| review.pointer_mut(pointer).map(Value::take).filter(|v| !v.is_null());
+    let object = take("/request/object");
+    // Not looked at: the webhook answers CREATE only.
+    take("/request/oldObject");
+    let review: AdmissionReview<DynamicObject> = serde_json::from_value(review).map_err(not_a_review)?;
     let request: AdmissionRequest<DynamicObject> =
         review.try_into().map_err(|_| "the AdmissionReview has no request".to_string())?;
-    let object = match &request.object {
-        Some(object) => {
-            Some(serde_json::to_value(object).map_err(|e| format!("the object is not JSON: {e}"))?)
-        }
-        None => None,
-    };
     Ok(Request { request, object })
 }
 
