@@ -431,7 +431,8 @@ fn refuses_a_missing_certificate_and_a_bad_name_with_a_sentence() {
     assert_eq!(out.status.code(), Some(1));
     assert_eq!(
         String::from_utf8(out.stderr).unwrap(),
-        "batonctl: cannot read /nonexistent/tls.crt: No such file or directory (os error 2)\n"
+        "batonctl: cannot read /nonexistent/tls.crt: No such file or directory (os error 2): pass the serving \
+         certificate's PEM chain and its key (tls.crt and tls.key of its Secret)\n"
     );
     let out = batonctl(&["webhook"]).output().unwrap();
     assert_eq!(out.status.code(), Some(2), "clap's usage error");

@@ -54,10 +54,14 @@ struct State {
 }
 
 impl CertFiles {
-    /// Reads the pair once; the error is a sentence naming the file.
+    /// Reads the pair once; the error is a sentence naming the file and what to pass instead.
     pub fn load(cert: &Path, key: &Path, provider: Arc<CryptoProvider>) -> Result<CertFiles, String> {
-        let stamps = (stamp(cert).map_err(|e| cannot(cert, e))?, stamp(key).map_err(|e| cannot(key, e))?);
-        let current = Arc::new(read_pair(cert, key, &provider)?);
+        let fix = |e: String| {
+            format!("{e}: pass the serving certificate's PEM chain and its key (tls.crt and tls.key of its Secret)")
+        };
+        let stamps =
+            (stamp(cert).map_err(|e| fix(cannot(cert, e)))?, stamp(key).map_err(|e| fix(cannot(key, e)))?);
+        let current = Arc::new(read_pair(cert, key, &provider).map_err(fix)?);
         Ok(CertFiles {
             cert: cert.to_path_buf(),
             key: key.to_path_buf(),
@@ -122,7 +126,10 @@ fn read_pem(path: &Path) -> Result<Vec<u8>, String> {
         .and_then(|f| f.take(MAX_PEM + 1).read_to_end(&mut bytes))
         .map_err(|e| cannot(path, e))?;
     if bytes.len() as u64 > MAX_PEM {
-        return Err(format!("{} is larger than 1 MiB: is it a PEM certificate or key?", path.display()));
+        return Err(format!(
+            "{} is larger than 1 MiB, too large for a PEM certificate or key",
+            path.display()
+        ));
     }
     Ok(bytes)
 }
@@ -133,10 +140,7 @@ fn read_pair(cert: &Path, key: &Path, provider: &CryptoProvider) -> Result<Certi
         .collect::<Result<_, _>>()
         .map_err(|e| format!("{} is not a PEM certificate chain: {e}", cert.display()))?;
     if chain.is_empty() {
-        return Err(format!(
-            "{} holds no certificate: pass the PEM file of the serving certificate",
-            cert.display()
-        ));
+        return Err(format!("{} holds no PEM certificate", cert.display()));
     }
     let der = PrivateKeyDer::from_pem_slice(&read_pem(key)?)
         .map_err(|e| format!("{} is not a PEM private key: {e}", key.display()))?;
