@@ -7,6 +7,7 @@
 //!   `baton_inject`.
 //! - [`watch`] (feature `watch`): a pod watcher that prints each status change and, on request,
 //!   writes the status to an annotation only when it changed.
+//! - [`webhook`] (feature `webhook`): the mutating admission webhook around `baton_inject`.
 
 #[cfg(feature = "registry")]
 pub mod registry;
@@ -15,6 +16,8 @@ pub mod table;
 pub mod termination;
 #[cfg(feature = "watch")]
 pub mod watch;
+#[cfg(feature = "webhook")]
+pub mod webhook;
 
 pub use status::{run_status, PodRunStatus, RunStatus};
 

@@ -16,6 +16,12 @@ use kube::config::{KubeConfigOptions, Kubeconfig};
 
 mod inject_cli;
 
+/// The static (musl) batonctl would otherwise use musl's allocator, which hands memory back to the
+/// kernel at every turn: under the webhook's load, a third of the time went to mmap, munmap and
+/// page faults (measured with perf; docs/webhook.md).
+#[global_allocator]
+static ALLOCATOR: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 /// The most `status` reads: far beyond any pod list, small enough that a wrong file fails fast.
 const MAX_INPUT: u64 = 256 << 20;
 
@@ -36,6 +42,9 @@ enum Command {
     /// Put baton into every Pod, Job and CronJob of a manifest (YAML or JSON) and print it:
     /// `batonctl inject -f job.yaml | kubectl apply -f -`.
     Inject(inject_cli::InjectArgs),
+    /// Serve a mutating admission webhook (HTTPS) that injects baton into every Pod created with the
+    /// annotation baton.dev/inject: "true"; `batonctl webhook certs` makes its certificates.
+    Webhook(baton_controller::webhook::cli::WebhookArgs),
     /// Print the run status of a pod (or a list of pods) given as JSON or YAML:
     /// `kubectl get pod NAME -o json | batonctl status`.
     ///
@@ -97,6 +106,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Inject(args) => read_input(&args.file, "batonctl inject -f job.yaml")
             .and_then(|text| inject_cli::run(args, &text)),
+        Command::Webhook(args) => baton_controller::webhook::cli::run(args),
         Command::Status { file, output, exit_status } => match status(&file, output) {
             Ok(phase) if exit_status => return run_exit(phase),
             Ok(_) => Ok(()),

@@ -1,0 +1,203 @@
+//! `batonctl webhook` and `batonctl webhook certs`: the command line, wired to the server and to
+//! the certificate maker.
+
+use std::io::Read;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+
+use anyhow::{bail, Context, Result};
+use baton_inject::{ImageFile, Options, DEFAULT_IMAGE};
+use tokio::net::TcpListener;
+
+use super::admission::Settings;
+use super::certs;
+use super::images::Resolver;
+use super::server::{serve, Webhook};
+use super::tls::{server_config, CertFiles};
+use crate::registry::{Credentials, Registry};
+
+/// The most an `--images` or `--registry-auth` file may hold.
+const MAX_SMALL_FILE: u64 = 4 << 20;
+
+#[derive(clap::Args, Debug)]
+#[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
+pub struct WebhookArgs {
+    #[command(subcommand)]
+    pub command: Option<WebhookCommand>,
+    #[command(flatten)]
+    pub serve: ServeArgs,
+}
+
+#[derive(clap::Subcommand, Debug)]
+pub enum WebhookCommand {
+    /// Write a CA and a serving certificate for the webhook's Service into a folder (ca.crt, ca.key,
+    /// tls.crt, tls.key; keys mode 0600) and print the caBundle (the CA's PEM, base64) for the
+    /// MutatingWebhookConfiguration. For clusters without cert-manager.
+    Certs(CertsArgs),
+}
+
+#[derive(clap::Args, Debug)]
+pub struct CertsArgs {
+    /// The webhook's Service: the certificate is for SERVICE.NAMESPACE.svc (and .svc.cluster.local).
+    #[arg(long, value_name = "SERVICE")]
+    pub service: String,
+    /// The Service's namespace.
+    #[arg(long, value_name = "NAMESPACE")]
+    pub namespace: String,
+    /// The folder to write the files into (made if missing); existing files are not replaced.
+    #[arg(long, value_name = "DIR")]
+    pub out: PathBuf,
+}
+
+#[derive(clap::Args, Debug)]
+pub struct ServeArgs {
+    /// The serving certificate chain (PEM), re-read when it changes (cert-manager's tls.crt).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub tls_cert: Option<PathBuf>,
+    /// Its private key (PEM), re-read when it changes (tls.key).
+    #[arg(long, value_name = "FILE", required = true)]
+    pub tls_key: Option<PathBuf>,
+    /// The address to listen on.
+    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8443")]
+    pub listen: SocketAddr,
+    /// The image of the `baton-init` init container.
+    #[arg(long, value_name = "IMAGE", default_value = DEFAULT_IMAGE)]
+    pub image: String,
+    /// ENTRYPOINT and CMD of images whose containers have no command (the format of `batonctl
+    /// inject --images`). Images not in it are read from their registry.
+    #[arg(long, value_name = "FILE")]
+    pub images: Option<PathBuf>,
+    /// The shared folder, mounted in every container.
+    #[arg(long, value_name = "DIR", default_value = baton_contract::layout::DEFAULT_DIR)]
+    pub dir: String,
+    /// Allow a pod that cannot be injected, unchanged and with a warning, instead of denying it.
+    #[arg(long)]
+    pub fail_open: bool,
+    /// A registry (`host[:port]`) to reach over plain HTTP instead of HTTPS; repeatable.
+    #[arg(long, value_name = "HOST[:PORT]")]
+    pub insecure_registry: Vec<String>,
+    /// Registry credentials for image lookups, a docker config file (a mounted
+    /// kubernetes.io/dockerconfigjson Secret's .dockerconfigjson). Default: anonymous.
+    #[arg(long, value_name = "FILE")]
+    pub registry_auth: Option<PathBuf>,
+    /// After SIGTERM, keep serving this long before closing the listener, so that the API server
+    /// stops sending here first (Kubernetes removes the endpoint while the pod is stopping).
+    #[arg(long, value_name = "DUR", default_value = "5s", value_parser = duration)]
+    pub shutdown_delay: Duration,
+}
+
+fn duration(text: &str) -> Result<Duration, String> {
+    baton_contract::duration::parse(text)
+}
+
+pub fn run(args: WebhookArgs) -> Result<()> {
+    match args.command {
+        Some(WebhookCommand::Certs(certs)) => write_certs(&certs),
+        None => run_server(args.serve),
+    }
+}
+
+fn write_certs(args: &CertsArgs) -> Result<()> {
+    let issued =
+        certs::issue(&args.service, &args.namespace, SystemTime::now()).map_err(anyhow::Error::msg)?;
+    let written = certs::write(&args.out, &issued).map_err(anyhow::Error::msg)?;
+    for path in &written {
+        eprintln!("batonctl webhook certs: wrote {}", path.display());
+    }
+    let names = certs::dns_names(&args.service, &args.namespace).join(", ");
+    let days = certs::SERVING_VALID.as_secs() / 86400;
+    eprintln!(
+        "batonctl webhook certs: the serving certificate is for {names}, valid {days} days; the caBundle follows \
+         on standard output (kubectl -n {ns} create secret tls {svc}-tls --cert {out}/tls.crt --key {out}/tls.key)",
+        ns = args.namespace,
+        svc = args.service,
+        out = args.out.display(),
+    );
+    println!("{}", issued.ca_bundle());
+    Ok(())
+}
+
+fn run_server(args: ServeArgs) -> Result<()> {
+    let (Some(cert), Some(key)) = (args.tls_cert.clone(), args.tls_key.clone()) else {
+        bail!("--tls-cert and --tls-key are required: pass the PEM files of the serving certificate");
+    };
+    let options = Options::new(&args.image, &args.dir).map_err(anyhow::Error::msg)?;
+    let file = match &args.images {
+        Some(path) => ImageFile::parse(&read_small(path)?)
+            .map_err(|e| anyhow::anyhow!("--images {}: {e}", path.display()))?,
+        None => ImageFile::default(),
+    };
+    let credentials = match &args.registry_auth {
+        Some(path) => Credentials::parse(&read_small(path)?)
+            .map_err(|e| anyhow::anyhow!("--registry-auth {}: {e}", path.display()))?,
+        None => Credentials::default(),
+    };
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let files = Arc::new(CertFiles::load(&cert, &key, provider).map_err(anyhow::Error::msg)?);
+    let tls = Arc::new(server_config(files).map_err(anyhow::Error::msg)?);
+    let settings = Settings { options, fail_open: args.fail_open };
+    let images = file.len();
+
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the async runtime")?;
+    runtime.block_on(async move {
+        let registry = crate::registry::Settings {
+            insecure: args.insecure_registry.clone(),
+            credentials,
+            pull_secrets: Default::default(),
+        };
+        let webhook = Arc::new(Webhook { settings, resolver: Resolver::new(file, Registry::new(registry)) });
+        let listener = TcpListener::bind(args.listen)
+            .await
+            .with_context(|| format!("cannot listen on {}: pass another --listen address", args.listen))?;
+        let at = listener.local_addr().context("cannot read the address listened on")?;
+        eprintln!(
+            "batonctl webhook: listening on https://{at} (POST /mutate, GET /healthz); certificate {}; \
+             {images} images from --images; {}",
+            cert.display(),
+            if args.fail_open {
+                "fail-open: pods that cannot be injected are allowed unchanged"
+            } else {
+                "pods that cannot be injected are denied"
+            }
+        );
+        let stop = stopped(args.shutdown_delay)?;
+        serve(listener, tokio_rustls::TlsAcceptor::from(tls), webhook, stop).await;
+        eprintln!("batonctl webhook: stopped");
+        Ok(())
+    })
+}
+
+/// Completes `delay` after SIGTERM or SIGINT.
+fn stopped(delay: Duration) -> Result<impl std::future::Future<Output = ()>> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).context("cannot handle SIGTERM")?;
+    let mut int = signal(SignalKind::interrupt()).context("cannot handle SIGINT")?;
+    Ok(async move {
+        let name = tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        };
+        eprintln!(
+            "batonctl webhook: {name}: serving {} ms more, then finishing the requests under way",
+            delay.as_millis()
+        );
+        tokio::time::sleep(delay).await;
+    })
+}
+
+fn read_small(path: &Path) -> Result<String> {
+    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut text = String::new();
+    file.take(MAX_SMALL_FILE + 1)
+        .read_to_string(&mut text)
+        .with_context(|| format!("cannot read {} as UTF-8 text", path.display()))?;
+    if text.len() as u64 > MAX_SMALL_FILE {
+        bail!("{} is larger than {} MiB: is it the right file?", path.display(), MAX_SMALL_FILE >> 20);
+    }
+    Ok(text)
+}

@@ -1,0 +1,19 @@
+//! `batonctl webhook`: a mutating admission webhook that puts baton into every Pod created with the
+//! annotation `baton.dev/inject: "true"` — the injection of `batonctl inject` (crate `baton_inject`,
+//! reused as it is), answered as a JSON Patch.
+//!
+//! - [`admission`]: an AdmissionReview in, the AdmissionReview to answer out; no I/O.
+//! - [`images`]: the images' ENTRYPOINT and CMD, resolved before the injection runs (the `--images`
+//!   file, then the registries, cached, within the request's deadline).
+//! - [`tls`]: the serving certificate, re-read when its files change (checked at each handshake).
+//! - [`server`]: HTTPS (rustls, hyper): `POST /mutate`, `GET /healthz`, a graceful stop.
+//! - [`certs`]: a CA and a serving certificate for clusters without cert-manager (rcgen).
+//! - [`cli`] (feature `cli`): the command line, `batonctl webhook` and `batonctl webhook certs`.
+
+pub mod admission;
+pub mod certs;
+#[cfg(feature = "cli")]
+pub mod cli;
+pub mod images;
+pub mod server;
+pub mod tls;

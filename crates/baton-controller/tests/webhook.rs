@@ -1,0 +1,458 @@
+//! `batonctl webhook` run as a process and spoken to over real HTTPS on localhost, with reqwest
+//! trusting only the CA that `batonctl webhook certs` wrote, and reaching the server by the name
+//! the API server uses (`baton-webhook.baton-system.svc`). The reviews are under
+//! tests/fixtures/webhook/: their answers are checked against `batonctl inject` on the same pods.
+//!
+//! The tests synchronise on the server's own lines on standard error (its address, its reload
+//! notice), never on sleeps.
+
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::{Arc, Condvar, Mutex};
+use std::time::{Duration, Instant};
+
+use base64::Engine as _;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use serde_json::{json, Value};
+
+const SERVICE: &str = "baton-webhook";
+const NAMESPACE: &str = "baton-system";
+const HOST: &str = "baton-webhook.baton-system.svc";
+const IMAGE: &str = "localhost/baton:webhook-test";
+
+fn fixture(name: &str) -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/webhook").join(name)
+}
+
+fn review(name: &str) -> Value {
+    serde_json::from_slice(&std::fs::read(fixture(&format!("review-{name}.json"))).unwrap()).unwrap()
+}
+
+fn batonctl(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_batonctl"));
+    // No docker config of this machine: the tests use none.
+    command
+        .args(args)
+        .env("HOME", "/nonexistent")
+        .env_remove("DOCKER_CONFIG")
+        .env_remove("REGISTRY_AUTH_FILE")
+        .env_remove("XDG_RUNTIME_DIR");
+    command
+}
+
+/// `batonctl webhook certs` into `dir`: the caBundle it printed.
+fn certs(dir: &Path) -> String {
+    let out = batonctl(&["webhook", "certs", "--service", SERVICE, "--namespace", NAMESPACE, "--out"])
+        .arg(dir)
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8(out.stdout).unwrap().trim().to_string()
+}
+
+/// The server's standard error, as it comes, and a way to wait for a line of it.
+#[derive(Default)]
+struct Log {
+    text: Mutex<String>,
+    grew: Condvar,
+}
+
+impl Log {
+    fn wait_for(&self, needle: &str) -> String {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        let mut text = self.text.lock().unwrap();
+        while !text.contains(needle) {
+            let left = deadline.saturating_duration_since(Instant::now());
+            assert!(!left.is_zero(), "the webhook never wrote {needle:?}; its log:\n{text}");
+            text = self.grew.wait_timeout(text, left).unwrap().0;
+        }
+        text.clone()
+    }
+}
+
+/// A running `batonctl webhook`, killed when dropped.
+struct Server {
+    child: Child,
+    addr: SocketAddr,
+    log: Arc<Log>,
+}
+
+impl Server {
+    fn start(cert: &Path, key: &Path, extra: &[&str]) -> Server {
+        let mut child = batonctl(&["webhook", "--listen", "127.0.0.1:0", "--shutdown-delay", "0s"])
+            .arg("--tls-cert")
+            .arg(cert)
+            .arg("--tls-key")
+            .arg(key)
+            .args(["--image", IMAGE])
+            .args(extra)
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .unwrap();
+        let log = Arc::new(Log::default());
+        let stderr = child.stderr.take().unwrap();
+        let writer = log.clone();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+                let mut text = writer.text.lock().unwrap();
+                text.push_str(&line);
+                text.push('\n');
+                writer.grew.notify_all();
+            }
+        });
+        let text = log.wait_for("listening on https://");
+        let addr = text.split("listening on https://").nth(1).unwrap().split_whitespace().next().unwrap();
+        Server { child, addr: addr.parse().unwrap(), log }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("https://{HOST}:{}{path}", self.addr.port())
+    }
+
+    /// A client that trusts only `ca` and opens a new connection (a new handshake) per request.
+    fn client(&self, ca: &Path) -> reqwest::Client {
+        let _ = rustls::crypto::ring::default_provider().install_default();
+        let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap();
+        reqwest::Client::builder()
+            .tls_certs_only([ca])
+            .resolve(HOST, self.addr)
+            .tls_info(true)
+            .pool_max_idle_per_host(0)
+            .build()
+            .unwrap()
+    }
+
+    /// POSTs `review` to /mutate; the response's status and the AdmissionReview it holds.
+    async fn mutate(&self, ca: &Path, review: &Value) -> (u16, Value) {
+        let response =
+            self.client(ca).post(self.url("/mutate?timeout=10s")).json(review).send().await.unwrap();
+        let status = response.status().as_u16();
+        let body = response.bytes().await.unwrap();
+        (
+            status,
+            serde_json::from_slice(&body)
+                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body))),
+        )
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A folder of certificates and a server using them.
+fn setup(extra: &[&str]) -> (tempfile::TempDir, Server) {
+    let dir = tempfile::tempdir().unwrap();
+    certs(dir.path());
+    let server = Server::start(&dir.path().join("tls.crt"), &dir.path().join("tls.key"), extra);
+    (dir, server)
+}
+
+/// `batonctl inject` on the review's pod, with the webhook's options.
+fn inject_cli(review: &Value, extra: &[&str]) -> Output {
+    let dir = tempfile::tempdir().unwrap();
+    let pod = dir.path().join("pod.json");
+    std::fs::write(&pod, serde_json::to_vec_pretty(&review["request"]["object"]).unwrap()).unwrap();
+    batonctl(&["inject", "--image", IMAGE]).args(extra).arg("-f").arg(&pod).output().unwrap()
+}
+
+/// The patch of an allowing response, decoded from its base64 string.
+fn patch_of(response: &Value) -> json_patch::Patch {
+    assert_eq!(response["allowed"], true, "{response}");
+    assert_eq!(response["patchType"], "JSONPatch", "{response}");
+    let encoded =
+        response["patch"].as_str().unwrap_or_else(|| panic!("the patch is not a string: {response}"));
+    let bytes = base64::engine::general_purpose::STANDARD.decode(encoded).unwrap();
+    serde_json::from_slice(&bytes).unwrap()
+}
+
+fn images_flag() -> [String; 2] {
+    ["--images".to_string(), fixture("images.yaml").display().to_string()]
+}
+
+#[tokio::test]
+async fn injects_the_pod_as_batonctl_inject_does() {
+    let images = images_flag();
+    let (dir, server) = setup(&[&images[0], &images[1]]);
+    let review = review("annotated");
+    let (status, answer) = server.mutate(&dir.path().join("ca.crt"), &review).await;
+    assert_eq!(status, 200);
+    assert_eq!(answer["apiVersion"], "admission.k8s.io/v1");
+    assert_eq!(answer["kind"], "AdmissionReview");
+    let response = &answer["response"];
+    assert_eq!(response["uid"], review["request"]["uid"]);
+    assert!(response.get("warnings").is_none(), "{response}");
+
+    let mut patched = review["request"]["object"].clone();
+    json_patch::patch(&mut patched, &patch_of(response)).unwrap();
+    let cli = inject_cli(&review, &[&images[0], &images[1]]);
+    assert!(cli.status.success(), "{}", String::from_utf8_lossy(&cli.stderr));
+    let injected: Value = serde_json::from_slice(&cli.stdout).unwrap();
+    assert_eq!(patched, injected);
+
+    // And it is the injection one expects: the init container, the sidecar's --until, the image's
+    // ENTRYPOINT and CMD put after `--` for the container without a command.
+    assert_eq!(patched["spec"]["initContainers"][0]["image"], IMAGE);
+    let commands: Vec<Value> =
+        patched["spec"]["containers"].as_array().unwrap().iter().map(|c| c["command"].clone()).collect();
+    assert_eq!(
+        commands[2],
+        json!([
+            "/var/run/baton/bin/baton",
+            "run",
+            "--name=migrate",
+            "--after=build",
+            "--message-limit=2457",
+            "--",
+            "/migrate",
+            "up"
+        ])
+    );
+    assert_eq!(commands[3][3], "--until=fetch");
+    server.log.wait_for("batonctl webhook: Pod ci/build-…: injected (4 containers wrapped)");
+
+    // The injected pod, sent again (reinvocationPolicy: IfNeeded), is allowed as it is.
+    let mut again = review.clone();
+    again["request"]["object"] = patched;
+    let (_, answer) = server.mutate(&dir.path().join("ca.crt"), &again).await;
+    assert_eq!(answer["response"]["allowed"], true);
+    assert!(answer["response"].get("patch").is_none(), "{answer}");
+}
+
+#[tokio::test]
+async fn leaves_a_pod_without_the_annotation_alone() {
+    let (dir, server) = setup(&[]);
+    let review = review("plain");
+    let (status, answer) = server.mutate(&dir.path().join("ca.crt"), &review).await;
+    assert_eq!(status, 200);
+    assert_eq!(
+        answer,
+        json!({"apiVersion": "admission.k8s.io/v1", "kind": "AdmissionReview",
+               "response": {"uid": review["request"]["uid"], "allowed": true, "status": {}}})
+    );
+}
+
+/// The sentence `batonctl inject` prints for the review's pod (exit 1, `batonctl: ` before it).
+fn cli_sentence(review: &Value, extra: &[&str]) -> String {
+    let cli = inject_cli(review, extra);
+    assert_eq!(cli.status.code(), Some(1), "{}", String::from_utf8_lossy(&cli.stderr));
+    let stderr = String::from_utf8(cli.stderr).unwrap();
+    stderr.trim_end().strip_prefix("batonctl: ").unwrap_or_else(|| panic!("{stderr}")).to_string()
+}
+
+#[tokio::test]
+async fn denies_a_cycle_with_the_clis_sentence() {
+    let (dir, server) = setup(&[]);
+    let review = review("cycle");
+    let (status, answer) = server.mutate(&dir.path().join("ca.crt"), &review).await;
+    assert_eq!(status, 200);
+    let sentence = cli_sentence(&review, &[]);
+    assert!(sentence.contains("in a cycle, fetch → build → migrate → fetch"), "{sentence}");
+    assert_eq!(
+        answer["response"],
+        json!({"uid": review["request"]["uid"], "allowed": false,
+               "status": {"status": "Failure", "code": 403, "reason": "Forbidden", "message": sentence}})
+    );
+    server.log.wait_for(&format!("batonctl webhook: denied: {sentence}"));
+}
+
+#[tokio::test]
+async fn denies_an_unknown_entrypoint_with_the_clis_sentence() {
+    // The image's registry is asked (plain HTTP on 127.0.0.1:1, where nothing listens) and fails.
+    let registry = ["--insecure-registry", "127.0.0.1:1"];
+    let (dir, server) = setup(&registry);
+    let review = review("unknown-entrypoint");
+    let (_, answer) = server.mutate(&dir.path().join("ca.crt"), &review).await;
+    let sentence = cli_sentence(&review, &registry);
+    assert!(
+        sentence.starts_with("Pod ci/build-…: container app has no command and the ENTRYPOINT of its image 127.0.0.1:1/ci/app:1 is unknown (its registry 127.0.0.1:1 answered: "),
+        "{sentence}"
+    );
+    assert_eq!(answer["response"]["allowed"], false);
+    assert_eq!(answer["response"]["status"]["message"], sentence.as_str());
+}
+
+#[tokio::test]
+async fn fail_open_allows_unchanged_with_a_warning() {
+    let (dir, server) = setup(&["--fail-open"]);
+    let review = review("cycle");
+    let (_, answer) = server.mutate(&dir.path().join("ca.crt"), &review).await;
+    let sentence = cli_sentence(&review, &[]);
+    assert_eq!(
+        answer["response"],
+        json!({"uid": review["request"]["uid"], "allowed": true, "status": {},
+               "warnings": [format!("baton: not injected: {sentence}")]})
+    );
+    server.log.wait_for(&format!("batonctl webhook: allowed without baton (--fail-open): {sentence}"));
+}
+
+#[tokio::test]
+async fn answers_health_checks_and_refuses_what_is_not_a_review() {
+    let (dir, server) = setup(&[]);
+    let client = server.client(&dir.path().join("ca.crt"));
+    let health = client.get(server.url("/healthz")).send().await.unwrap();
+    assert_eq!(health.status().as_u16(), 200);
+    assert_eq!(health.text().await.unwrap(), "ok\n");
+    assert_eq!(client.get(server.url("/mutate")).send().await.unwrap().status().as_u16(), 405);
+    assert_eq!(client.post(server.url("/validate")).send().await.unwrap().status().as_u16(), 404);
+    let bad = client.post(server.url("/mutate")).body("{\"kind\": 3").send().await.unwrap();
+    assert_eq!(bad.status().as_u16(), 400);
+    let answer: Value = bad.json_value().await;
+    assert_eq!(answer["response"]["allowed"], false);
+    let message = answer["response"]["status"]["message"].as_str().unwrap();
+    assert!(message.starts_with("the body is not an AdmissionReview (admission.k8s.io/v1)"), "{message}");
+}
+
+trait JsonValue {
+    async fn json_value(self) -> Value;
+}
+
+impl JsonValue for reqwest::Response {
+    async fn json_value(self) -> Value {
+        serde_json::from_slice(&self.bytes().await.unwrap()).unwrap()
+    }
+}
+
+fn der(pem: &Path) -> Vec<u8> {
+    CertificateDer::from_pem_file(pem).unwrap().as_ref().to_vec()
+}
+
+/// The certificate the server presents to a client that trusts `ca` (an error if it is not one of
+/// that CA's).
+async fn presented(server: &Server, ca: &Path) -> Result<Vec<u8>, reqwest::Error> {
+    let response = server.client(ca).get(server.url("/healthz")).send().await?;
+    let info = response.extensions().get::<reqwest::tls::TlsInfo>().expect("tls_info is on");
+    Ok(info.peer_certificate().unwrap().to_vec())
+}
+
+/// Points `secret/..data` at a new folder holding `from`'s certificate and key, as the kubelet
+/// updates a Secret volume: a new timestamped folder, then a symlink renamed over `..data`.
+fn swap_secret(secret: &Path, version: &str, from: &Path) {
+    let folder = secret.join(format!("..{version}"));
+    std::fs::create_dir(&folder).unwrap();
+    for name in ["tls.crt", "tls.key"] {
+        std::fs::copy(from.join(name), folder.join(name)).unwrap();
+    }
+    let temp = secret.join("..data_tmp");
+    std::os::unix::fs::symlink(format!("..{version}"), &temp).unwrap();
+    std::fs::rename(&temp, secret.join("..data")).unwrap();
+}
+
+#[tokio::test]
+async fn serves_a_rotated_certificate_at_the_next_handshake_without_a_restart() {
+    let (one, two) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    certs(one.path());
+    certs(two.path());
+    let (ca1, ca2) = (one.path().join("ca.crt"), two.path().join("ca.crt"));
+
+    // The layout of a mounted Secret: tls.crt -> ..data/tls.crt, ..data -> ..2026_11_30_01.
+    let secret = tempfile::tempdir().unwrap();
+    swap_secret(secret.path(), "2026_11_30_01", one.path());
+    for name in ["tls.crt", "tls.key"] {
+        std::os::unix::fs::symlink(format!("..data/{name}"), secret.path().join(name)).unwrap();
+    }
+    let server = Server::start(&secret.path().join("tls.crt"), &secret.path().join("tls.key"), &[]);
+    let pid = server.child.id();
+    assert_eq!(presented(&server, &ca1).await.unwrap(), der(&one.path().join("tls.crt")));
+    assert!(
+        presented(&server, &ca2).await.is_err(),
+        "a client of the second CA refuses the first certificate"
+    );
+
+    // cert-manager renews; the kubelet swaps the files.
+    swap_secret(secret.path(), "2026_11_30_02", two.path());
+    assert_eq!(presented(&server, &ca2).await.unwrap(), der(&two.path().join("tls.crt")));
+    assert!(presented(&server, &ca1).await.is_err(), "the first certificate is no longer served");
+    server.log.wait_for("serving the new certificate");
+
+    // A pair that does not go together (the new key not written yet) keeps the last good one.
+    let broken = tempfile::tempdir().unwrap();
+    std::fs::copy(one.path().join("tls.crt"), broken.path().join("tls.crt")).unwrap();
+    std::fs::copy(two.path().join("tls.key"), broken.path().join("tls.key")).unwrap();
+    swap_secret(secret.path(), "2026_11_30_03", broken.path());
+    assert_eq!(presented(&server, &ca2).await.unwrap(), der(&two.path().join("tls.crt")));
+    let log = server.log.wait_for("still serving the previous certificate");
+    assert!(log.contains("does not go with the certificate"), "{log}");
+    assert_eq!(server.child.id(), pid);
+}
+
+#[test]
+fn certs_writes_the_keys_0600_and_prints_the_ca_bundle() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("new/certs");
+    let bundle = certs(&out);
+    let mode = |name: &str| std::fs::metadata(out.join(name)).unwrap().permissions().mode() & 0o7777;
+    assert_eq!(mode("ca.key"), 0o600);
+    assert_eq!(mode("tls.key"), 0o600);
+    assert_eq!(mode("ca.crt"), 0o644);
+    assert_eq!(mode("tls.crt"), 0o644);
+    assert_eq!(std::fs::metadata(&out).unwrap().permissions().mode() & 0o777, 0o700);
+    let decoded = base64::engine::general_purpose::STANDARD.decode(bundle).unwrap();
+    assert_eq!(decoded, std::fs::read(out.join("ca.crt")).unwrap());
+    assert_eq!(std::fs::read_dir(&out).unwrap().count(), 4, "no temporary file is left");
+
+    // The server certificate names the Service as the API server calls it (checked by openssl).
+    let text =
+        Command::new("openssl").args(["x509", "-noout", "-text", "-in"]).arg(out.join("tls.crt")).output();
+    if let Ok(text) = text {
+        let text = String::from_utf8_lossy(&text.stdout);
+        assert!(text.contains(&format!("DNS:{HOST}, DNS:{HOST}.cluster.local")), "{text}");
+    }
+
+    // Never over existing files.
+    let before = std::fs::read(out.join("ca.crt")).unwrap();
+    let again = batonctl(&["webhook", "certs", "--service", SERVICE, "--namespace", NAMESPACE, "--out"])
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert_eq!(again.status.code(), Some(1));
+    let stderr = String::from_utf8(again.stderr).unwrap();
+    assert!(
+        stderr.contains("ca.crt already exists: remove the old files, or pass another --out folder"),
+        "{stderr}"
+    );
+    assert_eq!(std::fs::read(out.join("ca.crt")).unwrap(), before);
+}
+
+#[test]
+fn refuses_a_missing_certificate_and_a_bad_name_with_a_sentence() {
+    let out =
+        batonctl(&["webhook", "--tls-cert", "/nonexistent/tls.crt", "--tls-key", "/nonexistent/tls.key"])
+            .output()
+            .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(
+        String::from_utf8(out.stderr).unwrap(),
+        "batonctl: cannot read /nonexistent/tls.crt: No such file or directory (os error 2): pass the serving \
+         certificate's PEM chain and its key (tls.crt and tls.key of its Secret)\n"
+    );
+    let out = batonctl(&["webhook"]).output().unwrap();
+    assert_eq!(out.status.code(), Some(2), "clap's usage error");
+    let out =
+        batonctl(&["webhook", "certs", "--service", "Hook", "--namespace", "ns", "--out", "/nonexistent"])
+            .output()
+            .unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8(out.stderr).unwrap().contains(r#"--service "Hook" is not a Kubernetes name"#));
+}
+
+#[test]
+fn stops_on_sigterm() {
+    let dir = tempfile::tempdir().unwrap();
+    certs(dir.path());
+    let mut server = Server::start(&dir.path().join("tls.crt"), &dir.path().join("tls.key"), &[]);
+    let kill = Command::new("kill").args(["-TERM", &server.child.id().to_string()]).status().unwrap();
+    assert!(kill.success());
+    let status = server.child.wait().unwrap();
+    assert_eq!(status.code(), Some(0));
+    let log = server.log.wait_for("batonctl webhook: stopped");
+    assert!(log.contains("SIGTERM: serving 0 ms more"), "{log}");
+}
