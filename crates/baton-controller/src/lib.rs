@@ -3,9 +3,12 @@
 //! - [`termination`]: one container's termination message, classified (record, cut record, text, …).
 //! - [`status`]: the pure `Pod → RunStatus` function and the status types.
 //! - [`table`]: the status as a table for people.
+//! - [`play`] (feature `play`): a pod run on podman with the kubelet's part played, for `batonctl play`.
 //! - [`watch`] (feature `watch`): a pod watcher that prints each status change and, on request,
 //!   writes the status to an annotation only when it changed.
 
+#[cfg(feature = "play")]
+pub mod play;
 pub mod status;
 pub mod table;
 pub mod termination;
