@@ -6,11 +6,570 @@
 //! - [`message`] (pure): termination messages cut as the kubelet cuts them;
 //! - [`pod_status`] (pure): the Pod JSON, in the kubelet's shape, from `podman inspect`;
 //! - [`view`] (pure): the live view's lines;
-//! - [`folder`]: the baton folder read from this host.
+//! - [`podman`] and [`folder`]: the I/O — podman commands, the baton folder read from this host;
+//! - [`play`] (here): set up, play, watch, read back, clean up.
 
 pub mod folder;
 pub mod manifest;
 pub mod message;
 pub mod pod_status;
+pub mod podman;
 pub mod rewrite;
 pub mod view;
+
+use std::io::{Read, Seek, SeekFrom, Write};
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::path::{Path, PathBuf};
+use std::process::Child;
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use k8s_openapi::jiff::Timestamp;
+use nix::sys::signal::{SigSet, Signal};
+use serde_json::Value;
+
+use manifest::ManifestError;
+use pod_status::{ContainerInspect, Reading};
+use podman::{Podman, PodmanError};
+use rewrite::Container;
+use view::View;
+
+/// How often the baton folder is looked at for the live view.
+const TICK: Duration = Duration::from_millis(100);
+/// podman is asked for the containers' states on every event, and at least this often.
+const REFRESH: Duration = Duration::from_secs(2);
+/// The kubelet's default `terminationGracePeriodSeconds`.
+const DEFAULT_GRACE: u64 = 30;
+
+/// What to play and how.
+#[derive(Clone, Debug, Default)]
+pub struct Options {
+    /// Play the pod under this name instead of its own.
+    pub name: Option<String>,
+    /// Keep the pod, its volumes and the work folder for a post-mortem.
+    pub keep: bool,
+    /// Where the Pod JSON and the termination-message files go (default: a new folder in $TMPDIR).
+    pub work_dir: Option<PathBuf>,
+    pub podman: Podman,
+}
+
+/// A played pod. Dropping it removes the pod and its volumes (unless they are kept), so that the run
+/// status can be shown first.
+#[derive(Debug)]
+pub struct Played {
+    /// The Pod JSON in the kubelet's shape.
+    pub pod: Value,
+    /// Where it was written.
+    pub pod_json: PathBuf,
+    _cleanup: Cleanup,
+}
+
+/// Why a pod could not be played. Each says what to do.
+#[derive(Debug, thiserror::Error)]
+pub enum Error {
+    #[error(transparent)]
+    Manifest(#[from] ManifestError),
+    #[error(transparent)]
+    Podman(#[from] PodmanError),
+    #[error("{}", .0.join("; "))]
+    MissingImages(Vec<String>),
+    #[error(
+        "a pod named {0} exists in podman already (kept by an earlier run?): remove it with \
+         `podman pod rm -f {0}`, or play this one under another name with --name"
+    )]
+    PodExists(String),
+    #[error("cannot {what}: {source}")]
+    Io { what: String, source: std::io::Error },
+    #[error("podman kube play did not start pod {pod}: {why} (podman's output: {log})")]
+    NotPlayed { pod: String, why: String, log: String },
+}
+
+fn io(what: impl Into<String>) -> impl FnOnce(std::io::Error) -> Error {
+    let what = what.into();
+    move |source| Error::Io { what, source }
+}
+
+/// The sentence for an image podman does not have.
+fn missing_image(image: &str) -> String {
+    let how = if image.starts_with("localhost/baton:") {
+        format!("build it in baton's repository with `make static && podman build -t {image} .`")
+    } else if image.starts_with("localhost/busybox-step:") {
+        "build it in baton's repository with `e2e/demo.sh` (it builds both images of the examples) or from \
+         e2e/busybox-step.Containerfile"
+            .to_string()
+    } else {
+        format!("pull or build it first (`podman pull {image}`): batonctl play pulls nothing")
+    };
+    format!("the image {image} is not in podman's image store: {how}")
+}
+
+/// Where podman's settings come from, when `batonctl play` chooses them: `flag` (--containers-conf)
+/// first; else none when `CONTAINERS_CONF` is set (podman reads it); else `e2e/containers.conf` of
+/// the baton checkout `batonctl` was built in, when there is one.
+pub fn containers_conf(flag: Option<PathBuf>, env_set: bool, exe: Option<&Path>) -> Option<PathBuf> {
+    if flag.is_some() {
+        return flag;
+    }
+    if env_set {
+        return None;
+    }
+    exe?.ancestors().skip(1).map(|dir| dir.join("e2e").join("containers.conf")).find(|conf| {
+        conf.is_file() && conf.parent().and_then(Path::parent).is_some_and(|r| r.join("Cargo.toml").is_file())
+    })
+}
+
+enum Event {
+    Podman(String),
+    Played(String),
+    Signal(Signal),
+}
+
+/// Plays the pod of `text` (YAML or JSON) and returns its Pod JSON once every container has ended.
+/// The live view and notes go to `out`, one line per change.
+pub fn play(text: &str, source: &str, opts: &Options, out: &mut dyn Write) -> Result<Played, Error> {
+    let m = manifest::read(text, opts.name.as_deref())?;
+    for note in &m.notes {
+        let _ = writeln!(out, "batonctl: {source}: {note}");
+    }
+    let podman = &opts.podman;
+    let version = podman.version()?;
+    if podman.pod_exists(&m.name)? {
+        return Err(Error::PodExists(m.name));
+    }
+    let containers = rewrite::containers(&m.pod);
+    let mut images: Vec<&str> = Vec::new();
+    for c in &containers {
+        if !images.contains(&c.image.as_str()) {
+            images.push(&c.image);
+        }
+    }
+    let mut missing = Vec::new();
+    for image in images {
+        if !podman.image_exists(image)? {
+            missing.push(missing_image(image));
+        }
+    }
+    if !missing.is_empty() {
+        return Err(Error::MissingImages(missing));
+    }
+
+    // The kubelet's set-up: a fresh 0666 file per container, fresh 0777 emptyDirs.
+    let dir = work_dir(opts.work_dir.as_deref(), &m.name)?;
+    let host = dir.join("containers");
+    for c in &containers {
+        let file = rewrite::termination_file(&host, &c.name);
+        std::fs::create_dir_all(file.parent().unwrap_or(&host))
+            .map_err(io(format!("create {}", host.display())))?;
+        let f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .custom_flags(nix::libc::O_NOFOLLOW)
+            .open(&file)
+            .map_err(io(format!("create {}", file.display())))?;
+        f.set_permissions(std::fs::Permissions::from_mode(0o666))
+            .map_err(io(format!("chmod {}", file.display())))?;
+    }
+    let spec = rewrite::for_podman(&m.pod, &host);
+    let play_file = dir.join("play.json");
+    write_json(&play_file, &spec)?;
+
+    let mut cleanup =
+        Cleanup { podman: podman.clone(), pod: m.name.clone(), volumes: Vec::new(), keep: opts.keep };
+    let mut roots = Vec::new();
+    for v in rewrite::empty_dirs(&m.pod) {
+        let name = rewrite::volume_name(&m.name, &v);
+        if podman.volume_exists(&name)? {
+            podman.volume_rm(&name)?;
+            let _ = writeln!(out, "batonctl: replaced the volume {name} an earlier run left");
+        }
+        let root = podman.volume_create(&name)?;
+        cleanup.volumes.push(name);
+        std::fs::set_permissions(&root, std::fs::Permissions::from_mode(0o777))
+            .map_err(io(format!("chmod {}", root.display())))?;
+        roots.push(root);
+    }
+
+    let init = containers.iter().filter(|c| c.init).count();
+    let _ = writeln!(
+        out,
+        "batonctl: playing pod {} from {source} ({} containers{}) on podman {version}{}",
+        m.name,
+        containers.len() - init,
+        if init > 0 { format!(", {init} init") } else { String::new() },
+        podman.containers_conf.as_ref().map_or(String::new(), |c| format!(", settings from {}", c.display())),
+    );
+
+    // Signals come to a thread, as events: the first stops the pod as a deletion would, the second
+    // at once. Blocked here before any thread starts, so that every thread inherits the block.
+    let signals: SigSet = [Signal::SIGINT, Signal::SIGTERM].into_iter().collect();
+    signals.thread_block().map_err(|e| io("block SIGINT and SIGTERM")(e.into()))?;
+    let _unblock = Unblock(signals);
+    let (tx, rx) = mpsc::channel();
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            while let Ok(sig) = signals.wait() {
+                if tx.send(Event::Signal(sig)).is_err() {
+                    return;
+                }
+            }
+        });
+    }
+    let since = Timestamp::now();
+    let (mut events, lines) = podman.events(&since.to_string())?;
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || podman::each_line(lines, |l| tx.send(Event::Podman(l)).is_ok()));
+    }
+    let (mut kube, mut output) = podman.kube_play(&play_file)?;
+    {
+        let tx = tx.clone();
+        std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = (&mut output).take(1 << 20).read_to_string(&mut text);
+            let _ = kube.wait();
+            let _ = tx.send(Event::Played(text));
+        });
+    }
+    drop(tx);
+
+    let grace =
+        m.pod.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_u64).unwrap_or(DEFAULT_GRACE);
+    let deadline = m.pod.pointer("/spec/activeDeadlineSeconds").and_then(Value::as_u64);
+    let start = Instant::now();
+    let names: Vec<String> = containers.iter().map(|c| format!("{}-{}", m.name, c.name)).collect();
+    let mut watch = Watch {
+        podman,
+        pod: &m.pod,
+        name: &m.name,
+        containers: &containers,
+        host: &host,
+        reading: Reading::default(),
+    };
+    let mut view = View::new(containers.iter().map(|c| c.name.as_str()));
+    // Each line is timed by its source (podman's start and end times, baton's `since`), relative to
+    // the moment the play began; lines found together are said in the order they happened.
+    let say = |out: &mut dyn Write, mut lines: Vec<view::Line>| {
+        lines.sort_by_key(|l| l.at);
+        for l in lines {
+            let secs = l.at.map_or(start.elapsed().as_secs_f64(), |t| t.duration_since(since).as_secs_f64());
+            let _ = writeln!(out, "{secs:>7.2}s  {}", l.text);
+        }
+    };
+    let now = |text: String| vec![view::Line { at: Some(Timestamp::now()), text }];
+    let mut play_log: Option<String> = None;
+    let mut stops: Vec<Child> = Vec::new();
+    let mut dirty = false;
+    let mut refreshed = start;
+    let mut pod = Value::Null;
+    loop {
+        match rx.recv_timeout(TICK) {
+            Ok(Event::Podman(line)) => {
+                let name = serde_json::from_str::<Value>(&line)
+                    .ok()
+                    .and_then(|e| e.get("Name").and_then(Value::as_str).map(str::to_string));
+                dirty |= name.is_some_and(|n| names.contains(&n));
+            }
+            Ok(Event::Played(text)) => {
+                watch.reading.start_errors = pod_status::start_errors(&text);
+                let _ = std::fs::write(dir.join("play.log"), &text);
+                play_log = Some(text);
+                dirty = true;
+            }
+            Ok(Event::Signal(sig)) => {
+                let t = if stops.is_empty() { grace } else { 0 };
+                say(
+                    out,
+                    now(format!(
+                        "{sig}: stopping the pod as a deletion would (SIGTERM, SIGKILL after {t} s)"
+                    )),
+                );
+                stops.push(podman.pod_stop(&m.name, t)?);
+                dirty = true;
+            }
+            Err(mpsc::RecvTimeoutError::Timeout) => {}
+            Err(mpsc::RecvTimeoutError::Disconnected) => break,
+        }
+        if let Some(secs) = deadline {
+            if !watch.reading.deadline_exceeded && start.elapsed() >= Duration::from_secs(secs) {
+                watch.reading.deadline_exceeded = true;
+                say(out, now(format!("activeDeadlineSeconds ({secs}) reached: stopping the pod (SIGTERM, SIGKILL after {grace} s)")));
+                stops.push(podman.pod_stop(&m.name, grace)?);
+            }
+        }
+        if dirty || refreshed.elapsed() >= REFRESH {
+            dirty = false;
+            refreshed = Instant::now();
+            watch.refresh()?;
+            pod = watch.pod_json();
+            say(out, view.pod(&pod, &watch.reading));
+            if let Some(log) = &play_log {
+                if watch.reading.pod.id.is_empty() {
+                    let _ = events.kill();
+                    let _ = events.wait();
+                    let log_file = dir.join("play.log").display().to_string();
+                    return Err(Error::NotPlayed {
+                        pod: m.name.clone(),
+                        why: last_error(log),
+                        log: log_file,
+                    });
+                }
+                let stopped = stops.iter_mut().any(|c| matches!(c.try_wait(), Ok(Some(_))));
+                if settled(&pod, stopped) {
+                    break;
+                }
+            }
+        }
+        say(out, view.steps(&folder::states(&roots)));
+    }
+    let _ = events.kill();
+    let _ = events.wait();
+    for mut c in stops {
+        let _ = c.wait();
+    }
+    let pod_json = dir.join("pod.json");
+    write_json(&pod_json, &pod)?;
+    let _ = writeln!(
+        out,
+        "batonctl: the Pod JSON, in the kubelet's shape: {} (batonctl status -f reads it)",
+        pod_json.display()
+    );
+    if opts.keep {
+        let _ = writeln!(
+            out,
+            "batonctl: kept pod {} and its volumes [{}], and {} (remove them with: podman pod rm -f {}{})",
+            m.name,
+            cleanup.volumes.join(", "),
+            dir.display(),
+            m.name,
+            if cleanup.volumes.is_empty() {
+                String::new()
+            } else {
+                format!("; podman volume rm {}", cleanup.volumes.join(" "))
+            },
+        );
+    } else {
+        let _ = std::fs::remove_dir_all(&host);
+        let _ = std::fs::remove_file(&play_file);
+    }
+    Ok(Played { pod, pod_json, _cleanup: cleanup })
+}
+
+/// The run is over: every container that will run has ended (or a stop has gone through), and the
+/// kubelet's phase is final.
+fn settled(pod: &Value, stopped: bool) -> bool {
+    let statuses = ["initContainerStatuses", "containerStatuses"]
+        .iter()
+        .filter_map(|k| pod.pointer(&format!("/status/{k}")).and_then(Value::as_array))
+        .flatten();
+    let running = statuses.clone().any(|s| s.pointer("/state/running").is_some());
+    let phase = pod.pointer("/status/phase").and_then(Value::as_str);
+    !running && (matches!(phase, Some("Succeeded" | "Failed")) || stopped)
+}
+
+/// The pod's state as podman and the host files tell it.
+struct Watch<'a> {
+    podman: &'a Podman,
+    pod: &'a Value,
+    name: &'a str,
+    containers: &'a [Container],
+    host: &'a Path,
+    reading: Reading,
+}
+
+impl Watch<'_> {
+    fn refresh(&mut self) -> Result<(), Error> {
+        let names: Vec<String> =
+            self.containers.iter().map(|c| format!("{}-{}", self.name, c.name)).collect();
+        self.reading.containers = self.podman.inspect(&names)?;
+        if self.reading.pod.id.is_empty() {
+            if let Ok(p) = self.podman.pod_inspect(self.name) {
+                self.reading.pod = p;
+            }
+        }
+        for c in self.containers {
+            if self.reading.messages.contains_key(&c.name) {
+                continue; // an ended container's message does not change
+            }
+            let Some(i) = self.reading.container(self.name, &c.name).cloned() else { continue };
+            if let Some(m) = self.message(c, &i)? {
+                self.reading.messages.insert(c.name.clone(), m);
+            }
+        }
+        Ok(())
+    }
+
+    /// The message of an ended container as the kubelet reads it (before the pod-wide cut).
+    fn message(&self, c: &Container, i: &ContainerInspect) -> Result<Option<Vec<u8>>, Error> {
+        let ended = matches!(i.state.status.as_str(), "exited" | "stopped")
+            && pod_status::secs(i.state.started_at.as_deref()).is_some();
+        if !ended {
+            return Ok(None);
+        }
+        let file = rewrite::termination_file(self.host, &c.name);
+        let tail = read_tail(&file, message::FILE_LIMIT).map_err(io(format!("read {}", file.display())))?;
+        let logs = || self.podman.logs(&i.name, message::LOG_LINES);
+        Ok(Some(message::read(tail, c.fallback_to_logs, i.state.exit_code, logs)?))
+    }
+
+    fn pod_json(&self) -> Value {
+        pod_status::pod_json(self.pod, &self.reading)
+    }
+}
+
+/// The last `n` bytes of a file (a missing file is empty), without following a link.
+fn read_tail(file: &Path, n: usize) -> std::io::Result<Vec<u8>> {
+    let mut f = match std::fs::OpenOptions::new()
+        .read(true)
+        .custom_flags(nix::libc::O_NOFOLLOW | nix::libc::O_NONBLOCK)
+        .open(file)
+    {
+        Ok(f) => f,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+        Err(e) => return Err(e),
+    };
+    let len = f.metadata()?.len();
+    f.seek(SeekFrom::Start(len.saturating_sub(n as u64)))?;
+    let mut bytes = Vec::new();
+    f.take(n as u64).read_to_end(&mut bytes)?;
+    Ok(bytes)
+}
+
+/// podman's error among its play output.
+fn last_error(log: &str) -> String {
+    log.lines()
+        .rev()
+        .find(|l| l.starts_with("Error: "))
+        .or_else(|| log.lines().rev().find(|l| !l.trim().is_empty()))
+        .unwrap_or("no output")
+        .trim_start_matches("Error: ")
+        .to_string()
+}
+
+fn write_json(file: &Path, value: &Value) -> Result<(), Error> {
+    let text = serde_json::to_string_pretty(value).unwrap_or_default();
+    std::fs::write(file, text + "\n").map_err(io(format!("write {}", file.display())))
+}
+
+/// The work folder: the one asked for, or a new one in $TMPDIR.
+fn work_dir(asked: Option<&Path>, pod: &str) -> Result<PathBuf, Error> {
+    if let Some(dir) = asked {
+        std::fs::create_dir_all(dir).map_err(io(format!("create {}", dir.display())))?;
+        if std::fs::read_dir(dir).map_err(io(format!("read {}", dir.display())))?.next().is_some() {
+            return Err(Error::Io {
+                what: format!("use {} as the work folder", dir.display()),
+                source: std::io::Error::other("it is not empty; give an empty or new folder"),
+            });
+        }
+        return Ok(dir.to_path_buf());
+    }
+    let stamp = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    for n in 0..100u32 {
+        let dir = std::env::temp_dir().join(format!(
+            "batonctl-play-{pod}-{}-{}",
+            stamp.as_secs(),
+            std::process::id() + n
+        ));
+        match std::fs::create_dir(&dir) {
+            Ok(()) => {
+                std::fs::set_permissions(&dir, std::fs::Permissions::from_mode(0o755))
+                    .map_err(io(format!("chmod {}", dir.display())))?;
+                return Ok(dir);
+            }
+            Err(e) if e.kind() == std::io::ErrorKind::AlreadyExists => continue,
+            Err(e) => return Err(io(format!("create {}", dir.display()))(e)),
+        }
+    }
+    Err(io("create a work folder in $TMPDIR")(std::io::Error::other("every name tried exists")))
+}
+
+/// Removes the pod and its volumes when dropped, unless they are kept.
+#[derive(Debug)]
+struct Cleanup {
+    podman: Podman,
+    pod: String,
+    volumes: Vec<String>,
+    keep: bool,
+}
+
+impl Drop for Cleanup {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        if self.podman.pod_exists(&self.pod).unwrap_or(false) {
+            let _ = self.podman.pod_rm(&self.pod);
+        }
+        for v in &self.volumes {
+            let _ = self.podman.volume_rm(v);
+        }
+    }
+}
+
+/// Lets SIGINT and SIGTERM through to this thread again when `play` returns.
+struct Unblock(SigSet);
+
+impl Drop for Unblock {
+    fn drop(&mut self) {
+        let _ = self.0.thread_unblock();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn a_missing_image_says_how_to_get_it() {
+        assert_eq!(
+            missing_image("localhost/baton:0.1.0"),
+            "the image localhost/baton:0.1.0 is not in podman's image store: build it in baton's repository \
+             with `make static && podman build -t localhost/baton:0.1.0 .`"
+        );
+        assert!(missing_image("localhost/busybox-step:dev").contains("e2e/busybox-step.Containerfile"));
+        assert!(
+            missing_image("docker.io/library/alpine:3").contains("podman pull docker.io/library/alpine:3")
+        );
+    }
+
+    #[test]
+    fn settled_needs_no_running_container_and_a_final_phase_or_a_stop() {
+        let pod = |phase: &str, state: Value| json!({"status": {"phase": phase, "containerStatuses": [{"state": state}]}});
+        let ended = json!({"terminated": {"exitCode": 0}});
+        let running = json!({"running": {}});
+        let waiting = json!({"waiting": {}});
+        assert!(settled(&pod("Succeeded", ended.clone()), false));
+        assert!(!settled(&pod("Running", running.clone()), false));
+        assert!(!settled(&pod("Failed", running), true));
+        assert!(!settled(&pod("Pending", waiting.clone()), false));
+        assert!(settled(&pod("Pending", waiting), true));
+    }
+
+    #[test]
+    fn containers_conf_prefers_the_flag_then_the_environment_then_the_checkout() {
+        let repo = std::env::temp_dir().join(format!("baton-play-conf-{}", std::process::id()));
+        std::fs::create_dir_all(repo.join("e2e")).unwrap();
+        std::fs::create_dir_all(repo.join("target/debug")).unwrap();
+        std::fs::write(repo.join("e2e/containers.conf"), "").unwrap();
+        std::fs::write(repo.join("Cargo.toml"), "").unwrap();
+        let exe = repo.join("target/debug/batonctl");
+        let flag = PathBuf::from("/etc/x.conf");
+        assert_eq!(containers_conf(Some(flag.clone()), true, Some(&exe)), Some(flag));
+        assert_eq!(containers_conf(None, true, Some(&exe)), None);
+        assert_eq!(containers_conf(None, false, Some(&exe)), Some(repo.join("e2e/containers.conf")));
+        assert_eq!(containers_conf(None, false, Some(Path::new("/usr/bin/batonctl"))), None);
+        std::fs::remove_dir_all(&repo).unwrap();
+    }
+
+    #[test]
+    fn the_tail_of_a_file_is_read_without_the_rest() {
+        let file = std::env::temp_dir().join(format!("baton-play-tail-{}", std::process::id()));
+        std::fs::write(&file, "x".repeat(5000) + "end").unwrap();
+        let tail = read_tail(&file, 4096).unwrap();
+        assert_eq!(tail.len(), 4096);
+        assert!(tail.ends_with(b"xend"));
+        std::fs::remove_file(&file).unwrap();
+        assert!(read_tail(&file, 4096).unwrap().is_empty());
+    }
+}
