@@ -75,6 +75,7 @@ echo "== e2e: Tekton-shaped TaskRun pod (podman)"
 e2e/tekton.sh 2>&1 | tee -a "$log/e2e.log"
 echo "== e2e: Argo-shaped container-set pod (podman)"
 e2e/argo.sh 2>&1 | tee -a "$log/e2e.log"
+echo "== e2e: batonctl play (podman)"; e2e/play.sh 2>&1 | tee -a "$log/e2e.log"
 checks=$(grep -c '^PASS ' "$log/e2e.log" || true)
 
 stage="done"
