@@ -2,8 +2,8 @@
 # e2e/play.sh: `batonctl play` on podman (docs/play.md).
 #
 # Plays examples/pipeline.yaml and examples/failure.yaml through `batonctl play`, the pipeline once
-# more as the pod template of a Job (kept with --keep, then removed here), and a pod whose image is
-# missing; asserts the exit codes (0 succeeded, 1 failed, 3 not played), the run status it prints
+# more as the pod template of a Job (kept with --keep, then removed here), a pod stopped by Ctrl-C, and
+# a pod whose image is missing; asserts the exit codes (0 succeeded, 1 failed, 3 not played), the run status it prints
 # (-o json), the live view's lines, the Pod JSON it keeps (read back with `batonctl status`), and that
 # nothing is left behind without --keep.
 #
@@ -26,7 +26,7 @@ fail() { FAILED=$((FAILED + 1)); printf 'FAIL  %s\n' "$*"; }
 # check DESCRIPTION COMMAND...: PASS when the command succeeds.
 check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then pass "$what"; else fail "$what"; fi; }
 
-PODS=(play-pipeline play-failure play-job play-missing)
+PODS=(play-pipeline play-failure play-job play-stop play-missing)
 E2E_WORK=$(mktemp -d "${TMPDIR:-/tmp}/baton-play-e2e.XXXXXX")
 finish() {
   local p v
@@ -125,6 +125,39 @@ check "play-job: the pod is named after the Job and labelled as the Job controll
   jq -e '.metadata.name == "play-job" and .metadata.labels["job-name"] == "play-job"' "$(pod_json_of play-job)"
 check "play-job: --keep keeps the pod and its volumes" bash -c "podman pod exists play-job && podman volume exists play-job--baton"
 check "play-job: --keep keeps the termination-message files" test -f "$E2E_WORK/play-job/containers/fetch/termination-log"
+
+# --- Ctrl-C: the pod is stopped as a deletion stops it ---------------------------------------------------
+cat > "$E2E_WORK/stop.yaml" <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: play-stop}
+spec:
+  restartPolicy: Never
+  terminationGracePeriodSeconds: 5
+  initContainers:
+  - {name: baton-init, image: $BATON_IMAGE, command: [/baton, init, --dir, /var/run/baton], volumeMounts: [{name: baton, mountPath: /var/run/baton}]}
+  containers:
+  - {name: work, image: $STEP_IMAGE, command: [/var/run/baton/bin/baton, run, --name=work, --, sleep, "60"], volumeMounts: [{name: baton, mountPath: /var/run/baton}]}
+  - {name: next, image: $STEP_IMAGE, command: [/var/run/baton/bin/baton, run, --name=next, --after=work, --, "true"], volumeMounts: [{name: baton, mountPath: /var/run/baton}]}
+  volumes:
+  - {name: baton, emptyDir: {medium: Memory}}
+EOF
+"$BATONCTL_BIN" play -f "$E2E_WORK/stop.yaml" -o json > "$E2E_WORK/play-stop.json" 2> "$E2E_WORK/play-stop.err" &
+bp=$!
+deadline=$(( $(now_ms) + 30000 ))
+until grep -Eq 's  work +running$' "$E2E_WORK/play-stop.err" || [ "$(now_ms)" -gt "$deadline" ]; do sleep 0.1; done
+t0=$(now_ms)
+kill -INT "$bp"
+wait "$bp"
+RC=$?
+TOOK=$(( $(now_ms) - t0 ))
+sed 's/^/      /' "$E2E_WORK/play-stop.err"
+check "play-stop: Ctrl-C ends the run in $TOOK ms (grace 5 s): exit 1, phase Failed (got $RC, $(phase play-stop))" \
+  test "$RC $(phase play-stop)" = "1 Failed" -a "$TOOK" -lt 5000
+check "play-stop/work: the SIGTERM reached its command: Failed, exit code 143" \
+  test "$(step play-stop work reason) $(step play-stop work exitCode)" = '"Failed" 143'
+check "play-stop/next: cancelled while waiting" test "$(step play-stop next reason)" = '"Cancelled"'
+check "play-stop: the pod and its volumes are removed" gone play-stop
 
 # --- an image podman does not have: nothing is played ---------------------------------------------------
 sed "s#$STEP_IMAGE#localhost/busybox-step:play-no-such-tag#g" "$E2E_WORK/pipeline.yaml" > "$E2E_WORK/missing.yaml"

@@ -119,44 +119,199 @@ pub fn containers_conf(flag: Option<PathBuf>, env_set: bool, exe: Option<&Path>)
 }
 
 enum Event {
+    /// A line of `podman events`.
     Podman(String),
+    /// `podman kube play` returned; its output.
     Played(String),
     Signal(Signal),
 }
 
 /// Plays the pod of `text` (YAML or JSON) and returns its Pod JSON once every container has ended.
-/// The live view and notes go to `out`, one line per change.
+/// The live view and notes go to `out`, one line per change. Reads top-down: check, set up, start,
+/// watch, read back.
 pub fn play(text: &str, source: &str, opts: &Options, out: &mut dyn Write) -> Result<Played, Error> {
     let m = manifest::read(text, opts.name.as_deref())?;
     for note in &m.notes {
         let _ = writeln!(out, "batonctl: {source}: {note}");
     }
     let podman = &opts.podman;
+    let version = check(podman, &m)?;
+    let containers = rewrite::containers(&m.pod);
+    let set_up = set_up(podman, &m, &containers, opts, out)?;
+
+    let init = containers.iter().filter(|c| c.init).count();
+    let regular = containers.len() - init;
+    let _ = writeln!(
+        out,
+        "batonctl: playing pod {} from {source} ({regular} container{}{}) on podman {version}{}",
+        m.name,
+        if regular == 1 { "" } else { "s" },
+        if init > 0 { format!(", {init} init") } else { String::new() },
+        podman.containers_conf.as_ref().map_or(String::new(), |c| format!(", settings from {}", c.display())),
+    );
+
+    // Signals come to a thread, as events: the first stops the pod as a deletion would, the second
+    // at once. Blocked here before any thread starts, so that every thread inherits the block.
+    let signals: SigSet = [Signal::SIGINT, Signal::SIGTERM].into_iter().collect();
+    signals.thread_block().map_err(|e| io("block SIGINT and SIGTERM")(e.into()))?;
+    let _unblock = Unblock(signals);
+    let (tx, rx) = mpsc::channel();
+    let signal_tx = tx.clone();
+    std::thread::spawn(move || {
+        while let Ok(sig) = signals.wait() {
+            if signal_tx.send(Event::Signal(sig)).is_err() {
+                return;
+            }
+        }
+    });
+    let since = Timestamp::now();
+    let (events, lines) = podman.events(&since.to_string())?;
+    let events = Reaped(events);
+    let event_tx = tx.clone();
+    std::thread::spawn(move || podman::each_line(lines, |l| event_tx.send(Event::Podman(l)).is_ok()));
+    let (mut kube, mut output) = podman.kube_play(&set_up.play_file)?;
+    std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = (&mut output).take(1 << 20).read_to_string(&mut text);
+        let _ = kube.wait();
+        let _ = tx.send(Event::Played(text));
+    });
+
+    let mut run = Run {
+        watch: Watch {
+            podman,
+            pod: &m.pod,
+            name: &m.name,
+            containers: &containers,
+            host: &set_up.host,
+            reading: Reading::default(),
+        },
+        view: View::new(containers.iter().map(|c| c.name.as_str())),
+        since,
+        start: Instant::now(),
+        grace: m
+            .pod
+            .pointer("/spec/terminationGracePeriodSeconds")
+            .and_then(Value::as_u64)
+            .unwrap_or(DEFAULT_GRACE),
+        play_log: None,
+        stops: Vec::new(),
+        kill_at: None,
+        dirty: false,
+        out,
+    };
+    let deadline =
+        m.pod.pointer("/spec/activeDeadlineSeconds").and_then(Value::as_u64).map(Duration::from_secs);
+    let names: Vec<String> = containers.iter().map(|c| format!("{}-{}", m.name, c.name)).collect();
+    let mut refreshed = run.start;
+    let pod = loop {
+        // Every event waiting is taken before podman is asked again.
+        let mut next = rx.recv_timeout(TICK).map_err(|_| ());
+        while let Ok(event) = next {
+            run.on(event, &names, &set_up.dir)?;
+            next = rx.try_recv().map_err(|_| ());
+        }
+        if deadline.is_some_and(|d| run.start.elapsed() >= d) && !run.watch.reading.deadline_exceeded {
+            run.watch.reading.deadline_exceeded = true;
+            let secs = deadline.unwrap_or_default().as_secs();
+            run.stop(&format!("activeDeadlineSeconds ({secs}) reached"))?;
+        }
+        run.on_tick()?;
+        if run.dirty || refreshed.elapsed() >= REFRESH {
+            run.dirty = false;
+            refreshed = Instant::now();
+            if let Some(pod) = run.refresh(&set_up.dir)? {
+                break pod;
+            }
+        }
+        let lines = run.view.steps(&folder::states(&set_up.roots));
+        run.say(lines);
+    };
+    drop(events);
+    for mut c in run.stops {
+        let _ = c.wait();
+    }
+
+    let pod_json = set_up.dir.join("pod.json");
+    write_json(&pod_json, &pod)?;
+    let out = run.out;
+    let _ = writeln!(
+        out,
+        "batonctl: the Pod JSON, in the kubelet's shape: {} (batonctl status -f reads it)",
+        pod_json.display()
+    );
+    let cleanup = set_up.cleanup;
+    if opts.keep {
+        let volumes = &cleanup.volumes;
+        let _ = writeln!(
+            out,
+            "batonctl: kept pod {} and its volumes [{}], and {} (remove them with: podman pod rm -f {}{})",
+            m.name,
+            volumes.join(", "),
+            set_up.dir.display(),
+            m.name,
+            if volumes.is_empty() {
+                String::new()
+            } else {
+                format!("; podman volume rm {}", volumes.join(" "))
+            },
+        );
+    } else {
+        let _ = std::fs::remove_dir_all(&set_up.host);
+        let _ = std::fs::remove_file(&set_up.play_file);
+    }
+    Ok(Played { pod, pod_json, _cleanup: cleanup })
+}
+
+/// Checks what can be checked before anything is made: podman runs, the pod's name is free, every
+/// image is there. Returns podman's version.
+fn check(podman: &Podman, m: &manifest::Manifest) -> Result<String, Error> {
     let version = podman.version()?;
     if podman.pod_exists(&m.name)? {
-        return Err(Error::PodExists(m.name));
+        return Err(Error::PodExists(m.name.clone()));
     }
-    let containers = rewrite::containers(&m.pod);
-    let mut images: Vec<&str> = Vec::new();
-    for c in &containers {
-        if !images.contains(&c.image.as_str()) {
-            images.push(&c.image);
+    let mut images: Vec<String> = Vec::new();
+    for c in rewrite::containers(&m.pod) {
+        if !images.contains(&c.image) {
+            images.push(c.image);
         }
     }
     let mut missing = Vec::new();
-    for image in images {
+    for image in &images {
         if !podman.image_exists(image)? {
             missing.push(missing_image(image));
         }
     }
-    if !missing.is_empty() {
-        return Err(Error::MissingImages(missing));
+    if missing.is_empty() {
+        Ok(version)
+    } else {
+        Err(Error::MissingImages(missing))
     }
+}
 
-    // The kubelet's set-up: a fresh 0666 file per container, fresh 0777 emptyDirs.
+/// What the kubelet's set-up made.
+struct SetUp {
+    dir: PathBuf,
+    /// `<dir>/containers`: the termination-message files.
+    host: PathBuf,
+    play_file: PathBuf,
+    /// The emptyDirs' folders on this host.
+    roots: Vec<PathBuf>,
+    cleanup: Cleanup,
+}
+
+/// The kubelet's set-up: a fresh 0666 termination-message file per container, fresh 0777 emptyDirs,
+/// and the Pod podman plays.
+fn set_up(
+    podman: &Podman,
+    m: &manifest::Manifest,
+    containers: &[Container],
+    opts: &Options,
+    out: &mut dyn Write,
+) -> Result<SetUp, Error> {
     let dir = work_dir(opts.work_dir.as_deref(), &m.name)?;
     let host = dir.join("containers");
-    for c in &containers {
+    for c in containers {
         let file = rewrite::termination_file(&host, &c.name);
         std::fs::create_dir_all(file.parent().unwrap_or(&host))
             .map_err(io(format!("create {}", host.display())))?;
@@ -169,9 +324,8 @@ pub fn play(text: &str, source: &str, opts: &Options, out: &mut dyn Write) -> Re
         f.set_permissions(std::fs::Permissions::from_mode(0o666))
             .map_err(io(format!("chmod {}", file.display())))?;
     }
-    let spec = rewrite::for_podman(&m.pod, &host);
     let play_file = dir.join("play.json");
-    write_json(&play_file, &spec)?;
+    write_json(&play_file, &rewrite::for_podman(&m.pod, &host))?;
 
     let mut cleanup =
         Cleanup { podman: podman.clone(), pod: m.name.clone(), volumes: Vec::new(), keep: opts.keep };
@@ -188,171 +342,125 @@ pub fn play(text: &str, source: &str, opts: &Options, out: &mut dyn Write) -> Re
             .map_err(io(format!("chmod {}", root.display())))?;
         roots.push(root);
     }
+    Ok(SetUp { dir, host, play_file, roots, cleanup })
+}
 
-    let init = containers.iter().filter(|c| c.init).count();
-    let _ = writeln!(
-        out,
-        "batonctl: playing pod {} from {source} ({} containers{}) on podman {version}{}",
-        m.name,
-        containers.len() - init,
-        if init > 0 { format!(", {init} init") } else { String::new() },
-        podman.containers_conf.as_ref().map_or(String::new(), |c| format!(", settings from {}", c.display())),
-    );
+/// The watch of a playing pod: what it has said, what is going on.
+struct Run<'a> {
+    watch: Watch<'a>,
+    view: View,
+    /// When the play began, for podman's and baton's times.
+    since: Timestamp,
+    start: Instant,
+    grace: u64,
+    /// podman kube play's output, once it returned.
+    play_log: Option<String>,
+    /// `podman pod kill` runs (a signal, the deadline, the end of the grace period).
+    stops: Vec<Child>,
+    /// When the grace period of a stop ends.
+    kill_at: Option<Instant>,
+    /// podman has news: ask it.
+    dirty: bool,
+    out: &'a mut dyn Write,
+}
 
-    // Signals come to a thread, as events: the first stops the pod as a deletion would, the second
-    // at once. Blocked here before any thread starts, so that every thread inherits the block.
-    let signals: SigSet = [Signal::SIGINT, Signal::SIGTERM].into_iter().collect();
-    signals.thread_block().map_err(|e| io("block SIGINT and SIGTERM")(e.into()))?;
-    let _unblock = Unblock(signals);
-    let (tx, rx) = mpsc::channel();
-    {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            while let Ok(sig) = signals.wait() {
-                if tx.send(Event::Signal(sig)).is_err() {
-                    return;
-                }
+impl Run<'_> {
+    fn on(&mut self, event: Event, names: &[String], dir: &Path) -> Result<(), Error> {
+        match event {
+            Event::Podman(line) => {
+                // A container of this pod started or ended.
+                let e: Value = serde_json::from_str(&line).unwrap_or_default();
+                let ours =
+                    e.get("Name").and_then(Value::as_str).is_some_and(|n| names.iter().any(|m| m == n));
+                self.dirty |=
+                    ours && matches!(e.get("Status").and_then(Value::as_str), Some("start" | "died"));
             }
-        });
+            Event::Played(text) => {
+                self.watch.reading.start_errors = pod_status::start_errors(&text);
+                let _ = std::fs::write(dir.join("play.log"), &text);
+                self.play_log = Some(text);
+                self.dirty = true;
+            }
+            Event::Signal(sig) => self.stop(sig.as_ref())?,
+        }
+        Ok(())
     }
-    let since = Timestamp::now();
-    let (mut events, lines) = podman.events(&since.to_string())?;
-    {
-        let tx = tx.clone();
-        std::thread::spawn(move || podman::each_line(lines, |l| tx.send(Event::Podman(l)).is_ok()));
-    }
-    let (mut kube, mut output) = podman.kube_play(&play_file)?;
-    {
-        let tx = tx.clone();
-        std::thread::spawn(move || {
-            let mut text = String::new();
-            let _ = (&mut output).take(1 << 20).read_to_string(&mut text);
-            let _ = kube.wait();
-            let _ = tx.send(Event::Played(text));
-        });
-    }
-    drop(tx);
 
-    let grace =
-        m.pod.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_u64).unwrap_or(DEFAULT_GRACE);
-    let deadline = m.pod.pointer("/spec/activeDeadlineSeconds").and_then(Value::as_u64);
-    let start = Instant::now();
-    let names: Vec<String> = containers.iter().map(|c| format!("{}-{}", m.name, c.name)).collect();
-    let mut watch = Watch {
-        podman,
-        pod: &m.pod,
-        name: &m.name,
-        containers: &containers,
-        host: &host,
-        reading: Reading::default(),
-    };
-    let mut view = View::new(containers.iter().map(|c| c.name.as_str()));
-    // Each line is timed by its source (podman's start and end times, baton's `since`), relative to
-    // the moment the play began; lines found together are said in the order they happened.
-    let say = |out: &mut dyn Write, mut lines: Vec<view::Line>| {
+    /// Stops the pod as a deletion would: SIGTERM now, SIGKILL when the grace period is over
+    /// ([`Run::on_tick`]); asked again, SIGKILL at once.
+    fn stop(&mut self, why: &str) -> Result<(), Error> {
+        let podman = self.watch.podman;
+        let (text, signal) = if self.kill_at.is_none() && self.stops.is_empty() {
+            let grace = self.grace;
+            self.kill_at = Some(Instant::now() + Duration::from_secs(grace));
+            (
+                format!("{why}: stopping the pod as a deletion would (SIGTERM, SIGKILL after {grace} s)"),
+                "TERM",
+            )
+        } else {
+            self.kill_at = None;
+            (format!("{why} again: SIGKILL to every container"), "KILL")
+        };
+        self.say(vec![view::Line { at: Some(Timestamp::now()), text }]);
+        self.stops.push(podman.pod_kill(self.watch.name, signal)?);
+        self.dirty = true;
+        Ok(())
+    }
+
+    /// The end of a grace period: SIGKILL to what is left.
+    fn on_tick(&mut self) -> Result<(), Error> {
+        if self.kill_at.is_some_and(|at| Instant::now() >= at) {
+            self.kill_at = None;
+            let text = "the grace period is over: SIGKILL to every container".to_string();
+            self.say(vec![view::Line { at: Some(Timestamp::now()), text }]);
+            self.stops.push(self.watch.podman.pod_kill(self.watch.name, "KILL")?);
+            self.dirty = true;
+        }
+        Ok(())
+    }
+
+    /// Asks podman, says what changed; the Pod JSON once the run is over.
+    fn refresh(&mut self, dir: &Path) -> Result<Option<Value>, Error> {
+        self.watch.refresh()?;
+        let pod = self.watch.pod_json();
+        let lines = self.view.pod(&pod, &self.watch.reading);
+        self.say(lines);
+        let Some(log) = &self.play_log else { return Ok(None) };
+        if self.watch.reading.pod.id.is_empty() {
+            let log_file = dir.join("play.log").display().to_string();
+            return Err(Error::NotPlayed {
+                pod: self.watch.name.to_string(),
+                why: last_error(log),
+                log: log_file,
+            });
+        }
+        // A stop has gone through when its signal was sent: containers that never started stay so.
+        let stopped =
+            !self.stops.is_empty() && self.stops.iter_mut().all(|c| matches!(c.try_wait(), Ok(Some(_))));
+        Ok(settled(&pod, stopped).then_some(pod))
+    }
+
+    /// Each line is timed by its source (podman's start and end times, baton's `since`), relative to
+    /// the moment the play began; lines found together are said in the order they happened.
+    fn say(&mut self, mut lines: Vec<view::Line>) {
         lines.sort_by_key(|l| l.at);
         for l in lines {
-            let secs = l.at.map_or(start.elapsed().as_secs_f64(), |t| t.duration_since(since).as_secs_f64());
-            let _ = writeln!(out, "{secs:>7.2}s  {}", l.text);
+            let secs = l
+                .at
+                .map_or(self.start.elapsed().as_secs_f64(), |t| t.duration_since(self.since).as_secs_f64());
+            let _ = writeln!(self.out, "{secs:>7.2}s  {}", l.text);
         }
-    };
-    let now = |text: String| vec![view::Line { at: Some(Timestamp::now()), text }];
-    let mut play_log: Option<String> = None;
-    let mut stops: Vec<Child> = Vec::new();
-    let mut dirty = false;
-    let mut refreshed = start;
-    let mut pod = Value::Null;
-    loop {
-        match rx.recv_timeout(TICK) {
-            Ok(Event::Podman(line)) => {
-                let name = serde_json::from_str::<Value>(&line)
-                    .ok()
-                    .and_then(|e| e.get("Name").and_then(Value::as_str).map(str::to_string));
-                dirty |= name.is_some_and(|n| names.contains(&n));
-            }
-            Ok(Event::Played(text)) => {
-                watch.reading.start_errors = pod_status::start_errors(&text);
-                let _ = std::fs::write(dir.join("play.log"), &text);
-                play_log = Some(text);
-                dirty = true;
-            }
-            Ok(Event::Signal(sig)) => {
-                let t = if stops.is_empty() { grace } else { 0 };
-                say(
-                    out,
-                    now(format!(
-                        "{sig}: stopping the pod as a deletion would (SIGTERM, SIGKILL after {t} s)"
-                    )),
-                );
-                stops.push(podman.pod_stop(&m.name, t)?);
-                dirty = true;
-            }
-            Err(mpsc::RecvTimeoutError::Timeout) => {}
-            Err(mpsc::RecvTimeoutError::Disconnected) => break,
-        }
-        if let Some(secs) = deadline {
-            if !watch.reading.deadline_exceeded && start.elapsed() >= Duration::from_secs(secs) {
-                watch.reading.deadline_exceeded = true;
-                say(out, now(format!("activeDeadlineSeconds ({secs}) reached: stopping the pod (SIGTERM, SIGKILL after {grace} s)")));
-                stops.push(podman.pod_stop(&m.name, grace)?);
-            }
-        }
-        if dirty || refreshed.elapsed() >= REFRESH {
-            dirty = false;
-            refreshed = Instant::now();
-            watch.refresh()?;
-            pod = watch.pod_json();
-            say(out, view.pod(&pod, &watch.reading));
-            if let Some(log) = &play_log {
-                if watch.reading.pod.id.is_empty() {
-                    let _ = events.kill();
-                    let _ = events.wait();
-                    let log_file = dir.join("play.log").display().to_string();
-                    return Err(Error::NotPlayed {
-                        pod: m.name.clone(),
-                        why: last_error(log),
-                        log: log_file,
-                    });
-                }
-                let stopped = stops.iter_mut().any(|c| matches!(c.try_wait(), Ok(Some(_))));
-                if settled(&pod, stopped) {
-                    break;
-                }
-            }
-        }
-        say(out, view.steps(&folder::states(&roots)));
     }
-    let _ = events.kill();
-    let _ = events.wait();
-    for mut c in stops {
-        let _ = c.wait();
+}
+
+/// A child process that is killed and reaped when dropped (`podman events` never ends by itself).
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
     }
-    let pod_json = dir.join("pod.json");
-    write_json(&pod_json, &pod)?;
-    let _ = writeln!(
-        out,
-        "batonctl: the Pod JSON, in the kubelet's shape: {} (batonctl status -f reads it)",
-        pod_json.display()
-    );
-    if opts.keep {
-        let _ = writeln!(
-            out,
-            "batonctl: kept pod {} and its volumes [{}], and {} (remove them with: podman pod rm -f {}{})",
-            m.name,
-            cleanup.volumes.join(", "),
-            dir.display(),
-            m.name,
-            if cleanup.volumes.is_empty() {
-                String::new()
-            } else {
-                format!("; podman volume rm {}", cleanup.volumes.join(" "))
-            },
-        );
-    } else {
-        let _ = std::fs::remove_dir_all(&host);
-        let _ = std::fs::remove_file(&play_file);
-    }
-    Ok(Played { pod, pod_json, _cleanup: cleanup })
 }
 
 /// The run is over: every container that will run has ended (or a stop has gone through), and the

@@ -120,10 +120,11 @@ impl Podman {
         Ok((child, BufReader::new(out)))
     }
 
-    /// `podman pod stop -t GRACE`: SIGTERM to every container, SIGKILL after `grace` seconds. Started,
-    /// not awaited: the containers' ends arrive as events.
-    pub fn pod_stop(&self, pod: &str, grace: u64) -> Result<Child, PodmanError> {
-        self.command(["pod", "stop", "-t", &grace.to_string(), pod])
+    /// `podman pod kill -s SIGNAL`: the signal to every container's first process. Started, not
+    /// awaited: the containers' ends arrive as events. (Not `podman pod stop -t N`: podman 4.3 holds
+    /// the containers for the whole grace period, and a second, harder stop waits behind it.)
+    pub fn pod_kill(&self, pod: &str, signal: &str) -> Result<Child, PodmanError> {
+        self.command(["pod", "kill", "-s", signal, pod])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
