@@ -144,15 +144,20 @@ fn ended(t: &Value) -> String {
     let mut text = format!("ended {reason}, exit code {code}");
     match termination::read(t["message"].as_str().unwrap_or("")) {
         Message::Record(r) => {
-            let step_code = r.exit_code.map_or("-".to_string(), |c| c.to_string());
-            text.push_str(&format!(" (step {}", r.reason));
-            if step_code != code {
-                text.push_str(&format!(", exit code {step_code}"));
+            // What the step says beyond the container's end: its own reason, the command's exit code
+            // when it differs, the error of a step that did not succeed.
+            let step_code = r.exit_code.map(|c| c.to_string());
+            let same = r.reason.to_string() == reason && step_code.as_deref() == Some(code.as_str());
+            if !same {
+                text.push_str(&format!(" (step {}", r.reason));
+                if let Some(c) = step_code.filter(|c| *c != code) {
+                    text.push_str(&format!(", exit code {c}"));
+                }
+                if let Some(e) = r.error.filter(|_| !r.reason.is_success()) {
+                    text.push_str(&format!(": {}", short(&e)));
+                }
+                text.push(')');
             }
-            if let Some(e) = r.error.filter(|_| !r.reason.is_success()) {
-                text.push_str(&format!(": {}", short(&e)));
-            }
-            text.push(')');
         }
         Message::Truncated(_) => text.push_str(" (step record cut by the kubelet)"),
         Message::Text(m) if code != "0" => text.push_str(&format!(": {}", short(&m))),
@@ -201,7 +206,7 @@ mod tests {
         let done = json!({"terminated": {"exitCode": 0, "reason": "Completed", "message": record}});
         assert_eq!(
             texts(view.pod(&pod(done, running), &reading)),
-            ["fetch  ended Completed, exit code 0 (step Completed)"]
+            ["fetch  ended Completed, exit code 0"]
         );
     }
 
@@ -242,7 +247,17 @@ mod tests {
         let skipped = r#"{"baton":1,"step":"b","exitCode":null,"reason":"Skipped","error":"step a ended Failed","startedAt":null,"finishedAt":"2026-01-01T00:00:02.000Z","results":{}}"#;
         assert_eq!(
             ended(&json!({"exitCode": 0, "reason": "Completed", "message": skipped})),
-            "ended Completed, exit code 0 (step Skipped, exit code -: step a ended Failed)"
+            "ended Completed, exit code 0 (step Skipped: step a ended Failed)"
+        );
+        let failed = r#"{"baton":1,"step":"t","exitCode":3,"reason":"Failed","startedAt":"2026-01-01T00:00:01.000Z","finishedAt":"2026-01-01T00:00:02.000Z","results":{}}"#;
+        assert_eq!(
+            ended(&json!({"exitCode": 3, "reason": "Error", "message": failed})),
+            "ended Error, exit code 3 (step Failed)"
+        );
+        let timeout = r#"{"baton":1,"step":"t","exitCode":124,"reason":"TimedOut","error":"the command ran longer than 1s","startedAt":"2026-01-01T00:00:01.000Z","finishedAt":"2026-01-01T00:00:02.000Z","results":{}}"#;
+        assert_eq!(
+            ended(&json!({"exitCode": 125, "reason": "Error", "message": timeout})),
+            "ended Error, exit code 125 (step TimedOut, exit code 124: the command ran longer than 1s)"
         );
         assert_eq!(
             ended(&json!({"exitCode": 128, "reason": "ContainerCannotRun", "message": "exec: no such file"})),
