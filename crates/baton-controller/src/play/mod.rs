@@ -198,6 +198,7 @@ pub fn play(text: &str, source: &str, opts: &Options, out: &mut dyn Write) -> Re
         stops: Vec::new(),
         kill_at: None,
         dirty: false,
+        pending: Vec::new(),
         out,
     };
     let deadline =
@@ -221,11 +222,13 @@ pub fn play(text: &str, source: &str, opts: &Options, out: &mut dyn Write) -> Re
             run.dirty = false;
             refreshed = Instant::now();
             if let Some(pod) = run.refresh(&set_up.dir)? {
+                run.flush();
                 break pod;
             }
         }
         let lines = run.view.steps(&folder::states(&set_up.roots));
-        run.say(lines);
+        run.note(lines);
+        run.flush();
     };
     drop(events);
     for mut c in run.stops {
@@ -361,6 +364,8 @@ struct Run<'a> {
     kill_at: Option<Instant>,
     /// podman has news: ask it.
     dirty: bool,
+    /// Lines found since the last were said.
+    pending: Vec<view::Line>,
     out: &'a mut dyn Write,
 }
 
@@ -401,7 +406,7 @@ impl Run<'_> {
             self.kill_at = None;
             (format!("{why} again: SIGKILL to every container"), "KILL")
         };
-        self.say(vec![view::Line { at: Some(Timestamp::now()), text }]);
+        self.note(vec![view::Line { at: Some(Timestamp::now()), text }]);
         self.stops.push(podman.pod_kill(self.watch.name, signal)?);
         self.dirty = true;
         Ok(())
@@ -412,7 +417,7 @@ impl Run<'_> {
         if self.kill_at.is_some_and(|at| Instant::now() >= at) {
             self.kill_at = None;
             let text = "the grace period is over: SIGKILL to every container".to_string();
-            self.say(vec![view::Line { at: Some(Timestamp::now()), text }]);
+            self.note(vec![view::Line { at: Some(Timestamp::now()), text }]);
             self.stops.push(self.watch.podman.pod_kill(self.watch.name, "KILL")?);
             self.dirty = true;
         }
@@ -424,7 +429,7 @@ impl Run<'_> {
         self.watch.refresh()?;
         let pod = self.watch.pod_json();
         let lines = self.view.pod(&pod, &self.watch.reading);
-        self.say(lines);
+        self.note(lines);
         let Some(log) = &self.play_log else { return Ok(None) };
         if self.watch.reading.pod.id.is_empty() {
             let log_file = dir.join("play.log").display().to_string();
@@ -440,9 +445,15 @@ impl Run<'_> {
         Ok(settled(&pod, stopped).then_some(pod))
     }
 
-    /// Each line is timed by its source (podman's start and end times, baton's `since`), relative to
-    /// the moment the play began; lines found together are said in the order they happened.
-    fn say(&mut self, mut lines: Vec<view::Line>) {
+    fn note(&mut self, lines: Vec<view::Line>) {
+        self.pending.extend(lines);
+    }
+
+    /// Says the lines noted. Each is timed by its source (podman's start and end times, baton's
+    /// `since`), relative to the moment the play began; lines found together are said in the order
+    /// they happened.
+    fn flush(&mut self) {
+        let mut lines = std::mem::take(&mut self.pending);
         lines.sort_by_key(|l| l.at);
         for l in lines {
             let secs = l

@@ -204,10 +204,7 @@ mod tests {
         assert!(view.pod(&pod(running.clone(), running.clone()), &reading).is_empty());
         let record = r#"{"baton":1,"step":"fetch","exitCode":0,"reason":"Completed","startedAt":"2026-01-01T00:00:01.000Z","finishedAt":"2026-01-01T00:00:02.000Z","results":{}}"#;
         let done = json!({"terminated": {"exitCode": 0, "reason": "Completed", "message": record}});
-        assert_eq!(
-            texts(view.pod(&pod(done, running), &reading)),
-            ["fetch  ended Completed, exit code 0"]
-        );
+        assert_eq!(texts(view.pod(&pod(done, running), &reading)), ["fetch  ended Completed, exit code 0"]);
     }
 
     fn texts(lines: Vec<Line>) -> Vec<String> {
