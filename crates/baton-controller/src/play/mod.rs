@@ -164,7 +164,7 @@ pub fn play(text: &str, source: &str, opts: &Options, out: &mut dyn Write) -> Re
             }
         }
     });
-    let since = Timestamp::now();
+    let since = now();
     let (events, lines) = podman.events(&since.to_string())?;
     let events = Reaped(events);
     let event_tx = tx.clone();
@@ -406,7 +406,7 @@ impl Run<'_> {
             self.kill_at = None;
             (format!("{why} again: SIGKILL to every container"), "KILL")
         };
-        self.note(vec![view::Line { at: Some(Timestamp::now()), text }]);
+        self.note(vec![view::Line { at: Some(now()), text }]);
         self.stops.push(podman.pod_kill(self.watch.name, signal)?);
         self.dirty = true;
         Ok(())
@@ -417,7 +417,7 @@ impl Run<'_> {
         if self.kill_at.is_some_and(|at| Instant::now() >= at) {
             self.kill_at = None;
             let text = "the grace period is over: SIGKILL to every container".to_string();
-            self.note(vec![view::Line { at: Some(Timestamp::now()), text }]);
+            self.note(vec![view::Line { at: Some(now()), text }]);
             self.stops.push(self.watch.podman.pod_kill(self.watch.name, "KILL")?);
             self.dirty = true;
         }
@@ -462,6 +462,13 @@ impl Run<'_> {
             let _ = writeln!(self.out, "{secs:>7.2}s  {}", l.text);
         }
     }
+}
+
+/// The time now (jiff's own `Timestamp::now` needs its `std` feature, which only the `cli` feature
+/// brings in through kube).
+fn now() -> Timestamp {
+    let since_epoch = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).unwrap_or_default();
+    Timestamp::from_nanosecond(since_epoch.as_nanos() as i128).unwrap_or(Timestamp::UNIX_EPOCH)
 }
 
 /// A child process that is killed and reaped when dropped (`podman events` never ends by itself).
