@@ -2,8 +2,8 @@
 # e2e/play.sh: `batonctl play` on podman (docs/play.md).
 #
 # Plays examples/pipeline.yaml and examples/failure.yaml through `batonctl play`, the pipeline once
-# more as the pod template of a Job (kept with --keep, then removed here), a pod stopped by Ctrl-C, and
-# a pod whose image is missing; asserts the exit codes (0 succeeded, 1 failed, 3 not played), the run status it prints
+# more as the pod template of a Job (kept with --keep, then removed here), a pod stopped by Ctrl-C, a
+# pod whose image is missing and one podman refuses; asserts the exit codes (0 succeeded, 1 failed, 3 not played), the run status it prints
 # (-o json), the live view's lines, the Pod JSON it keeps (read back with `batonctl status`), and that
 # nothing is left behind without --keep.
 #
@@ -26,7 +26,7 @@ fail() { FAILED=$((FAILED + 1)); printf 'FAIL  %s\n' "$*"; }
 # check DESCRIPTION COMMAND...: PASS when the command succeeds.
 check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then pass "$what"; else fail "$what"; fi; }
 
-PODS=(play-pipeline play-failure play-job play-stop play-missing)
+PODS=(play-pipeline play-failure play-job play-stop play-missing play-refused)
 E2E_WORK=$(mktemp -d "${TMPDIR:-/tmp}/baton-play-e2e.XXXXXX")
 finish() {
   local p v
@@ -166,6 +166,15 @@ check "play-missing: exit 3 (got $RC)" test "$RC" = 3
 check "play-missing: one sentence naming the image and how to build it" \
   grep -q "^batonctl: the image localhost/busybox-step:play-no-such-tag is not in podman's image store: build it" "$E2E_WORK/play-missing.err"
 check "play-missing: no pod, no volume" gone play-missing
+
+# --- a pod podman refuses: nothing is left waiting --------------------------------------------------------
+printf '%s\n' 'apiVersion: v1' 'kind: Pod' 'metadata: {name: play-refused}' 'spec:' '  restartPolicy: Never' \
+  "  containers: [{name: a, image: $STEP_IMAGE, command: [\"true\"], volumeMounts: [{name: nowhere, mountPath: /x}]}]" \
+  > "$E2E_WORK/refused.yaml"
+play_pod play-refused "$E2E_WORK/refused.yaml"
+check "play-refused: exit 3 with podman's reason (got $RC)" \
+  bash -c "test $RC = 3 && grep -q '^batonctl: podman kube play did not start pod play-refused: volume mount nowhere' '$E2E_WORK/play-refused.err'"
+check "play-refused: no pod, no volume" gone play-refused
 
 echo "$PASSED passed, $FAILED failed"
 [ "$FAILED" -eq 0 ]

@@ -431,18 +431,22 @@ impl Run<'_> {
         let lines = self.view.pod(&pod, &self.watch.reading);
         self.note(lines);
         let Some(log) = &self.play_log else { return Ok(None) };
-        if self.watch.reading.pod.id.is_empty() {
-            let log_file = dir.join("play.log").display().to_string();
-            return Err(Error::NotPlayed {
-                pod: self.watch.name.to_string(),
-                why: last_error(log),
-                log: log_file,
-            });
-        }
         // A stop has gone through when its signal was sent: containers that never started stay so.
         let stopped =
             !self.stops.is_empty() && self.stops.iter_mut().all(|c| matches!(c.try_wait(), Ok(Some(_))));
-        Ok(settled(&pod, stopped).then_some(pod))
+        if settled(&pod, stopped) {
+            return Ok(Some(pod));
+        }
+        // podman kube play creates every container before it returns (those after a failed init
+        // container too): one that does not exist now never will, and the pod would wait forever.
+        let w = &self.watch;
+        if w.reading.pod.id.is_empty()
+            || w.containers.iter().any(|c| w.reading.container(w.name, &c.name).is_none())
+        {
+            let log_file = dir.join("play.log").display().to_string();
+            return Err(Error::NotPlayed { pod: w.name.to_string(), why: last_error(log), log: log_file });
+        }
+        Ok(None)
     }
 
     fn note(&mut self, lines: Vec<view::Line>) {
