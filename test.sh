@@ -3,7 +3,9 @@
 #   1. cargo test --workspace: unit tests and the integration tests of every crate
 #   2. make static: the release binary, checked static and stripped
 #   3. the e2e suites in real containers on podman: e2e/run.sh (pods, the kubelet's part played),
-#      e2e/tekton.sh (a TaskRun-shaped pod)
+#      e2e/tekton.sh (a TaskRun-shaped pod), e2e/argo.sh (an Argo container-set pod), e2e/play.sh
+#      (batonctl play, and the plain examples through batonctl inject | batonctl play)
+#   4. crates/baton-controller/tests/registry.sh: batonctl inject against a real registry
 # and ends with one summary line. `./test.sh --fuzz` also builds the fuzz targets and runs each for
 # 10 s (cargo-fuzz); CI (.ci/run) does. Installs what the tests need on a fresh Debian machine.
 set -euo pipefail
@@ -75,6 +77,7 @@ echo "== e2e: Tekton-shaped TaskRun pod (podman)"
 e2e/tekton.sh 2>&1 | tee -a "$log/e2e.log"
 echo "== e2e: Argo-shaped container-set pod (podman)"
 e2e/argo.sh 2>&1 | tee -a "$log/e2e.log"
+echo "== e2e: batonctl play (podman)"; e2e/play.sh 2>&1 | tee -a "$log/e2e.log"
 stage="registry"
 echo "== registry: batonctl inject reads ENTRYPOINT/CMD from docker-registry"
 crates/baton-controller/tests/registry.sh

@@ -5,10 +5,13 @@
 //! - [`table`]: the status as a table for people.
 //! - [`registry`] (feature `registry`): image configs (ENTRYPOINT, CMD) from registries, for
 //!   `baton_inject`.
+//! - [`play`] (feature `play`): a pod run on podman with the kubelet's part played, for `batonctl play`.
 //! - [`watch`] (feature `watch`): a pod watcher that prints each status change and, on request,
 //!   writes the status to an annotation only when it changed.
 //! - [`webhook`] (feature `webhook`): the mutating admission webhook around `baton_inject`.
 
+#[cfg(feature = "play")]
+pub mod play;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod status;

@@ -1,6 +1,7 @@
-//! `batonctl`: reads baton's run status out of pods, and puts baton into them. Wiring only: the
-//! library does the work, and this file alone maps outcomes to exit codes (0 done, 1 failed, 2 bad
-//! usage; `status --exit-status`: 0 succeeded, 1 failed, 2 still going, 3 unreadable input).
+//! `batonctl`: reads baton's run status out of pods, puts baton into them, and plays them on podman.
+//! Wiring only: the library does the work, and this file alone maps outcomes to exit codes (0 done,
+//! 1 failed, 2 bad usage; `status --exit-status`: 0 succeeded, 1 failed, 2 still going, 3 unreadable
+//! input; `play`: 0 succeeded, 1 failed, 3 not played).
 
 use std::io::{IsTerminal, Read, Write};
 use std::path::PathBuf;
@@ -9,7 +10,7 @@ use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use baton_controller::status::{Phase, PodRunStatus};
-use baton_controller::{table, watch};
+use baton_controller::{play, table, watch};
 use clap::{Parser, Subcommand, ValueEnum};
 use k8s_openapi::api::core::v1::Pod;
 use kube::config::{KubeConfigOptions, Kubeconfig};
@@ -89,6 +90,38 @@ enum Command {
         #[arg(long, value_name = "DUR", value_parser = duration, default_value = "0s", requires = "annotate")]
         batch: Duration,
     },
+    /// Run a pod that uses baton (a Pod, or the pod template of a Job or CronJob; YAML or JSON) in real
+    /// containers on podman, as a cluster would, and print its run status:
+    /// `batonctl inject -f job.yaml | batonctl play -f -`.
+    ///
+    /// The kubelet's part is played here: a termination-message file per container, fresh emptyDirs,
+    /// the Pod JSON in the kubelet's shape (docs/play.md). One line per change while it runs (stderr),
+    /// the run status at the end (stdout). Ctrl-C stops the pod as a deletion would.
+    ///
+    /// Exit status: 0 the run succeeded, 1 it failed, 3 the pod could not be played (a sentence says
+    /// why), 2 a wrong command line.
+    Play {
+        /// The manifest; `-` reads standard input.
+        #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "-")]
+        file: String,
+        /// Keep the pod, its volumes and the work folder for a post-mortem (`podman logs POD-CONTAINER`).
+        #[arg(long)]
+        keep: bool,
+        /// Play the pod under this name (default: the Pod's name, or the Job's or CronJob's).
+        #[arg(long, value_name = "NAME")]
+        name: Option<String>,
+        /// The work folder: the Pod JSON (pod.json), podman's output, the termination-message files
+        /// (default: a new folder in $TMPDIR).
+        #[arg(long, value_name = "DIR")]
+        work_dir: Option<PathBuf>,
+        /// podman's settings file, passed as CONTAINERS_CONF (default: $CONTAINERS_CONF when set, else
+        /// e2e/containers.conf of the baton checkout batonctl was built in, else podman's own).
+        #[arg(long, value_name = "FILE")]
+        containers_conf: Option<PathBuf>,
+        /// The run status at the end: `table` for people, `json` for machines.
+        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
+        output: Output,
+    },
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -116,6 +149,10 @@ fn main() -> ExitCode {
             }
             Err(e) => Err(e),
         },
+        Command::Play { file, keep, name, work_dir, containers_conf, output } => {
+            let options = PlayOptions { file, keep, name, work_dir, containers_conf, output };
+            return play_pod(options);
+        }
         Command::Watch { namespace, all_namespaces, selector, kubeconfig, context, annotate, batch } => {
             let target = Target { namespace, all_namespaces, kubeconfig, context };
             let options = watch::Options { namespace: None, selector, annotate, batch };
@@ -215,6 +252,62 @@ fn parse_pods(text: &str) -> Result<Vec<Pod>> {
         .enumerate()
         .map(|(i, item)| serde_json::from_value(item).with_context(|| format!("item {i} is not a valid Pod")))
         .collect()
+}
+
+/// `play` when the pod could not be played.
+const EXIT_NOT_PLAYED: u8 = 3;
+
+struct PlayOptions {
+    file: String,
+    keep: bool,
+    name: Option<String>,
+    work_dir: Option<PathBuf>,
+    containers_conf: Option<PathBuf>,
+    output: Output,
+}
+
+/// `play`: 0 succeeded, 1 failed, 3 not played.
+fn play_pod(o: PlayOptions) -> ExitCode {
+    let played = (|| -> Result<(PodRunStatus, play::Played)> {
+        if o.file == "-" && std::io::stdin().is_terminal() {
+            bail!("no manifest on standard input: pipe one in (batonctl inject -f job.yaml | batonctl play) or pass -f FILE");
+        }
+        if let Some(conf) = o.containers_conf.as_ref().filter(|c| !c.is_file()) {
+            bail!("--containers-conf {}: no such file; give podman's settings file (e2e/containers.conf in baton's repository)", conf.display());
+        }
+        let text = read_input(&o.file, "batonctl inject -f job.yaml | batonctl play -f -")?;
+        let exe = std::env::current_exe().ok().and_then(|e| e.canonicalize().ok());
+        let env_set = std::env::var_os("CONTAINERS_CONF").is_some_and(|v| !v.is_empty());
+        let podman = play::podman::Podman {
+            containers_conf: play::containers_conf(o.containers_conf.clone(), env_set, exe.as_deref()),
+        };
+        let options =
+            play::Options { name: o.name.clone(), keep: o.keep, work_dir: o.work_dir.clone(), podman };
+        let played = play::play(&text, &describe(&o.file), &options, &mut std::io::stderr())?;
+        let pod: Pod =
+            serde_json::from_value(played.pod.clone()).context("the Pod JSON written is not a Pod")?;
+        Ok((PodRunStatus::of(&pod), played))
+    })();
+    // The status first; the pod and its volumes go when `played` is dropped, at the end.
+    let (run, _played) = match played {
+        Ok(run) => run,
+        Err(e) => {
+            eprintln!("batonctl: {e:#}");
+            return ExitCode::from(EXIT_NOT_PLAYED);
+        }
+    };
+    let mut out = std::io::stdout().lock();
+    let printed = match o.output {
+        Output::Json => writeln!(out, "{}", serde_json::to_string(&run).unwrap_or_default()),
+        Output::Table => write!(out, "{}", table::render(&run)),
+    };
+    if let Err(e) = printed.and_then(|()| out.flush()) {
+        eprintln!("batonctl: cannot write the run status: {e}");
+    }
+    match run.status.phase {
+        Phase::Succeeded => ExitCode::SUCCESS,
+        _ => ExitCode::FAILURE,
+    }
 }
 
 /// Where to watch: resolved against the kubeconfig, which needs the runtime.
