@@ -180,7 +180,7 @@ spec:
   volumes:
   - {name: baton, emptyDir: {medium: Memory}}
 EOF
-"$BATONCTL_BIN" play -f "$E2E_WORK/stop.yaml" -o json > "$E2E_WORK/play-stop.json" 2> "$E2E_WORK/play-stop.err" &
+"$BATONCTL_BIN" play -f "$E2E_WORK/stop.yaml" -o json --work-dir "$E2E_WORK/play-stop" > "$E2E_WORK/play-stop.json" 2> "$E2E_WORK/play-stop.err" &
 bp=$!
 deadline=$(( $(now_ms) + 30000 ))
 until grep -Eq 's  work +running$' "$E2E_WORK/play-stop.err" || [ "$(now_ms)" -gt "$deadline" ]; do sleep 0.1; done
