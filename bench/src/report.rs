@@ -451,9 +451,16 @@ pub fn write(r: &Results) -> Result<String, String> {
                     format!("{}: {n}", x.what)
                 })
                 .collect();
-            let zero = waiting.iter().all(|x| x.end.voluntary + x.end.involuntary == x.start.voluntary + x.start.involuntary);
+            // A wait for a step nobody has claimed says so once, after 5 s (issue 10): one wake-up.
+            let zero = waiting.iter().all(|x| {
+                let n = x.end.voluntary + x.end.involuntary - x.start.voluntary - x.start.involuntary;
+                n == 0 || (n == 1 && x.what.contains("not started"))
+            });
             targets.push(Target {
-                what: format!("idle: 0 context switches over {window:.0} s while waiting"),
+                what: format!(
+                    "idle: 0 context switches over {window:.0} s while waiting (a wait for a step nobody has claimed \
+                     wakes once, at 5 s, to say so)"
+                ),
                 measured: switches.join("; "),
                 met: if waiting.is_empty() { None } else { Some(zero) },
             });
