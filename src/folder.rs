@@ -155,6 +155,12 @@ impl Folder {
         self.scratch.as_deref().unwrap_or(self)
     }
 
+    /// Opens the folder at `path` only to reach what is below it (no owner or mode is looked at).
+    pub fn open_to_read(path: &Path) -> io::Result<Folder> {
+        let fd = fcntl::openat(fcntl::AT_FDCWD, path, DIR_FLAGS, Mode::empty()).map_err(io_err)?;
+        Ok(Folder { fd, path: path.to_path_buf(), owner: u32::MAX, mode: 0, scratch: None })
+    }
+
     /// Opens the sub-folder `name`; a symbolic link there is refused (ENOTDIR/ELOOP), not followed.
     pub fn sub(&self, name: &str) -> io::Result<Folder> {
         let fd = fcntl::openat(&self.fd, name, DIR_FLAGS | OFlag::O_NOFOLLOW, Mode::empty()).map_err(io_err)?;
@@ -372,8 +378,20 @@ pub fn read_capped(f: File, size: u64, cap: u64) -> Result<Vec<u8>, ReadError> {
     if size > cap {
         return Err(ReadError::TooLarge { size, cap });
     }
-    let mut bytes = Vec::with_capacity(size as usize);
-    f.take(cap + 1).read_to_end(&mut bytes).map_err(ReadError::Io)?;
+    // One read of one byte more than the size: a short read of a regular file is its end, so the
+    // usual case costs one read(2); a file that grew meanwhile is read on, up to the cap.
+    let mut f = f;
+    let mut bytes = vec![0u8; size as usize + 1];
+    let n = loop {
+        match f.read(&mut bytes) {
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => continue,
+            other => break other.map_err(ReadError::Io)?,
+        }
+    };
+    bytes.truncate(n);
+    if n as u64 > size {
+        (&mut f).take(cap + 1 - n as u64).read_to_end(&mut bytes).map_err(ReadError::Io)?;
+    }
     if bytes.len() as u64 > cap {
         return Err(ReadError::TooLarge { size: bytes.len() as u64, cap });
     }

@@ -13,7 +13,6 @@ use std::io;
 use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
 
 use nix::sys::inotify::AddWatchFlags;
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -393,7 +392,7 @@ impl<'a> Waiter<'a> {
 
     /// The folder of step `name`, without following links; None when no baton has made it yet.
     fn step_folder(&self, name: &str) -> io::Result<Option<Folder>> {
-        let steps = match Folder::open(&self.layout.steps()) {
+        let steps = match Folder::open_to_read(&self.layout.steps()) {
             Ok(s) => s,
             Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
             Err(e) => return Err(e),
@@ -407,8 +406,8 @@ impl<'a> Waiter<'a> {
 
     /// Who holds the lock in a step's folder; a living holder gets a parked thread.
     fn holder(&mut self, folder: &Folder) -> io::Result<Holder> {
-        let lock = match folder.open_file(LOCK_FILE) {
-            Ok((f, st)) if st.st_uid == folder.owner() => f,
+        let (lock, st) = match folder.open_file(LOCK_FILE) {
+            Ok((f, st)) if st.st_uid == folder.owner() => (f, st),
             Ok((_, st)) => {
                 return Err(io::Error::other(format!(
                     "it belongs to UID {}, not to UID {}, the owner of its folder",
@@ -420,7 +419,7 @@ impl<'a> Waiter<'a> {
             Err(ReadError::Io(e)) => return Err(e),
             Err(other) => return Err(io::Error::other(other.to_string())),
         };
-        self.hold(lock)
+        self.hold(lock, (st.st_dev, st.st_ino))
     }
 
     /// Who holds the liveness lock at `path` (see [`folder::create_locked`]). While its holder
@@ -429,16 +428,15 @@ impl<'a> Waiter<'a> {
     pub fn lock_holder(&mut self, path: &Path) -> io::Result<Holder> {
         let (dir, name) = folder::split(path)?;
         match dir.open_file(&name) {
-            Ok((lock, _)) => self.hold(lock),
+            Ok((lock, st)) => self.hold(lock, (st.st_dev, st.st_ino)),
             Err(ReadError::Missing) => Ok(Holder::Absent),
             Err(ReadError::Io(e)) => Err(e),
             Err(other) => Err(io::Error::other(other.to_string())),
         }
     }
 
-    fn hold(&mut self, lock: File) -> io::Result<Holder> {
-        let meta = lock.metadata()?;
-        let key = (meta.dev(), meta.ino());
+    /// `key`: the lock file's (device, inode), from the `fstat` that opened it.
+    fn hold(&mut self, lock: File, key: (u64, u64)) -> io::Result<Holder> {
         match folder::probe(lock)? {
             None => Ok(Holder::Gone),
             Some(lock) => {
