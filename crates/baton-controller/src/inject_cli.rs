@@ -3,18 +3,17 @@
 
 use std::cell::OnceCell;
 use std::collections::BTreeMap;
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use base64::Engine as _;
 use baton_controller::registry::{BlockingRegistry, Credentials, Settings};
 use baton_inject::manifest::{inject_text, objects};
-use baton_inject::{Chain, ImageConfig, ImageConfigs, ImageFile, ImageRef, Options, DEFAULT_IMAGE};
+use baton_inject::{Chain, ImageConfig, ImageConfigs, ImageRef, Options, DEFAULT_IMAGE};
 use serde_json::Value;
 
-/// The most an `--images` or docker config file may hold.
-const MAX_SMALL_FILE: u64 = 4 << 20;
+use crate::cli_input::{image_file, read_small, registry_auth};
 
 #[derive(clap::Args, Debug)]
 pub struct InjectArgs {
@@ -46,13 +45,7 @@ pub struct InjectArgs {
 /// Injects the manifest: the result on standard output, one note per object on standard error.
 pub fn run(args: InjectArgs, text: &str) -> Result<()> {
     let options = Options::new(&args.image, &args.dir).map_err(anyhow::Error::msg)?;
-    let file = match &args.images {
-        Some(path) => {
-            let text = read_small(path)?;
-            ImageFile::parse(&text).map_err(|e| anyhow::anyhow!("--images {}: {e}", path.display()))?
-        }
-        None => ImageFile::default(),
-    };
+    let file = image_file(args.images.as_deref())?;
     let settings = Settings {
         insecure: args.insecure_registry.clone(),
         credentials: docker_config(args.registry_auth.as_deref())?,
@@ -93,9 +86,7 @@ impl ImageConfigs for Lazy {
 /// places that exists (an unreadable one is skipped with a warning).
 fn docker_config(explicit: Option<&Path>) -> Result<Credentials> {
     if let Some(path) = explicit {
-        let text = read_small(path)?;
-        return Credentials::parse(&text)
-            .map_err(|e| anyhow::anyhow!("--registry-auth {}: {e}", path.display()));
+        return registry_auth(path);
     }
     let env = |name: &str| std::env::var_os(name).filter(|v| !v.is_empty()).map(PathBuf::from);
     let candidates = [
@@ -149,16 +140,4 @@ fn pull_secrets(text: &str) -> BTreeMap<String, Credentials> {
         }
     }
     found
-}
-
-fn read_small(path: &Path) -> Result<String> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut text = String::new();
-    file.take(MAX_SMALL_FILE + 1)
-        .read_to_string(&mut text)
-        .with_context(|| format!("cannot read {} as UTF-8 text", path.display()))?;
-    if text.len() as u64 > MAX_SMALL_FILE {
-        bail!("{} is larger than {} MiB: is it the right file?", path.display(), MAX_SMALL_FILE >> 20);
-    }
-    Ok(text)
 }

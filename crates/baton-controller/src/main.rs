@@ -15,7 +15,9 @@ use clap::{Parser, Subcommand, ValueEnum};
 use k8s_openapi::api::core::v1::Pod;
 use kube::config::{KubeConfigOptions, Kubeconfig};
 
+mod cli_input;
 mod inject_cli;
+mod webhook_cli;
 
 /// The static (musl) batonctl would otherwise use musl's allocator, which hands memory back to the
 /// kernel at every turn: under the webhook's load, a third of the time went to mmap, munmap and
@@ -45,7 +47,7 @@ enum Command {
     Inject(inject_cli::InjectArgs),
     /// Serve a mutating admission webhook (HTTPS) that injects baton into every Pod created with the
     /// annotation baton.dev/inject: "true"; `batonctl webhook certs` makes its certificates.
-    Webhook(baton_controller::webhook::cli::WebhookArgs),
+    Webhook(webhook_cli::WebhookArgs),
     /// Print the run status of a pod (or a list of pods) given as JSON or YAML:
     /// `kubectl get pod NAME -o json | batonctl status`.
     ///
@@ -139,7 +141,7 @@ fn main() -> ExitCode {
     let outcome = match cli.command {
         Command::Inject(args) => read_input(&args.file, "batonctl inject -f job.yaml")
             .and_then(|text| inject_cli::run(args, &text)),
-        Command::Webhook(args) => baton_controller::webhook::cli::run(args),
+        Command::Webhook(args) => webhook_cli::run(args),
         Command::Status { file, output, exit_status } => match status(&file, output) {
             Ok(phase) if exit_status => return run_exit(phase),
             Ok(_) => Ok(()),

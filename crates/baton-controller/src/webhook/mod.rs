@@ -8,12 +8,11 @@
 //! - [`tls`]: the serving certificate, re-read when its files change (checked at each handshake).
 //! - [`server`]: HTTPS (rustls, hyper): `POST /mutate`, `GET /healthz`, a graceful stop.
 //! - [`certs`]: a CA and a serving certificate for clusters without cert-manager (rcgen).
-//! - [`cli`] (feature `cli`): the command line, `batonctl webhook` and `batonctl webhook certs`.
+//!
+//! Its command line, `batonctl webhook` and `batonctl webhook certs`, is wiring in the binary.
 
 pub mod admission;
 pub mod certs;
-#[cfg(feature = "cli")]
-pub mod cli;
 pub mod images;
 pub mod server;
 pub mod tls;

@@ -1,25 +1,22 @@
 //! `batonctl webhook` and `batonctl webhook certs`: the command line, wired to the server and to
 //! the certificate maker.
 
-use std::io::Read;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context, Result};
-use baton_inject::{ImageFile, Options, DEFAULT_IMAGE};
+use baton_controller::registry::{self, Credentials, Registry};
+use baton_controller::webhook::admission::Settings;
+use baton_controller::webhook::certs;
+use baton_controller::webhook::images::Resolver;
+use baton_controller::webhook::server::{serve, Webhook};
+use baton_controller::webhook::tls::{server_config, CertFiles};
+use baton_inject::{Options, DEFAULT_IMAGE};
 use tokio::net::TcpListener;
 
-use super::admission::Settings;
-use super::certs;
-use super::images::Resolver;
-use super::server::{serve, Webhook};
-use super::tls::{server_config, CertFiles};
-use crate::registry::{Credentials, Registry};
-
-/// The most an `--images` or `--registry-auth` file may hold.
-const MAX_SMALL_FILE: u64 = 4 << 20;
+use crate::cli_input::{image_file, registry_auth};
 
 #[derive(clap::Args, Debug)]
 #[command(args_conflicts_with_subcommands = true, subcommand_negates_reqs = true)]
@@ -124,14 +121,9 @@ fn run_server(args: ServeArgs) -> Result<()> {
         bail!("--tls-cert and --tls-key are required: pass the PEM files of the serving certificate");
     };
     let options = Options::new(&args.image, &args.dir).map_err(anyhow::Error::msg)?;
-    let file = match &args.images {
-        Some(path) => ImageFile::parse(&read_small(path)?)
-            .map_err(|e| anyhow::anyhow!("--images {}: {e}", path.display()))?,
-        None => ImageFile::default(),
-    };
+    let file = image_file(args.images.as_deref())?;
     let credentials = match &args.registry_auth {
-        Some(path) => Credentials::parse(&read_small(path)?)
-            .map_err(|e| anyhow::anyhow!("--registry-auth {}: {e}", path.display()))?,
+        Some(path) => registry_auth(path)?,
         None => Credentials::default(),
     };
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -145,7 +137,7 @@ fn run_server(args: ServeArgs) -> Result<()> {
         .build()
         .context("cannot start the async runtime")?;
     runtime.block_on(async move {
-        let registry = crate::registry::Settings {
+        let registry = registry::Settings {
             insecure: args.insecure_registry.clone(),
             credentials,
             pull_secrets: Default::default(),
@@ -188,16 +180,4 @@ fn stopped(delay: Duration) -> Result<impl std::future::Future<Output = ()>> {
         );
         tokio::time::sleep(delay).await;
     })
-}
-
-fn read_small(path: &Path) -> Result<String> {
-    let file = std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
-    let mut text = String::new();
-    file.take(MAX_SMALL_FILE + 1)
-        .read_to_string(&mut text)
-        .with_context(|| format!("cannot read {} as UTF-8 text", path.display()))?;
-    if text.len() as u64 > MAX_SMALL_FILE {
-        bail!("{} is larger than {} MiB: is it the right file?", path.display(), MAX_SMALL_FILE >> 20);
-    }
-    Ok(text)
 }
