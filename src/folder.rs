@@ -408,6 +408,26 @@ pub fn split(path: &Path) -> io::Result<(Folder, String)> {
     Ok((Folder::open(parent)?, name.to_string()))
 }
 
+/// [`Folder::read`] for a path, without the owner check: its folder is reached as the path says,
+/// the file itself only if it is a regular file and not a link.
+pub fn read_file(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
+    let (dir, name) = split(path)?;
+    dir.read(&name, cap, false)
+}
+
+/// Reads at most `cap` bytes of a regular file, following links, without blocking on a FIFO. For
+/// files that are not another step's to plant: a ConfigMap or Secret volume's (each key is a link
+/// into `..data`, as the kubelet writes them), the step's own.
+pub fn read_mounted(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
+    let flags = OFlag::O_RDONLY | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+    let fd = fcntl::open(path, flags, Mode::empty()).map_err(|e| ReadError::from(io_err(e)))?;
+    let st = stat::fstat(&fd).map_err(|e| ReadError::Io(io_err(e)))?;
+    if !is_file(&st) {
+        return Err(ReadError::NotRegular);
+    }
+    read_capped(File::from(fd), st.st_size as u64, cap)
+}
+
 /// [`Folder::write_atomically`] for a path.
 pub fn write_atomically(path: &Path, content: &[u8], bits: u32) -> io::Result<()> {
     let (dir, name) = split(path)?;

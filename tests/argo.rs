@@ -488,16 +488,41 @@ fn the_template_from_the_environment() {
     assert_eq!(argo.read(&saved), "from-env\n");
 }
 
+/// A ConfigMap volume as the kubelet writes it: each key a symbolic link into `..data`, itself a
+/// link to the folder of the current version.
+fn configmap(dir: &Path, items: &[(&str, &str)]) {
+    let version = dir.join("..2026_11_30_06_00_00.123456789");
+    fs::create_dir_all(&version).unwrap();
+    std::os::unix::fs::symlink(version.file_name().unwrap(), dir.join("..data")).unwrap();
+    for (key, value) in items {
+        fs::write(version.join(key), value).unwrap();
+        std::os::unix::fs::symlink(Path::new("..data").join(key), dir.join(key)).unwrap();
+    }
+}
+
 // TestReadTemplate_HandlesOffloaded
 #[test]
 fn the_template_offloaded_to_the_configmap() {
     let argo = Argo::new();
     fs::remove_file(argo.dir.join("template")).unwrap();
     let (json, saved) = parameter_template(&argo);
-    fs::create_dir(argo.p("argo-config")).unwrap();
-    fs::write(argo.p("argo-config/ARGO_TEMPLATE"), json).unwrap();
+    configmap(&argo.p("argo-config"), &[("ARGO_TEMPLATE", &json)]);
     argo.emissary("main", WRITE_P).env("ARGO_TEMPLATE", "offloaded").run().expect_code(0);
     assert_eq!(argo.read(&saved), "from-env\n");
+}
+
+// TestContainerArgsOffloading: the arguments offloaded to the same ConfigMap follow the command.
+#[test]
+fn the_arguments_offloaded_to_the_configmap() {
+    let argo = Argo::new();
+    configmap(&argo.p("argo-config"), &[("ARGO_CONTAINER_ARGS_FILE", r#"["-c", "echo offloaded"]"#)]);
+    let out = argo
+        .argoexec("main", ["emissary", "--", "sh"])
+        .env("ARGO_CONTAINER_NAME", "main")
+        .env("ARGO_CONTAINER_ARGS_FILE", argo.p("argo-config/ARGO_CONTAINER_ARGS_FILE"))
+        .run();
+    out.expect_code(0);
+    assert_eq!(out.stdout, "offloaded\n");
 }
 
 // TestReadTemplate_PrefersFile

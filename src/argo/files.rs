@@ -14,13 +14,13 @@
 //! O_EXCL under an unpredictable name and given its mode explicitly, and every read is capped.
 
 use std::fs::{self, File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 use nix::fcntl::Flock;
 
-use crate::folder::Folder;
+use crate::folder::{self, Folder, ReadError};
 use crate::sys;
 
 /// Mode of `ctr/` and `ctr/<name>/`, as Argo makes them.
@@ -109,26 +109,27 @@ pub fn write_exitcode(path: &Path, code: i32) -> io::Result<()> {
     crate::folder::write_atomically(path, code.to_string().as_bytes(), 0o644)
 }
 
-/// Up to `cap` bytes of `path`, without following a symbolic link and without blocking on a FIFO.
-/// None when it does not exist; an error when it is not a regular file or is longer than `cap`.
+/// Up to `cap` bytes of `path`, a file in the shared folder: never through a symbolic link, never
+/// blocking on a FIFO. None when it does not exist; an error when it is not a regular file or is
+/// longer than `cap`.
 pub fn read_capped(path: &Path, cap: u64) -> io::Result<Option<Vec<u8>>> {
-    let file = match OpenOptions::new().read(true).custom_flags(libc::O_NOFOLLOW | libc::O_NONBLOCK).open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) if e.raw_os_error() == Some(libc::ELOOP) => {
-            return Err(io::Error::other("it is a symbolic link, which baton does not follow here"))
-        }
-        Err(e) => return Err(e),
-    };
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::other("it is not a regular file"));
+    optional(folder::read_file(path, cap))
+}
+
+/// [`read_capped`] for a file of the ConfigMap the controller mounts at `/argo/config`: its keys
+/// are links into `..data`, followed.
+pub fn read_config(path: &Path, cap: u64) -> io::Result<Option<Vec<u8>>> {
+    optional(folder::read_mounted(path, cap))
+}
+
+fn optional(read: Result<Vec<u8>, ReadError>) -> io::Result<Option<Vec<u8>>> {
+    match read {
+        Ok(content) => Ok(Some(content)),
+        Err(ReadError::Missing) => Ok(None),
+        Err(ReadError::TooLarge { cap, .. }) => Err(io::Error::other(format!("it is longer than {cap} bytes"))),
+        Err(ReadError::Io(e)) => Err(e),
+        Err(e) => Err(io::Error::other(e.to_string())),
     }
-    let mut content = Vec::new();
-    file.take(cap + 1).read_to_end(&mut content)?;
-    if content.len() as u64 > cap {
-        return Err(io::Error::other(format!("it is longer than {cap} bytes")));
-    }
-    Ok(Some(content))
 }
 
 /// A small decimal number file (`exitcode`, `signal`) as read now.

@@ -354,7 +354,7 @@ fn add_offloaded_args(command: &mut Vec<OsString>, tmp: &Path) -> Result<(), Str
     let Some(path) = std::env::var_os("ARGO_CONTAINER_ARGS_FILE").filter(|p| !p.is_empty()) else { return Ok(()) };
     let path = Path::new(&path);
     let json =
-        files::read_capped(path, 4 << 20).and_then(|j| j.ok_or_else(|| std::io::ErrorKind::NotFound.into())).map_err(
+        files::read_config(path, 4 << 20).and_then(|j| j.ok_or_else(|| std::io::ErrorKind::NotFound.into())).map_err(
             |e| format!("cannot read the container's arguments from ARGO_CONTAINER_ARGS_FILE={}: {e}", path.display()),
         )?;
     // Through serde_json::Value, which baton already carries (no code for a typed Vec<String>).

@@ -9,7 +9,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use super::files::read_capped;
+use super::files::{read_capped, read_config};
 use super::Env;
 
 /// The largest template baton reads (the controller offloads above 128 KiB; a configmap holds 1 MiB).
@@ -57,7 +57,7 @@ impl Template {
             Ok(None) => match std::env::var_os("ARGO_TEMPLATE") {
                 Some(v) if v == OFFLOADED => {
                     let offloaded = env.config_dir.join("ARGO_TEMPLATE");
-                    match read_capped(&offloaded, TEMPLATE_CAP) {
+                    match read_config(&offloaded, TEMPLATE_CAP) {
                         Ok(Some(json)) => (json, offloaded.display().to_string()),
                         Ok(None) => return Err(unreadable(&offloaded, io::ErrorKind::NotFound.into())),
                         Err(e) => return Err(unreadable(&offloaded, e)),
