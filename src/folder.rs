@@ -109,6 +109,18 @@ impl From<io::Error> for ReadError {
     }
 }
 
+/// For callers that speak `io::Error`: a missing file is ENOENT again, so it says what it always
+/// says ("No such file or directory") and `kind()` is `NotFound`.
+impl From<ReadError> for io::Error {
+    fn from(e: ReadError) -> io::Error {
+        match e {
+            ReadError::Missing => io_err(Errno::ENOENT),
+            ReadError::Io(e) => e,
+            other => io::Error::other(other.to_string()),
+        }
+    }
+}
+
 /// Tries, 5 ms apart, to take over a lock whose holder may be gone.
 const TAKEOVER_TRIES: usize = 20;
 

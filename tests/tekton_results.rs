@@ -89,6 +89,39 @@ fn command_and_arguments() {
     }
 }
 
+/// Steps do not trust each other (docs/protocol.md): a FIFO planted in place of a result would block
+/// the next step forever, and a symbolic link would read a file of the reader's own container into
+/// its command. Neither is read; the reference stays as written, as for a missing file.
+#[test]
+fn a_fifo_or_a_link_in_place_of_a_result_is_not_read() {
+    for plant in ["fifo", "link"] {
+        let pod = Pod::new();
+        let dir = pod.p("steps/step-foo/results");
+        fs::create_dir_all(&dir).unwrap();
+        let private = pod.p("private");
+        fs::write(&private, "private").unwrap();
+        if plant == "fifo" {
+            assert!(std::process::Command::new("mkfifo").arg(dir.join("res")).status().unwrap().success());
+        } else {
+            std::os::unix::fs::symlink(&private, dir.join("res")).unwrap();
+        }
+        let out = pod.p("args");
+        let mut command = args_command(&out);
+        command.push("$(steps.foo.results.res)".into());
+        let command: Vec<&str> = command.iter().map(String::as_str).collect();
+        let mut step = pod.step(1, &[], &command);
+        let mut child = step.stdout(std::process::Stdio::piped()).stderr(std::process::Stdio::piped()).spawn().unwrap();
+        if wait_exit(&mut child, std::time::Duration::from_secs(10)).is_none() {
+            child.kill().unwrap();
+            panic!("{plant}: the step blocked reading the planted result");
+        }
+        let o = child.wait_with_output().unwrap();
+        assert_eq!(code(&o), 0, "{plant}: {}", stderr(&o));
+        assert_eq!(fs::read_to_string(&out).unwrap(), "[$(steps.foo.results.res)]", "{plant}");
+        assert!(stderr(&o).contains("left as written"), "{plant}: {}", stderr(&o));
+    }
+}
+
 #[test]
 fn environment() {
     // TestApplyStepResultSubstitutions_Env.

@@ -127,8 +127,7 @@ fn optional(read: Result<Vec<u8>, ReadError>) -> io::Result<Option<Vec<u8>>> {
         Ok(content) => Ok(Some(content)),
         Err(ReadError::Missing) => Ok(None),
         Err(ReadError::TooLarge { cap, .. }) => Err(io::Error::other(format!("it is longer than {cap} bytes"))),
-        Err(ReadError::Io(e)) => Err(e),
-        Err(e) => Err(io::Error::other(e.to_string())),
+        Err(e) => Err(e.into()),
     }
 }
 

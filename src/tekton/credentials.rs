@@ -22,8 +22,8 @@
 //! name files, never their contents.
 
 use std::collections::BTreeMap;
-use std::fs::{self, File};
-use std::io::{self, Read};
+use std::fs;
+use std::io;
 use std::path::{Path, PathBuf};
 
 use base64::Engine as _;
@@ -31,6 +31,7 @@ use base64::Engine as _;
 use super::files;
 use super::gourl::{go_quote, has_path, GoUrl};
 use super::message::{go_field, go_json_string};
+use crate::folder::ReadError;
 
 /// The credential files `CopyCredsToHome` copies (writer.CredsInitCredentials).
 const COPIED_TO_HOME: [&str; 4] = [".docker", ".gitconfig", ".git-credentials", ".ssh"];
@@ -260,13 +261,12 @@ fn copy_cred(source: &Path, destination: &Path) -> io::Result<()> {
     }
 }
 
+/// A secret's file (the keys of a Secret volume are links into `..data`) or one of `/tekton/creds`.
 fn read_capped(path: &Path) -> io::Result<Vec<u8>> {
-    let mut content = Vec::new();
-    File::open(path)?.take(MAX_SECRET + 1).read_to_end(&mut content)?;
-    if content.len() as u64 > MAX_SECRET {
-        return Err(io::Error::other("larger than the 1 MiB a Kubernetes secret can hold"));
-    }
-    Ok(content)
+    crate::folder::read_mounted(path, MAX_SECRET).map_err(|e| match e {
+        ReadError::TooLarge { .. } => io::Error::other("larger than the 1 MiB a Kubernetes secret can hold"),
+        e => e.into(),
+    })
 }
 
 /// A secret file, whole; the sentence names the file (Go: "open PATH: no such file or directory").

@@ -1,8 +1,8 @@
 //! What a step reports, in the order Tekton's controller reads it: the outcome, the results and
 //! artifacts read verbatim from their files, the internal keys, and the termination message.
 
-use std::fs::{File, OpenOptions};
-use std::io::{self, Read, Write};
+use std::fs::OpenOptions;
+use std::io::{self, Write};
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::Path;
 
@@ -11,6 +11,7 @@ use super::message::{
     TASK_RESULT, TEKTON_LIMIT,
 };
 use super::plan::Plan;
+use crate::folder::{self, ReadError};
 
 /// Tekton's exit code for everything that is not the command's own: skipped, timed out, and the
 /// entrypoint's own errors (`log.Fatal`).
@@ -133,17 +134,12 @@ pub fn too_large(results: &[RunResult], rendered: &message::Rendered, limit: usi
 
 /// A result file, verbatim; None when it does not exist. Larger than any reader accepts: an error.
 pub fn read_capped(path: &Path) -> Result<Option<Vec<u8>>, String> {
-    let file = match File::open(path) {
-        Ok(f) => f,
-        Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => return Err(e.to_string()),
-    };
-    let mut value = Vec::new();
-    file.take(MAX_DECOMPRESSED as u64 + 1).read_to_end(&mut value).map_err(|e| e.to_string())?;
-    if value.len() > MAX_DECOMPRESSED {
-        return Err(format!("larger than {MAX_DECOMPRESSED} bytes"));
+    match folder::read_mounted(path, MAX_DECOMPRESSED as u64) {
+        Ok(value) => Ok(Some(value)),
+        Err(ReadError::Missing) => Ok(None),
+        Err(ReadError::TooLarge { .. }) => Err(format!("larger than {MAX_DECOMPRESSED} bytes")),
+        Err(e) => Err(e.to_string()),
     }
-    Ok(Some(value))
 }
 
 /// In place (the kubelet bind-mounts the file: it cannot be renamed over), then fsync.

@@ -20,13 +20,13 @@
 
 use std::collections::BTreeMap;
 use std::ffi::OsString;
-use std::fs::File;
-use std::io::{self, Read};
+use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use super::artifacts;
 use super::when::WhenExpression;
+use crate::folder;
 
 /// Result and artifact files larger than this are not read (a step result goes through a
 /// termination message of at most 4 KiB, or the results sidecar's limit).
@@ -363,13 +363,10 @@ fn replacement(steps: &Path, reference: &[u8]) -> Result<(Vec<u8>, Vec<String>),
     })
 }
 
+/// An earlier step's result or artifact file. Another step wrote it, so only a regular file is read,
+/// not through a link and never blocking on a FIFO (docs/protocol.md, the trust model).
 pub fn read_capped(path: &Path) -> io::Result<Vec<u8>> {
-    let mut content = Vec::new();
-    File::open(path)?.take(MAX_FILE + 1).read_to_end(&mut content)?;
-    if content.len() as u64 > MAX_FILE {
-        return Err(io::Error::other("larger than 1 MiB"));
-    }
-    Ok(content)
+    Ok(folder::read_file(path, MAX_FILE)?)
 }
 
 /// The environment of this process, in its order.
