@@ -189,27 +189,8 @@ fn should_escape(c: u8, part: Part) -> bool {
     if c.is_ascii_alphanumeric() {
         return false;
     }
-    if part == Part::Host
-        && matches!(
-            c,
-            b'!' | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-                | b':'
-                | b'['
-                | b']'
-                | b'<'
-                | b'>'
-                | b'"'
-        )
-    {
+    // Go lets a host keep its sub-delimiters, ':', the brackets of an IPv6 literal, and <>".
+    if part == Part::Host && b"!$&'()*+,;=:[]<>\"".contains(&c) {
         return false;
     }
     match c {
@@ -264,26 +245,8 @@ fn unescape(s: &str, part: Part) -> Result<Vec<u8>, String> {
 /// `EscapedPath` / `EscapedFragment`: the text as written when it is a valid encoding, else the
 /// decoded bytes escaped again.
 fn escaped(decoded: &[u8], raw: &str, part: Part) -> Vec<u8> {
-    let valid = raw.bytes().all(|c| {
-        matches!(
-            c,
-            b'!' | b'$'
-                | b'&'
-                | b'\''
-                | b'('
-                | b')'
-                | b'*'
-                | b'+'
-                | b','
-                | b';'
-                | b'='
-                | b':'
-                | b'@'
-                | b'['
-                | b']'
-                | b'%'
-        ) || !should_escape(c, part)
-    });
+    // Go's validEncoded: sub-delimiters, ':', '@', brackets and '%' may stand as they are.
+    let valid = raw.bytes().all(|c| b"!$&'()*+,;=:@[]%".contains(&c) || !should_escape(c, part));
     if valid {
         raw.as_bytes().to_vec()
     } else {
