@@ -1,8 +1,9 @@
 //! `batonctl status` run as a process: files and standard input, JSON and YAML, table and JSON output,
 //! exit codes.
 
-use std::io::Write;
-use std::process::{Command, Output, Stdio};
+mod support;
+
+use std::process::Output;
 
 use serde_json::Value;
 
@@ -11,17 +12,9 @@ fn fixture(name: &str) -> String {
 }
 
 fn batonctl(args: &[&str], stdin: Option<&[u8]>) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_batonctl"))
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin.unwrap_or_default()).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
+    let mut command = support::batonctl();
+    command.args(args);
+    support::run_with_input(command, stdin.unwrap_or_default())
 }
 
 fn text(bytes: &[u8]) -> &str {

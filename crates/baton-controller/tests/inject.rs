@@ -2,9 +2,10 @@
 //! output, refusals and exit codes, the plain examples; and (ignored unless tests/registry.sh runs
 //! them against a real registry) ENTRYPOINT and CMD read from a registry.
 
-use std::io::Write;
+mod support;
+
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::process::Output;
 
 use serde_json::Value;
 
@@ -17,23 +18,16 @@ fn golden(name: &str) -> PathBuf {
 }
 
 fn batonctl(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_batonctl"))
+    let mut command = support::batonctl();
+    command
         .arg("inject")
         .args(args)
         // No docker config of this machine: the tests use none or their own.
         .env("HOME", "/nonexistent")
         .env_remove("DOCKER_CONFIG")
         .env_remove("REGISTRY_AUTH_FILE")
-        .env_remove("XDG_RUNTIME_DIR")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    let mut input = child.stdin.take().unwrap();
-    input.write_all(stdin).unwrap();
-    drop(input);
-    child.wait_with_output().unwrap()
+        .env_remove("XDG_RUNTIME_DIR");
+    support::run_with_input(command, stdin)
 }
 
 fn text(bytes: &[u8]) -> &str {

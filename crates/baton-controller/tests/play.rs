@@ -8,6 +8,8 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output, Stdio};
 
+mod support;
+
 use baton_controller::play::pod_status::{self, ContainerInspect, PodInspect, Reading};
 use baton_controller::play::{manifest, message, rewrite};
 use baton_controller::status::{run_status, Phase};
@@ -330,16 +332,9 @@ fn status_jq_and_this_crate_build_the_same_pod() {
 // `batonctl play` as a process, where it refuses before any container exists.
 
 fn play(args: &[&str], stdin: &[u8]) -> Output {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_batonctl"))
-        .arg("play")
-        .args(args)
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap();
-    std::io::Write::write_all(&mut child.stdin.take().unwrap(), stdin).unwrap();
-    child.wait_with_output().unwrap()
+    let mut command = support::batonctl();
+    command.arg("play").args(args);
+    support::run_with_input(command, stdin)
 }
 
 #[test]
