@@ -7,14 +7,15 @@ use std::io::{self, Write};
 
 use baton_contract::control::Request;
 use baton_contract::duration::human;
-use baton_contract::layout::{Layout, CONTROL_FIFO, ENV_STEP, EXIT_FILE, LOCK_FILE, STATE_FILE};
+use baton_contract::layout::{Layout, BEACON_FILE, CONTROL_FIFO, ENV_STEP, EXIT_FILE, STATE_FILE};
 use baton_contract::message;
 use baton_contract::state::{Phase, StepState};
 use baton_contract::time::parse_millis;
 use serde::Serialize;
 
 use crate::cli::{KillArgs, ResumeArgs, StatusArgs, StepArgs};
-use crate::folder::{self, Folder, ReadError};
+use crate::folder::{Folder, ReadError};
+use crate::liveness::{self, Liveness};
 use crate::stepdir::{self, list_steps, RECORD_CAP, RECORD_MODE, STATE_CAP};
 use crate::{clock, sys};
 
@@ -82,23 +83,18 @@ fn inspect_in(steps: &Folder, name: &str) -> Option<StepView> {
     if let Some(ended) = ended(&folder, name) {
         return Some(ended);
     }
-    let lock = match folder.open_file(LOCK_FILE) {
-        Ok((lock, st)) if st.st_uid == folder.owner() => lock,
-        Ok((_, st)) => return Some(trouble(name, format!("its lock belongs to UID {}, not to the folder's owner", st.st_uid))),
-        Err(ReadError::Missing) => return Some(StepView::new(name, "starting")),
-        Err(e) => return Some(trouble(name, format!("its lock cannot be opened ({e})"))),
-    };
-    match folder::is_locked(lock) {
-        Ok(true) => {}
-        // Nobody holds the lock: the wrapper is gone. A record it wrote just now still counts.
-        Ok(false) => {
+    match liveness::look(&folder, BEACON_FILE) {
+        Ok(Liveness::Alive(_)) => {}
+        Ok(Liveness::Absent) => return Some(StepView::new(name, "starting")),
+        // Its beacon hung up: the wrapper is gone. A record it wrote just now still counts.
+        Ok(Liveness::Gone) => {
             return Some(ended(&folder, name).unwrap_or_else(|| {
                 let mut v = StepView::new(name, "lost");
                 v.error = Some(crate::wait::LOST_WHY.to_string());
                 v
             }))
         }
-        Err(e) => return Some(trouble(name, format!("its lock cannot be checked ({e})"))),
+        Err(e) => return Some(trouble(name, format!("its beacon {} cannot be used ({e})", folder.join(BEACON_FILE).display()))),
     }
     let state = folder.read(STATE_FILE, STATE_CAP, true).ok().and_then(|b| serde_json::from_slice::<StepState>(&b).ok());
     let Some(state) = state else { return Some(StepView::new(name, "starting")) };

@@ -72,6 +72,8 @@ pub enum ReadError {
     TooLarge { size: u64, cap: u64 },
     /// Not written by the folder's owner.
     WrongOwner { owner: u32, expected: u32 },
+    /// Something else where a FIFO belongs.
+    NotFifo,
     Io(io::Error),
 }
 
@@ -92,6 +94,7 @@ impl fmt::Display for ReadError {
             ReadError::WrongOwner { owner, expected } => {
                 write!(f, "it belongs to UID {owner}, not to UID {expected}, the owner of its folder")
             }
+            ReadError::NotFifo => write!(f, "it is not a FIFO"),
             ReadError::Io(e) => write!(f, "{e}"),
         }
     }
@@ -120,9 +123,6 @@ impl From<ReadError> for io::Error {
         }
     }
 }
-
-/// Tries, 5 ms apart, to take over a lock whose holder may be gone.
-const TAKEOVER_TRIES: usize = 20;
 
 const DIR_FLAGS: OFlag = OFlag::O_RDONLY.union(OFlag::O_DIRECTORY).union(OFlag::O_CLOEXEC);
 
@@ -325,30 +325,56 @@ impl Folder {
         Ok(File::from(fd))
     }
 
-    /// Creates the FIFO `name` (replacing whatever stale entry has that name) with exactly `bits`, and
-    /// opens it read-write without blocking: the reader end that never sees end of file.
+    /// Makes the FIFO `name` with exactly `bits`, replacing whatever stale entry has that name, and
+    /// opens it read-write without blocking: a reader end that never sees end of file, and a writer
+    /// end that only this process holds (see `crate::liveness`). It is made under a temporary name
+    /// and renamed in, so a reader never finds it missing or with the wrong mode.
     pub fn fifo(&self, name: &str, bits: u32) -> io::Result<File> {
-        match self.remove(name) {
-            Ok(()) => {}
-            Err(e) if e.kind() == io::ErrorKind::NotFound => {}
-            Err(e) => return Err(e),
-        }
-        unistd::mkfifoat(&self.fd, name, mode(0o600)).map_err(io_err)?;
-        let flags = OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
-        let fd = fcntl::openat(&self.fd, name, flags, Mode::empty()).map_err(io_err)?;
-        let st = stat::fstat(&fd).map_err(io_err)?;
+        let dir = self.temp_dir();
+        let tmp = loop {
+            let tmp = temp_name(name);
+            match unistd::mkfifoat(&dir.fd, tmp.as_str(), mode(0o600)) {
+                Ok(()) => break tmp,
+                Err(Errno::EEXIST) => continue,
+                Err(e) => return Err(io_err(e)),
+            }
+        };
+        let opened = (|| {
+            let flags = OFlag::O_RDWR | OFlag::O_NONBLOCK | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
+            let fd = fcntl::openat(&dir.fd, tmp.as_str(), flags, Mode::empty()).map_err(io_err)?;
+            if !is_fifo(&stat::fstat(&fd).map_err(io_err)?) {
+                return Err(io::Error::other(format!("{} was replaced while it was being created", self.join(name).display())));
+            }
+            stat::fchmod(&fd, mode(bits)).map_err(io_err)?;
+            // Linked in where the name is free; a stale one is replaced by a rename.
+            match unistd::linkat(&dir.fd, tmp.as_str(), &self.fd, name, AtFlags::empty()) {
+                Err(Errno::EEXIST) => fcntl::renameat(&dir.fd, tmp.as_str(), &self.fd, name).map_err(io_err)?,
+                linked => linked.map_err(io_err)?,
+            }
+            Ok(File::from(fd))
+        })();
+        let _ = dir.remove(&tmp);
+        opened
+    }
+
+    /// Opens the FIFO `name` for reading without blocking, never through a link: an error when it is
+    /// something else. Returns it with its `fstat`.
+    pub fn open_fifo_reader(&self, name: &str) -> Result<(File, FileStat), ReadError> {
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let fd = fcntl::openat(&self.fd, name, flags, Mode::empty()).map_err(|e| ReadError::from(io_err(e)))?;
+        let st = stat::fstat(&fd).map_err(|e| ReadError::Io(io_err(e)))?;
         if !is_fifo(&st) {
-            return Err(io::Error::other(format!("{} was replaced while it was being created", self.join(name).display())));
+            return Err(ReadError::NotFifo);
         }
-        stat::fchmod(&fd, mode(bits)).map_err(io_err)?;
-        Ok(File::from(fd))
+        Ok((File::from(fd), st))
     }
 
     /// Creates `name` already locked (`flock` LOCK_EX, held while the returned lock lives): it is
     /// made under a temporary name, locked, then linked into place, which fails if `name` exists, so
     /// two claimers can never both win, and nobody ever sees it unlocked. An existing `name` whose
     /// holder is gone (a restarted container) is taken over by locking it. `Ok(None)`: a living
-    /// holder has it.
+    /// holder has it. Give it `bits` that let no other UID open it (0600): any process that can open
+    /// a file can hold a `flock` on it, so a lock others can read is a lock others can hold.
     pub fn create_locked(&self, name: &str, bits: u32) -> io::Result<Option<Flock<File>>> {
         let (file, tmp) = self.create_temp(name, bits)?;
         let locked = Flock::lock(file, FlockArg::LockExclusiveNonblock).map_err(|(_, e)| io_err(e));
@@ -364,21 +390,15 @@ impl Folder {
                     ReadError::Io(e) => e,
                     other => io::Error::other(format!("{} cannot be used as a lock: {other}", self.join(name).display())),
                 })?;
-                // A reader probing whether the old holder lives holds a shared lock for a moment:
-                // try a little while before calling the name taken (a living holder never lets go).
-                let mut file = existing;
-                for _ in 0..TAKEOVER_TRIES {
-                    match Flock::lock(file, FlockArg::LockExclusiveNonblock) {
-                        Ok(lock) => {
-                            let _ = stat::fchmod(lock.as_fd(), mode(bits));
-                            return Ok(Some(lock));
-                        }
-                        Err((back, Errno::EWOULDBLOCK)) => file = back,
-                        Err((_, e)) => return Err(io_err(e)),
+                match Flock::lock(existing, FlockArg::LockExclusiveNonblock) {
+                    Ok(lock) => {
+                        // A lock left by an older baton may be readable by all: not any more.
+                        let _ = stat::fchmod(lock.as_fd(), mode(bits));
+                        Ok(Some(lock))
                     }
-                    std::thread::sleep(std::time::Duration::from_millis(5));
+                    Err((_, Errno::EWOULDBLOCK)) => Ok(None),
+                    Err((_, e)) => Err(io_err(e)),
                 }
-                Ok(None)
             }
             Err(e) => Err(e),
         }
@@ -450,40 +470,4 @@ pub fn write_atomically(path: &Path, content: &[u8], bits: u32) -> io::Result<()
 pub fn create_atomically(path: &Path, bits: u32, fill: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
     let (dir, name) = split(path)?;
     dir.create_atomically(&name, bits, fill)
-}
-
-/// [`Folder::create_locked`] for a path; a living holder is `WouldBlock`.
-pub fn create_locked(path: &Path, bits: u32) -> io::Result<Flock<File>> {
-    let (dir, name) = split(path)?;
-    dir.create_locked(&name, bits)?.ok_or_else(|| io::ErrorKind::WouldBlock.into())
-}
-
-/// Whether the `flock` on a lock file is held elsewhere: true while its holder lives. Takes the file,
-/// as nix's safe `Flock` does.
-pub fn is_locked(f: File) -> io::Result<bool> {
-    match Flock::lock(f, FlockArg::LockSharedNonblock) {
-        Ok(_probe) => Ok(false), // dropping the probe unlocks it at once
-        Err((_, Errno::EWOULDBLOCK)) => Ok(true),
-        Err((_, e)) => Err(io_err(e)),
-    }
-}
-
-/// [`is_locked`] that gives the file back while it is held (to wait on it): None when it is free.
-pub fn probe(f: File) -> io::Result<Option<File>> {
-    match Flock::lock(f, FlockArg::LockSharedNonblock) {
-        Ok(_probe) => Ok(None),
-        Err((f, Errno::EWOULDBLOCK)) => Ok(Some(f)),
-        Err((_, e)) => Err(io_err(e)),
-    }
-}
-
-/// Blocks until the holder of a lock file's `flock` lets go (it exited or died).
-pub fn wait_unlocked(mut f: File) -> io::Result<()> {
-    loop {
-        match Flock::lock(f, FlockArg::LockShared) {
-            Ok(_) => return Ok(()),
-            Err((back, Errno::EINTR)) => f = back,
-            Err((_, e)) => return Err(io_err(e)),
-        }
-    }
 }

@@ -11,6 +11,7 @@ mod clock;
 mod control;
 mod folder;
 mod init;
+mod liveness;
 mod report;
 mod run;
 mod signals;

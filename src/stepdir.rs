@@ -13,19 +13,19 @@ use std::time::Instant;
 
 use anyhow::{anyhow, Context, Result};
 use baton_contract::control::Request;
-use baton_contract::layout::{Layout, CONTROL_FIFO, EXIT_FILE, GATES_DIR, LOCK_FILE, PROTOCOL_VERSION, STATE_FILE, STEPS_DIR};
+use baton_contract::layout::{
+    Layout, BEACON_FILE, CONTROL_FIFO, EXIT_FILE, GATES_DIR, LOCK_FILE, PROTOCOL_VERSION, STATE_FILE, STEPS_DIR,
+};
 use baton_contract::state::{Phase, StepState};
-use nix::fcntl::Flock;
 
 use crate::clock;
 use crate::folder::{Folder, Spare};
+use crate::liveness::{self, Alive};
 
 /// `steps/` and `gates/`: every UID may add an entry, only its owner may remove or rename it.
 pub const SHARED_DIR_MODE: u32 = 0o1777;
 /// A step's own folder: only its wrapper writes there.
 pub const STEP_DIR_MODE: u32 = 0o755;
-/// The liveness lock: readable by all, so any UID can wait on it.
-pub const LOCK_MODE: u32 = 0o444;
 /// `state.json`, `exit.json`, gates.
 pub const RECORD_MODE: u32 = 0o644;
 /// The control FIFO: `baton kill` may come in as any UID.
@@ -101,13 +101,14 @@ impl std::fmt::Display for ClaimError {
     }
 }
 
-/// A claimed step folder. The wrapper holds an exclusive flock on `lock` until it has published its
-/// record: when it dies, however it dies, the kernel drops the lock and waiters learn of it at once.
+/// A claimed step folder. The wrapper holds its claim (the lock, and the beacon waiters poll: see
+/// `crate::liveness`) until it has published its record: when it dies, however it dies, the kernel
+/// closes the beacon and waiters learn of it at once.
 pub struct StepDir {
     layout: Layout,
     name: String,
     folder: Folder,
-    lock: Option<Flock<File>>,
+    alive: Option<Alive>,
     /// The read side of the `control` FIFO, opened read-write so it never reports end of file.
     control: File,
     /// A request line cut by the end of a read.
@@ -153,8 +154,8 @@ impl StepDir {
             .map_err(|e| unusable(anyhow!("cannot create {}: {e}", path.join(SCRATCH_DIR).display())))?
             .0;
         let folder = folder.with_scratch(scratch);
-        let lock = match folder.create_locked(LOCK_FILE, LOCK_MODE) {
-            Ok(Some(lock)) => lock,
+        let alive = match liveness::claim(&folder, LOCK_FILE, BEACON_FILE) {
+            Ok(Some(alive)) => alive,
             Ok(None) => {
                 return Err(ClaimError::Taken(format!(
                     "step name {name:?} is taken: another living baton already runs it in {}; give every step of \
@@ -162,7 +163,7 @@ impl StepDir {
                     layout.root().display()
                 )))
             }
-            Err(e) => return Err(unusable(anyhow!("cannot create the lock of step {name} in {}: {e}", path.display()))),
+            Err(e) => return Err(unusable(anyhow!("cannot create the lock and beacon of step {name} in {}: {e}", path.display()))),
         };
         // What an earlier run of this step (a restarted container) left is stale now: its temporary
         // files, and its record.
@@ -182,7 +183,7 @@ impl StepDir {
             layout: layout.clone(),
             name: name.to_string(),
             folder,
-            lock: Some(lock),
+            alive: Some(alive),
             control,
             partial: Vec::new(),
             noise: Noise::default(),
@@ -268,14 +269,14 @@ impl StepDir {
     }
 
     /// Publishes the exit record (the marker the steps after this one wait for), then lets go of the
-    /// lock at once, so a successor parked on it wakes now rather than when this process exits.
+    /// claim at once, so a successor polling the beacon wakes now rather than when this process exits.
     pub fn publish(&mut self, record_json: &str) -> io::Result<()> {
         let published = match self.record_spare.take() {
             Some(spare) => self.folder.replace_with(spare, EXIT_FILE, record_json.as_bytes()),
             None => self.folder.write_atomically(EXIT_FILE, record_json.as_bytes(), RECORD_MODE),
         };
         if published.is_ok() {
-            drop(self.lock.take());
+            drop(self.alive.take());
         }
         // Off the handoff path: a status reader looks at exit.json first.
         let _ = self.folder.remove(STATE_FILE);

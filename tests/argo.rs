@@ -353,9 +353,9 @@ fn a_member_waits_for_its_dependency() {
 }
 
 impl Argo {
-    /// Waits until container `name`'s emissary has claimed its folder (its lock is there).
+    /// Waits until container `name`'s emissary has claimed its folder (its beacon, raised last, is there).
     fn wait_lock(&self, name: &str) {
-        let lock = self.ctr(name, "baton.lock");
+        let lock = self.ctr(name, "baton.alive");
         wait_until(&format!("{} to exist", lock.display()), SOON, || lock.exists().then_some(()));
     }
 }
@@ -568,7 +568,7 @@ fn the_folder_is_open_to_every_uid_and_the_exitcode_appears_whole() {
         .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
         .collect();
     names.sort();
-    assert_eq!(names, ["baton.lock", "combined", "exitcode", "stdout"], "no temporary file left");
+    assert_eq!(names, ["baton.alive", "baton.lock", "combined", "exitcode", "stdout"], "no temporary file left");
 }
 
 #[test]

@@ -18,17 +18,18 @@ use std::io::{self, Write};
 use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
-use nix::fcntl::Flock;
 
 use crate::folder::{self, Folder, ReadError};
+use crate::liveness::{self, Alive};
 use crate::sys;
 
 /// Mode of `ctr/` and `ctr/<name>/`, as Argo makes them.
 pub const CTR_DIR_MODE: u32 = 0o777;
 /// Mode of the output copies, as Argo makes them (the wait container reads them as another UID).
 pub const OUTPUT_MODE: u32 = 0o666;
-/// baton's liveness lock in `ctr/<name>/`.
+/// baton's claim of `ctr/<name>/` (see `crate::liveness`): its lock, and the beacon its waiters poll.
 pub const LOCK_FILE: &str = "baton.lock";
+pub const BEACON_FILE: &str = "baton.alive";
 /// The longest exit code or signal file baton reads.
 const SMALL_FILE_CAP: u64 = 64;
 
@@ -45,12 +46,12 @@ pub fn check_name(name: &str, what: &str) -> Result<(), String> {
     Ok(())
 }
 
-/// This container's folder, claimed: made (mode 0777), its liveness lock held, a stale exit code
+/// This container's folder, claimed: made (mode 0777), its lock held and beacon raised, a stale exit code
 /// from an earlier run of the container removed.
 pub struct Ctr {
     pub name: String,
     pub dir: PathBuf,
-    _lock: Flock<File>,
+    _alive: Alive,
 }
 
 impl Ctr {
@@ -68,17 +69,17 @@ impl Ctr {
         let top = Folder::open(root).map_err(|e| unusable(root, e))?;
         let (ctr, _) = top.ensure_sub("ctr", CTR_DIR_MODE).map_err(|e| unusable(&root.join("ctr"), e))?;
         let (folder, _) = ctr.ensure_sub(name, CTR_DIR_MODE).map_err(|e| unusable(&dir, e))?;
-        let lock = match folder.create_locked(LOCK_FILE, 0o444) {
-            Ok(Some(lock)) => lock,
+        let alive = match liveness::claim(&folder, LOCK_FILE, BEACON_FILE) {
+            Ok(Some(alive)) => alive,
             Ok(None) => {
                 return Err(format!(
                     "container {name:?} already runs under a living baton in {}: ARGO_CONTAINER_NAME must differ per container",
                     dir.display()
                 ))
             }
-            Err(e) => return Err(format!("cannot create the liveness lock {}: {e}", dir.join(LOCK_FILE).display())),
+            Err(e) => return Err(format!("cannot create the liveness lock and beacon in {}: {e}", dir.display())),
         };
-        let ctr = Ctr { name: name.to_string(), dir, _lock: lock };
+        let ctr = Ctr { name: name.to_string(), dir, _alive: alive };
         match folder.remove("exitcode") {
             Ok(()) => eprintln!("baton: container {name:?} had ended before; running it again"),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}

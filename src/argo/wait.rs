@@ -22,7 +22,7 @@ use crate::signals::{Signals, STOP_SIGNALS};
 use crate::sys;
 use crate::wait::{Cond, Holder, Waiter};
 
-use super::files::{self, Number, SignalRequest, LOCK_FILE};
+use super::files::{self, Number, SignalRequest, BEACON_FILE};
 
 /// How waiting ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -125,8 +125,8 @@ impl Wait<'_> {
                     Some(Waited::DependencyUnreadable { name: name.clone(), why: format!("{} {why}", path.display()) })
                 }
                 Number::Missing | Number::Empty => {
-                    let lock = files::ctr_dir(self.root, name).join(LOCK_FILE);
-                    match waiter.lock_holder(&lock) {
+                    let beacon = files::ctr_dir(self.root, name).join(BEACON_FILE);
+                    match waiter.beacon_at(&beacon) {
                         // Gone: it may have written its exit code just before it went.
                         Ok(Holder::Gone) => match files::read_number(&path) {
                             Number::Value(0) => continue,

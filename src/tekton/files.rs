@@ -1,19 +1,20 @@
 //! The files a Tekton step waits on and writes: wait files with their `.err` skip rule, the post
-//! file, and baton's liveness lock beside it.
+//! file, and baton's claim beside it (its lock and beacon, see `crate::liveness`).
 //!
 //! Waiting reuses baton's [`Waiter`] for its inotify set-up (watches first, then the check, so no
 //! change is missed; symlink swaps of downward-API volumes followed; a 500 ms re-check when inotify
 //! cannot be had) and applies Tekton's rule itself: the files are taken one after another; a file
 //! that is missing (or empty, with `-wait_file_content`) while `<file>.err` exists skips the step.
 //!
-//! Predecessor lost: a baton step holds an exclusive flock on `<post_file>.baton-lock` for its whole
-//! life. A successor waiting on that post file finds the lock free, and neither the post file nor
-//! its `.err`, only when the predecessor's wrapper died without writing either (its container was
-//! OOM-killed or killed): it then skips at once instead of waiting until the TaskRun times out.
-//! Predecessors that are not baton leave no lock and are waited for as Tekton waits.
+//! Predecessor lost: a baton step holds `<post_file>.baton-lock` and the beacon
+//! `<post_file>.baton-alive` for its whole life. A successor waiting on that post file finds the
+//! beacon hung up, and neither the post file nor its `.err`, only when the predecessor's wrapper
+//! died without writing either (its container was OOM-killed or killed): it then skips at once
+//! instead of waiting until the TaskRun times out. Predecessors that are not baton leave no beacon
+//! and are waited for as Tekton waits; so is one whose beacon cannot be read.
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, OpenOptions};
 use std::io;
 use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
@@ -21,7 +22,8 @@ use std::path::{Path, PathBuf};
 use baton_contract::layout::Layout;
 
 use crate::signals::Signals;
-use crate::folder::create_locked;
+use crate::folder;
+use crate::liveness::{self, Alive};
 use crate::sys;
 use crate::wait::{Cond, Holder, Waiter};
 
@@ -34,6 +36,10 @@ pub fn with_suffix(path: &Path, suffix: &str) -> PathBuf {
 
 pub fn lock_path(post_file: &Path) -> PathBuf {
     with_suffix(post_file, ".baton-lock")
+}
+
+pub fn beacon_path(post_file: &Path) -> PathBuf {
+    with_suffix(post_file, ".baton-alive")
 }
 
 /// How waiting ended.
@@ -106,7 +112,7 @@ impl Wait<'_> {
                 return Some(Waited::Skip(format!("{} exists: a previous step failed", err_file.display())));
             }
             // A missing lock: not started yet, or not baton.
-            if self.lost_check && matches!(waiter.lock_holder(&lock_path(file)), Ok(Holder::Gone)) {
+            if self.lost_check && matches!(waiter.beacon_at(&beacon_path(file)), Ok(Holder::Gone)) {
                 // The wrapper is gone; it may have written one of its files just before it went.
                 if self.present(file).unwrap_or(false) || (self.err_is_go && err_file.exists()) {
                     continue;
@@ -135,20 +141,24 @@ impl Wait<'_> {
     }
 }
 
-/// This step's liveness lock, held until the process ends.
+/// This step's claim beside its post file, held until the process ends.
 pub struct PostLock {
-    _lock: nix::fcntl::Flock<File>,
+    _alive: Alive,
 }
 
 impl PostLock {
-    /// Takes `<post_file>.baton-lock`. It appears already locked (locked under a temporary name,
-    /// then renamed), so a successor never mistakes a starting step for a dead one. Best effort.
+    /// Takes `<post_file>.baton-lock` and raises `<post_file>.baton-alive`. The beacon appears
+    /// already held open, so a successor never mistakes a starting step for a dead one. Best effort.
     pub fn claim(post_file: &Path) -> Option<PostLock> {
         let path = lock_path(post_file);
         if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
             let _ = fs::create_dir_all(dir);
         }
-        create_locked(&path, 0o644).ok().map(|lock| PostLock { _lock: lock })
+        let (dir, lock) = folder::split(&path).ok()?;
+        let beacon = beacon_path(post_file);
+        let beacon = beacon.file_name()?.to_str()?;
+        let alive = liveness::claim(&dir, &lock, beacon).ok()??;
+        Some(PostLock { _alive: alive })
     }
 }
 

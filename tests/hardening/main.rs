@@ -219,10 +219,11 @@ fn modes_are_exact_under_a_restrictive_umask() {
     pod.wait_phase("s", "waiting");
     let folder = pod.step_dir("s");
     assert_eq!(mode(&folder), 0o755);
-    assert_eq!(mode(&folder.join("lock")), 0o444);
+    assert_eq!(mode(&folder.join("lock")), 0o600);
+    assert_eq!(mode(&folder.join("alive")), 0o644);
     assert_eq!(mode(&folder.join("state.json")), 0o644);
     assert_eq!(mode(&folder.join("control")), 0o622);
-    // Another UID sees the step as it is (it can open the lock): waiting, not "starting".
+    // Another UID sees the step as it is (it can open the beacon): waiting, not "starting".
     let exe = pod.install_for_all(Path::new(BATON));
     let out = pod.baton("status").exe(&exe).as_uid(65532).args(["status", "--json", "--dir"]).arg(pod.dir()).run();
     out.expect_code(0);
@@ -587,8 +588,8 @@ fn a_record_that_cannot_be_published_fails_the_step_and_blames_no_oom() {
 fn out_of_descriptors_is_not_called_out_of_inotify_instances() {
     let pod = Pod::new();
     let file = pod.path("go");
-    // 0, 1, 2, the signalfd and the wake pipe: no descriptor is left for an inotify instance.
-    let mut w = pod.baton("w").through(["prlimit", "--nofile=6:6"]).args(["wait", "--dir"]).arg(pod.dir()).arg(format!("file:{}", file.display())).spawn();
+    // 0, 1, 2 and the signalfd: no descriptor is left for an inotify instance.
+    let mut w = pod.baton("w").through(["prlimit", "--nofile=4:4"]).args(["wait", "--dir"]).arg(pod.dir()).arg(format!("file:{}", file.display())).spawn();
     wait_until("the notice", SOON, || w.stderr_now().contains("cannot watch").then_some(()));
     fs::write(&file, "").unwrap();
     let out = w.wait_within(SOON);

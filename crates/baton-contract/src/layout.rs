@@ -28,6 +28,8 @@ pub const ENV_STEP: &str = "BATON_STEP";
 pub const STEPS_DIR: &str = "steps";
 pub const GATES_DIR: &str = "gates";
 pub const LOCK_FILE: &str = "lock";
+/// The beacon: a FIFO only the step's wrapper holds open for writing, while it lives.
+pub const BEACON_FILE: &str = "alive";
 pub const STATE_FILE: &str = "state.json";
 pub const EXIT_FILE: &str = "exit.json";
 pub const CONTROL_FIFO: &str = "control";
