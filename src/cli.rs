@@ -91,6 +91,10 @@ pub struct DirArg {
 pub struct InitArgs {
     #[command(flatten)]
     pub dir: DirArg,
+    /// DIR/bin is a volume of its own that every step mounts read-only (what `batonctl inject`
+    /// makes): accept it as the kubelet made it, even when another UID owns it.
+    #[arg(long)]
+    pub bin_volume: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

@@ -3,7 +3,10 @@
 //!
 //! It also closes the shared directory's top level to other UIDs: the root gets the sticky bit, so
 //! no step can rename `bin/` or `steps/` away and put its own in their place, and `bin/` is
-//! writable by this UID alone, so nobody can replace the binary every step runs.
+//! writable by this UID alone, so nobody can replace the binary every step runs. With
+//! `--bin-volume`, `bin/` is a volume of its own that every step mounts read-only (what `batonctl
+//! inject` makes): then no step can write or rename it whatever UID this runs as, and a non-root
+//! init container takes it as the kubelet made it (0777, root's).
 
 use std::fs::File;
 use std::io;
@@ -18,11 +21,11 @@ use crate::stepdir::{open_root, shared_folder};
 const BIN_DIR_MODE: u32 = 0o755;
 const BIN_MODE: u32 = 0o555;
 
-pub fn init(dir: &Path) -> Result<PathBuf> {
+pub fn init(dir: &Path, bin_volume: bool) -> Result<PathBuf> {
     let layout = Layout::new(dir);
     let mut root = open_root(&layout)?;
-    seal_root(&mut root);
-    let bin = bin_folder(&root)?;
+    seal_root(&mut root, bin_volume);
+    let bin = bin_folder(&root, bin_volume)?;
     // Steps of one pod may run as different UIDs: create the shared folders now, while the init
     // container (often root) can.
     for shared in [STEPS_DIR, GATES_DIR] {
@@ -35,24 +38,26 @@ pub fn init(dir: &Path) -> Result<PathBuf> {
 
 /// Adds the sticky bit to a root that every UID can write (an emptyDir is 0777). When this UID may
 /// not (it does not own the volume), says what that leaves open.
-fn seal_root(root: &mut Folder) {
+fn seal_root(root: &mut Folder, bin_volume: bool) {
     let mode = root.mode();
     if mode & 0o002 == 0 || mode & 0o1000 != 0 {
         return;
     }
     if let Err(e) = root.set_mode(mode | 0o1000) {
+        let open = if bin_volume { "steps/ or gates/" } else { "bin/ or steps/" };
         eprintln!(
             "baton: warning: cannot set the sticky bit on {} ({e}; it belongs to UID {}): a step running as \
-             another UID could replace bin/ or steps/ there; run the init container as root or as the volume's \
-             owner, or run every step as one UID",
+             another UID could replace {open} there; run the init container as root or as the volume's owner, \
+             or run every step as one UID",
             root.path().display(),
             root.owner()
         );
     }
 }
 
-/// `bin/`, writable by this UID alone. A symbolic link, or a folder another UID can write, is refused.
-fn bin_folder(root: &Folder) -> Result<Folder> {
+/// `bin/`, writable by this UID alone. A symbolic link, or a folder another UID can write, is refused,
+/// unless it is a volume every step mounts read-only (`bin_volume`).
+fn bin_folder(root: &Folder, bin_volume: bool) -> Result<Folder> {
     let path = root.join("bin");
     let (mut bin, created) = root.ensure_sub("bin", BIN_DIR_MODE).map_err(|e| match e.raw_os_error() {
         Some(libc::ENOTDIR) | Some(libc::ELOOP) => anyhow!(
@@ -64,7 +69,7 @@ fn bin_folder(root: &Folder) -> Result<Folder> {
     })?;
     let me = nix::unistd::geteuid().as_raw();
     if !created && bin.owner() != me {
-        if bin.owner() != 0 || bin.mode() & 0o022 != 0 {
+        if !bin_volume && (bin.owner() != 0 || bin.mode() & 0o022 != 0) {
             bail!(
                 "{} belongs to UID {}, not to this init container's UID {me}: whoever owns it could replace the \
                  binary every step runs; start from a fresh emptyDir",

@@ -71,7 +71,7 @@ fn main() {
         }
     };
     let code = match cli.command {
-        Command::Init(args) => match init::init(&args.dir.dir) {
+        Command::Init(args) => match init::init(&args.dir.dir, args.bin_volume) {
             Ok(path) => {
                 println!("{}", path.display());
                 0

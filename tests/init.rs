@@ -77,3 +77,23 @@ fn init_into_a_folder_it_cannot_write_fails_125_naming_it() {
     assert!(out.stdout.is_empty(), "no path printed on failure: {}", out.stdout);
     assert!(files_in(&locked).is_empty());
 }
+
+/// What `batonctl inject` makes: `bin/` is a volume of its own (0777, root's, as the kubelet makes an
+/// emptyDir) and the init container runs as a non-root UID. Without `--bin-volume` that `bin/` is
+/// refused (another UID could write it); with it, the binary goes in (every step mounts it read-only).
+#[test]
+fn a_non_root_init_takes_a_bin_volume_as_the_kubelet_made_it() {
+    let pod = Pod::open_to_all();
+    let bin = pod.dir().join("bin");
+    fs::create_dir(&bin).unwrap();
+    fs::set_permissions(&bin, fs::Permissions::from_mode(0o777)).unwrap();
+    fs::set_permissions(pod.dir(), fs::Permissions::from_mode(0o777)).unwrap();
+    let exe = pod.install_for_all(std::path::Path::new(BATON));
+    let refused = pod.baton("init").exe(&exe).as_uid(65532).arg("init").arg("--dir").arg(pod.dir()).run();
+    refused.expect_code(125);
+    assert!(refused.stderr.contains("belongs to UID 0"), "{}", refused.stderr);
+    let out = pod.baton("init").exe(&exe).as_uid(65532).args(["init", "--bin-volume", "--dir"]).arg(pod.dir()).run();
+    out.expect_code(0);
+    assert_eq!(fs::metadata(bin.join("baton")).unwrap().permissions().mode() & 0o7777, 0o555);
+    assert!(out.stderr.contains("could replace steps/ or gates/"), "the unsealed root is named: {}", out.stderr);
+}

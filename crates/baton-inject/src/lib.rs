@@ -21,6 +21,7 @@
 //! - [`plan_template`]: a bare pod template or a Pod as an admission webhook gets it;
 //! - [`manifest`]: YAML/JSON text with many documents or a `List`, written back in the same format.
 
+pub mod additions;
 pub mod error;
 pub mod images;
 pub mod manifest;
@@ -33,10 +34,8 @@ use serde_json::Value;
 
 pub use error::{InjectError, Refusal};
 pub use images::{Chain, ImageConfig, ImageConfigs, ImageFile, ImageRef, NoImages};
-pub use template::{
-    images_to_resolve, inject_annotation, runs_baton, TemplateOutcome, TemplatePlan, INIT_CONTAINER, INJECT,
-    VOLUME,
-};
+pub use additions::{BIN_VOLUME, INIT_CONTAINER, INJECTED_LABEL, VOLUME};
+pub use template::{images_to_resolve, inject_annotation, runs_baton, TemplateOutcome, TemplatePlan, INJECT};
 
 /// The baton image of this version: what `baton-init` runs unless `--image` says otherwise
 /// (the tag the Dockerfile documents: `podman build -t localhost/baton:VERSION .`).

@@ -10,6 +10,7 @@ use json_patch::jsonptr::{Pointer, PointerBuf};
 use json_patch::{AddOperation, PatchOperation};
 use serde_json::{json, Map, Value};
 
+use crate::additions::{self, bin_mount, mount, BIN_VOLUME, INIT_CONTAINER, INJECTED_LABEL, VOLUME};
 use crate::error::Refusal;
 use crate::images::{ImageConfigs, ImageRef};
 use crate::order;
@@ -17,10 +18,6 @@ use crate::Options;
 
 /// The annotation that opts a pod out (`"false"`) or, for the webhook, in (`"true"`).
 pub const INJECT: &str = "baton.dev/inject";
-/// The init container that copies baton into the shared folder.
-pub const INIT_CONTAINER: &str = "baton-init";
-/// The `emptyDir` volume of the shared folder.
-pub const VOLUME: &str = "baton";
 /// The kubelet's default `terminationMessagePath`, which is also baton's.
 const DEFAULT_TERMINATION_PATH: &str = "/dev/termination-log";
 
@@ -167,27 +164,33 @@ pub(crate) fn plan(
     let has_init = inits
         .is_some_and(|l| l.iter().any(|c| c.get("name").and_then(Value::as_str) == Some(INIT_CONTAINER)));
     if !has_init {
-        let init = json!({
-            "name": INIT_CONTAINER,
-            "image": options.image,
-            "command": ["/baton", "init", "--dir", options.dir],
-            "volumeMounts": [mount(&options.dir)],
-        });
+        let init = additions::init_container(spec, options);
         match inits {
             Some(_) => ops.push(add(&spec_at, &["initContainers", "0"], init)),
             None => ops.push(add(&spec_at, &["initContainers"], json!([init]))),
         }
     }
-    match volumes.and_then(|l| l.iter().find(|v| v.get("name").and_then(Value::as_str) == Some(VOLUME))) {
-        Some(volume) if volume.get("emptyDir").is_some() => {}
-        Some(_) => return Err(Refusal::VolumeTaken { volume: VOLUME.to_string() }),
-        None => {
-            let volume = json!({"name": VOLUME, "emptyDir": {"medium": "Memory"}});
-            match volumes {
-                Some(_) => ops.push(add(&spec_at, &["volumes", "-"], volume)),
-                None => ops.push(add(&spec_at, &["volumes"], json!([volume]))),
-            }
+    let mut volumes_to_add = Vec::new();
+    for (name, volume) in [(VOLUME, additions::volume()), (BIN_VOLUME, additions::bin_volume())] {
+        match volumes.and_then(|l| l.iter().find(|v| v.get("name").and_then(Value::as_str) == Some(name))) {
+            Some(volume) if volume.get("emptyDir").is_some() => {}
+            Some(_) => return Err(Refusal::VolumeTaken { volume: name.to_string() }),
+            None => volumes_to_add.push(volume),
         }
+    }
+    match volumes {
+        Some(_) => ops.extend(volumes_to_add.into_iter().map(|v| add(&spec_at, &["volumes", "-"], v))),
+        None if !volumes_to_add.is_empty() => ops.push(add(&spec_at, &["volumes"], json!(volumes_to_add))),
+        None => {}
+    }
+    let labels_at = site.at.with_trailing_token("metadata");
+    match template.pointer("/metadata/labels") {
+        Some(Value::Object(labels)) if labels.get(INJECTED_LABEL) == Some(&json!("true")) => {}
+        Some(Value::Object(_)) => ops.push(add(&labels_at, &["labels", INJECTED_LABEL], json!("true"))),
+        _ if template.get("metadata").is_some_and(Value::is_object) => {
+            ops.push(add(&labels_at, &["labels"], json!({INJECTED_LABEL: "true"})))
+        }
+        _ => ops.push(add(site.at, &["metadata"], json!({"labels": {INJECTED_LABEL: "true"}}))),
     }
 
     let count = containers.len() + inits.map_or(0, Vec::len) + usize::from(!has_init);
@@ -200,24 +203,28 @@ pub(crate) fn plan(
         let command = wrapped(c, &orders[i], &original, options, limit);
         // `add` replaces an existing member (RFC 6902), so one operation fits both cases.
         ops.push(add(&at, &["command"], json!(command)));
-        match c.mounts {
-            None => ops.push(add(&at, &["volumeMounts"], json!([mount(&options.dir)]))),
-            Some(mounts) => {
-                let here = mounts.iter().find(|m| {
-                    m.get("mountPath").and_then(Value::as_str).is_some_and(|p| same_dir(p, &options.dir))
-                });
-                match here {
-                    Some(m) if m.get("name").and_then(Value::as_str) == Some(VOLUME) => {}
-                    Some(m) => {
-                        return Err(Refusal::MountTaken {
-                            container: c.name.to_string(),
-                            volume: m.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
-                            dir: options.dir.clone(),
-                        })
-                    }
-                    None => ops.push(add(&at, &["volumeMounts", "-"], mount(&options.dir))),
+        let wanted = [(VOLUME, mount(&options.dir)), (BIN_VOLUME, bin_mount(&options.dir, true))];
+        let mut mounts_to_add = Vec::new();
+        for (volume, wanted) in wanted {
+            let path = wanted["mountPath"].as_str().unwrap_or_default();
+            let here = c.mounts.into_iter().flatten().find(|m| {
+                m.get("mountPath").and_then(Value::as_str).is_some_and(|p| same_dir(p, path))
+            });
+            match here {
+                Some(m) if m.get("name").and_then(Value::as_str) == Some(volume) => {}
+                Some(m) => {
+                    return Err(Refusal::MountTaken {
+                        container: c.name.to_string(),
+                        volume: m.get("name").and_then(Value::as_str).unwrap_or_default().to_string(),
+                        dir: path.to_string(),
+                    })
                 }
+                None => mounts_to_add.push(wanted),
             }
+        }
+        match c.mounts {
+            None => ops.push(add(&at, &["volumeMounts"], json!(mounts_to_add))),
+            Some(_) => ops.extend(mounts_to_add.into_iter().map(|m| add(&at, &["volumeMounts", "-"], m))),
         }
     }
     Ok(TemplatePlan { outcome: TemplateOutcome::Injected { wrapped: to_wrap.len() }, ops })
@@ -364,10 +371,6 @@ fn wrapped(
     command.push("--".to_string());
     command.extend(original.iter().cloned());
     command
-}
-
-fn mount(dir: &str) -> Value {
-    json!({"name": VOLUME, "mountPath": dir})
 }
 
 fn same_dir(a: &str, b: &str) -> bool {

@@ -52,8 +52,15 @@ fn pod_yaml() {
     let pod = &yaml_docs(&out)[0];
     let spec = &pod["spec"];
     assert_eq!(spec["initContainers"][0]["name"], "baton-init");
-    assert_eq!(strings(&spec["initContainers"][0]["command"]), ["/baton", "init", "--dir", "/var/run/baton"]);
-    assert_eq!(spec["volumes"][1], serde_json::json!({"name": "baton", "emptyDir": {"medium": "Memory"}}));
+    assert_eq!(strings(&spec["initContainers"][0]["command"]), ["/baton", "init", "--dir", "/var/run/baton", "--bin-volume"]);
+    assert_eq!(spec["volumes"][1], serde_json::json!({"name": "baton", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}));
+    assert_eq!(spec["volumes"][2], serde_json::json!({"name": "baton-bin", "emptyDir": {"medium": "Memory", "sizeLimit": "8Mi"}}));
+    assert_eq!(pod["metadata"]["labels"]["baton.dev/injected"], "true");
+    // The binary is read-only in every step.
+    for c in spec["containers"].as_array().unwrap() {
+        let bin = c["volumeMounts"].as_array().unwrap().iter().find(|m| m["name"] == "baton-bin").unwrap();
+        assert_eq!(bin, &serde_json::json!({"name": "baton-bin", "mountPath": "/var/run/baton/bin", "readOnly": true}));
+    }
     // 1 init + 3 containers: 12288 / 4 = 3072.
     let c = &spec["containers"];
     assert_eq!(

@@ -144,7 +144,10 @@ fn extends(old: Option<&Value>, new: &Value) -> bool {
 }
 
 fn check(original: &Value, injected: &Value) -> Result<(), TestCaseError> {
-    prop_assert_eq!(&original["metadata"], &injected["metadata"]);
+    // Metadata: the pod's own, plus the label that marks it as baton's.
+    let mut metadata = original["metadata"].clone();
+    metadata["labels"]["baton.dev/injected"] = json!("true");
+    prop_assert_eq!(&metadata, &injected["metadata"]);
     let (old, new) = (original["spec"].as_object().unwrap(), injected["spec"].as_object().unwrap());
     for (key, value) in old {
         if !["containers", "initContainers", "volumes"].contains(&key.as_str()) {
@@ -158,7 +161,7 @@ fn check(original: &Value, injected: &Value) -> Result<(), TestCaseError> {
         &inits[1..],
         old.get("initContainers").and_then(Value::as_array).map_or(&[][..], |v| &v[..])
     );
-    // Volumes: the pod's own, then one baton volume; no name twice.
+    // Volumes: the pod's own, then baton's two; no name twice.
     prop_assert!(extends(old.get("volumes"), &new["volumes"]));
     let volumes = names_of(&new["volumes"]);
     prop_assert_eq!(
@@ -168,6 +171,7 @@ fn check(original: &Value, injected: &Value) -> Result<(), TestCaseError> {
         volumes
     );
     prop_assert_eq!(volumes.iter().filter(|v| **v == "baton").count(), 1);
+    prop_assert_eq!(volumes.iter().filter(|v| **v == "baton-bin").count(), 1);
     let count = new["containers"].as_array().unwrap().len() + inits.len();
     let limit = format!("--message-limit={}", 4096.min(12288 / count));
     for (o, n) in old["containers"].as_array().unwrap().iter().zip(new["containers"].as_array().unwrap()) {

@@ -220,6 +220,7 @@ fn a_bare_template_for_the_webhook() {
         [
             "/spec/initContainers/0",
             "/spec/volumes",
+            "/metadata/labels",
             "/spec/containers/0/command",
             "/spec/containers/0/volumeMounts",
             "/spec/containers/1/command",
@@ -242,7 +243,8 @@ fn another_dir_is_passed_to_every_step() {
     let options = Options::new("registry.example/baton:1", "/baton/").unwrap();
     let mut patched = p.clone();
     baton_inject::inject_object(&mut patched, &options, &NoImages).unwrap();
-    assert_eq!(patched["spec"]["initContainers"][0]["command"], json!(["/baton", "init", "--dir", "/baton"]));
+    assert_eq!(patched["spec"]["initContainers"][0]["command"], json!(["/baton", "init", "--dir", "/baton", "--bin-volume"]));
+    assert_eq!(patched["spec"]["initContainers"][0]["volumeMounts"][1]["mountPath"], "/baton/bin");
     assert_eq!(patched["spec"]["initContainers"][0]["image"], "registry.example/baton:1");
     assert_eq!(
         patched["spec"]["containers"][0]["command"],
@@ -250,6 +252,7 @@ fn another_dir_is_passed_to_every_step() {
     );
     assert_eq!(
         patched["spec"]["containers"][0]["volumeMounts"],
-        json!([{"name": "baton", "mountPath": "/baton"}])
+        json!([{"name": "baton", "mountPath": "/baton"},
+               {"name": "baton-bin", "mountPath": "/baton/bin", "readOnly": true}])
     );
 }

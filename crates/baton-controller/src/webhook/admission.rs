@@ -208,15 +208,25 @@ mod tests {
         let ops: Value =
             serde_json::from_slice(&base64::engine::general_purpose::STANDARD.decode(patch).unwrap())
                 .unwrap();
+        let quantity = json!({"cpu": "50m", "memory": "16Mi"});
         let want_ops = json!([
             {"op": "add", "path": "/spec/initContainers", "value": [{"name": "baton-init",
-                "image": "localhost/baton:t", "command": ["/baton", "init", "--dir", "/var/run/baton"],
-                "volumeMounts": [{"name": "baton", "mountPath": "/var/run/baton"}]}]},
-            {"op": "add", "path": "/spec/volumes", "value": [{"name": "baton", "emptyDir": {"medium": "Memory"}}]},
+                "image": "localhost/baton:t",
+                "command": ["/baton", "init", "--dir", "/var/run/baton", "--bin-volume"],
+                "resources": {"requests": quantity, "limits": quantity},
+                "securityContext": {"allowPrivilegeEscalation": false, "capabilities": {"drop": ["ALL"]},
+                    "readOnlyRootFilesystem": true, "runAsUser": 0, "seccompProfile": {"type": "RuntimeDefault"}},
+                "volumeMounts": [{"name": "baton", "mountPath": "/var/run/baton"},
+                    {"name": "baton-bin", "mountPath": "/var/run/baton/bin"}]}]},
+            {"op": "add", "path": "/spec/volumes", "value": [
+                {"name": "baton", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}},
+                {"name": "baton-bin", "emptyDir": {"medium": "Memory", "sizeLimit": "8Mi"}}]},
+            {"op": "add", "path": "/metadata/labels", "value": {"baton.dev/injected": "true"}},
             {"op": "add", "path": "/spec/containers/0/command", "value": ["/var/run/baton/bin/baton", "run",
                 "--name=a", "--message-limit=4096", "--", "x"]},
-            {"op": "add", "path": "/spec/containers/0/volumeMounts", "value": [{"name": "baton",
-                "mountPath": "/var/run/baton"}]},
+            {"op": "add", "path": "/spec/containers/0/volumeMounts", "value": [
+                {"name": "baton", "mountPath": "/var/run/baton"},
+                {"name": "baton-bin", "mountPath": "/var/run/baton/bin", "readOnly": true}]},
         ]);
         assert_eq!(ops, want_ops);
         // The whole review, byte for byte: nothing else rides along.
