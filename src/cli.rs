@@ -203,22 +203,31 @@ pub const DEFAULT_TERMINATION_PATH: &str = "/dev/termination-log";
 pub const EMPTY_STEP_ENV: &str =
     "BATON_STEP is set but empty: set it to the step's name, or remove it from the container's environment";
 
-/// The sentence for a command given without `--` in front of it, if that is what clap met.
-pub fn separator_hint(e: &clap::Error) -> Option<String> {
+/// The one sentence that refuses a `baton run` command line clap could not parse, and whether it
+/// says all there is: a command without `--` in front of it, or none. Otherwise clap's own message
+/// (a suggestion, the usage) is worth showing before it.
+pub fn run_refusal(e: &clap::Error) -> (String, bool) {
     use clap::error::{ContextKind, ContextValue, ErrorKind};
     let offending = match e.get(ContextKind::InvalidArg) {
         Some(ContextValue::String(s)) => s.clone(),
         Some(ContextValue::Strings(v)) => v.join(" "),
         _ => String::new(),
     };
+    let rendered = e.render().to_string();
+    let first = rendered.lines().next().unwrap_or("invalid command line").trim_start_matches("error: ");
     match e.kind() {
-        ErrorKind::UnknownArgument if !offending.starts_with('-') => Some(format!(
-            "put -- before the command: baton run [OPTIONS] -- {offending} …; everything after -- is the command"
-        )),
-        ErrorKind::MissingRequiredArgument if offending.contains("COMMAND") => {
-            Some("no command: put it after --: baton run [OPTIONS] -- COMMAND [ARGS…]".to_string())
-        }
-        _ => None,
+        ErrorKind::UnknownArgument if !offending.starts_with('-') => (
+            format!(
+                "{first}; put -- before the command: baton run [OPTIONS] -- {offending} …; everything after -- is the command"
+            ),
+            true,
+        ),
+        // clap's first line ends in a colon and lists <COMMAND>... on the next: say it in words.
+        ErrorKind::MissingRequiredArgument if offending.contains("COMMAND") => (
+            "no command was given: put it after --, as in baton run [OPTIONS] -- COMMAND [ARGS…]".to_string(),
+            true,
+        ),
+        _ => (format!("{first}; see baton run --help"), false),
     }
 }
 

@@ -50,22 +50,21 @@ fn main() {
     let cli = match Cli::try_parse() {
         Ok(cli) => cli,
         Err(e) => {
-            let _ = e.print();
             if !e.use_stderr() {
+                let _ = e.print();
                 std::process::exit(0); // --help, --version
             }
             // Usage errors are baton's own failures (125), so they never pass for the command's code.
             let raw: Vec<OsString> = std::env::args_os().collect();
             if raw.get(1).is_some_and(|a| a == "run") {
-                let hint = cli::separator_hint(&e);
-                let first = e.render().to_string();
-                let first = first.lines().next().unwrap_or("invalid command line").trim_start_matches("error: ");
-                let sentence = match hint {
-                    Some(h) => format!("{first}; {h}"),
-                    None => format!("{first}; see baton run --help"),
-                };
+                let (sentence, says_all) = cli::run_refusal(&e);
+                if !says_all {
+                    let _ = e.print();
+                }
                 // A refusal is an end: the step still publishes its record and marker.
                 run::refuse_unparsed(&raw[2..], &sentence);
+            } else {
+                let _ = e.print();
             }
             std::process::exit(EXIT_BATON_FAILED);
         }

@@ -12,7 +12,7 @@ use std::time::{Duration, Instant};
 use baton_contract::control::Request;
 use baton_contract::layout::Layout;
 
-use crate::signals::{Signals, STOP_SIGNALS};
+use crate::signals::{forward, Signals, STOP_SIGNALS};
 use crate::stepdir::{StepDir, WaitingFor};
 use baton_contract::state::Phase;
 use crate::sys::{self, Ended};
@@ -115,15 +115,6 @@ pub struct Supervised {
     pub stopped: Option<(StopCause, i32)>,
     /// A stop signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT) reached baton itself: the pod is going away.
     pub told_to_stop: Option<i32>,
-}
-
-/// Sends `signal` to the command's group. A stop signal is followed by SIGCONT, so a command that
-/// was stopped (`baton kill -s STOP`, a debugger) still hears it and ends within the grace period.
-pub fn forward(pgid: i32, signal: i32) {
-    let _ = sys::signal_group(pgid, signal);
-    if STOP_SIGNALS.contains(&signal) {
-        let _ = sys::signal_group(pgid, libc::SIGCONT);
-    }
 }
 
 /// `--stop-after`: SIGTERM is held back until the listed steps have ended. One waiter for the whole

@@ -132,7 +132,7 @@ pub fn children_usage() -> Usage {
 }
 
 /// `kill(2)` with a signal number, real-time ones included.
-fn kill(pid: i32, signal: i32) -> io::Result<()> {
+pub fn kill(pid: i32, signal: i32) -> io::Result<()> {
     // SAFETY: kill only reads its two integers. nix's kill takes its `Signal` enum, which has no
     // real-time signals, and baton forwards those too.
     if unsafe { libc::kill(pid, signal) } == 0 {

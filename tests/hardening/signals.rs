@@ -1,4 +1,73 @@
-//! Issue 17: Signal transparency: the command sees the signals that were sent, and no others.
+//! Issue 17: Signal transparency: the command sees the signals that were sent, and no others; a
+//! stopped process of its group still ends on SIGTERM.
 
-#[allow(unused_imports)]
 use super::*;
+
+/// The shell command for the helper's `record` role: it takes every signal and appends its number
+/// to `rec`, and exits with `exit_code` once it has taken `exit_signal`.
+fn recorder(rec: &Path, ready: &Path, exit_signal: i32, exit_code: i32) -> String {
+    format!("{} record {} {} {exit_signal} {exit_code}", shq(helper()), shq(rec), shq(ready))
+}
+
+/// dumb-init's `test_proxies_signals`: each catchable signal sent to the wrapper reaches the command
+/// once, and nothing else does. The command takes every signal, SIGCONT included (as a shell with a
+/// CONT trap does), so a SIGCONT that nobody sent would show.
+#[test]
+fn a_command_that_takes_sigcont_sees_exactly_the_signals_that_were_sent() {
+    let pod = Pod::new();
+    let (rec, ready) = (pod.path("rec"), pod.path("ready"));
+    let end = libc::SIGRTMIN() + 5;
+    let mut s = pod.step("s").sh(&format!("exec {}", recorder(&rec, &ready, end, 42))).spawn();
+    read_ready(&ready);
+    // 1 to 31 but those that cannot be caught, SIGCHLD (baton's own) and the job-control stops
+    // (they stop baton too), as in dumb-init. SIGHUP, SIGINT, SIGQUIT and SIGTERM are among them.
+    let not_sent = [libc::SIGKILL, libc::SIGSTOP, libc::SIGCHLD, libc::SIGTSTP, libc::SIGTTIN, libc::SIGTTOU];
+    let sent: Vec<i32> = (1..32).filter(|s| !not_sent.contains(s)).collect();
+    for (i, &signal) in sent.iter().enumerate() {
+        s.signal(signal);
+        wait_until(&format!("signal {signal} to reach the command"), SOON, || (recorded(&rec).len() > i).then_some(()));
+        assert_eq!(recorded(&rec), sent[..=i], "the command saw other signals than those sent");
+    }
+    s.signal(end);
+    s.wait_within(SOON).expect_code(42);
+    assert_eq!(recorded(&rec), [&sent[..], &[end]].concat(), "the command saw other signals than those sent");
+}
+
+/// A command stopped with SIGSTOP (a debugger, `kill -STOP` through `kubectl exec`) and trapping
+/// SIGTERM still ends on it, long before the grace period: SIGCONT follows to the stopped process.
+#[test]
+fn a_stopped_command_still_ends_on_sigterm() {
+    let pod = Pod::new();
+    let (rec, ready) = (pod.path("rec"), pod.path("ready"));
+    let command = format!("exec {}", recorder(&rec, &ready, libc::SIGTERM, 7));
+    let mut s = pod.step("s").args(["--grace", "30s"]).sh(&command).spawn();
+    let (child, _, _) = read_ready(&ready);
+    kill(child, libc::SIGSTOP);
+    wait_until("the command to stop", SOON, || (proc_stat(child).map(|p| p.0) == Some('T')).then_some(()));
+    s.signal(libc::SIGTERM);
+    s.wait_within(SOON).expect_code(7);
+    assert_eq!(recorded(&rec), [libc::SIGTERM]);
+}
+
+/// A stopped grandchild in the command's group is not baton's child (its stop is reported to its
+/// parent only), yet it still ends on SIGTERM rather than at SIGKILL after the grace period; the
+/// command, which runs, sees SIGTERM alone.
+#[test]
+fn a_stopped_grandchild_in_the_group_still_ends_on_sigterm() {
+    let pod = Pod::new();
+    let (rec, ready, rec2, ready2) = (pod.path("rec"), pod.path("ready"), pod.path("rec2"), pod.path("ready2"));
+    let grandchild = recorder(&rec2, &ready2, libc::SIGTERM, 0);
+    let script = format!("{grandchild} & exec {}", recorder(&rec, &ready, libc::SIGTERM, 7));
+    let mut s = pod.step("s").args(["--grace", "30s"]).sh(&script).spawn();
+    read_ready(&ready);
+    let (grandchild, group, _) = read_ready(&ready2);
+    assert_eq!(group, pod.child_pid("s"), "the grandchild is in the command's group");
+    kill(grandchild, libc::SIGSTOP);
+    wait_until("the grandchild to stop", SOON, || (proc_stat(grandchild).map(|p| p.0) == Some('T')).then_some(()));
+    s.signal(libc::SIGTERM);
+    s.wait_within(SOON).expect_code(7);
+    assert_eq!(recorded(&rec2), [libc::SIGTERM], "the grandchild must have ended on SIGTERM");
+    // The kernel tells the command (the grandchild's parent) with SIGCHLD that its child stopped.
+    let seen: Vec<i32> = recorded(&rec).into_iter().filter(|&s| s != libc::SIGCHLD).collect();
+    assert_eq!(seen, [libc::SIGTERM], "the running command must see SIGTERM alone");
+}

@@ -254,7 +254,7 @@ fn annotations(
                     _ => {
                         return Err(Refusal::Malformed {
                             field: field(&format!("metadata.annotations[{key:?}]")),
-                            problem: "not a string (quote the value)".to_string(),
+                            problem: not_a_string(value),
                         })
                     }
                 }
@@ -270,12 +270,28 @@ fn annotations(
     Ok(out)
 }
 
+/// Why `value` is refused where a string belongs. YAML 1.1, which Kubernetes reads, makes `y`, `n`,
+/// `yes`, `no`, `on` and `off` booleans: quoting the value keeps it a string.
+fn not_a_string(value: &Value) -> String {
+    match value {
+        Value::Bool(_) => {
+            "a boolean, not a string (YAML reads y, n, yes, no, on and off as booleans; quote the value)"
+                .to_string()
+        }
+        _ => "not a string (quote the value)".to_string(),
+    }
+}
+
 fn read_container<'a>(c: &'a Value, field: &str) -> Result<Container<'a>, Refusal> {
     let malformed = |path: &str, problem: &str| Refusal::Malformed {
         field: format!("{field}{path}"),
         problem: problem.to_string(),
     };
-    let name = c.get("name").and_then(Value::as_str).ok_or_else(|| malformed(".name", "missing"))?;
+    let name = match c.get("name") {
+        Some(Value::String(name)) => name.as_str(),
+        None | Some(Value::Null) => return Err(malformed(".name", "missing")),
+        Some(other) => return Err(malformed(".name", &not_a_string(other))),
+    };
     let strings = |key: &str| -> Result<Vec<String>, Refusal> {
         match c.get(key) {
             None | Some(Value::Null) => Ok(Vec::new()),

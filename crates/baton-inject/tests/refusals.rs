@@ -174,6 +174,25 @@ fn malformed_pods() {
     assert_eq!(refusal(&job), "Job x: spec.template is missing: fix the manifest");
 }
 
+/// `name: y` is the boolean true in YAML 1.1, as Kubernetes reads it: the name is there, but it is
+/// not a string, and quoting it is the fix.
+#[test]
+fn a_yaml_boolean_where_a_string_belongs_is_named_with_the_fix() {
+    let text = "apiVersion: v1\nkind: Pod\nmetadata: {name: build, namespace: ci}\nspec:\n  restartPolicy: Never\n  \
+                containers:\n  - {name: x, image: busybox, command: [\"true\"]}\n  - {name: y, image: busybox, command: [\"true\"]}\n";
+    let err = inject_text(text, &Options::default(), &NoImages).unwrap_err().to_string();
+    assert_eq!(
+        err,
+        "Pod ci/build: spec.containers[1].name is a boolean, not a string (YAML reads y, n, yes, no, on and \
+         off as booleans; quote the value): fix the manifest"
+    );
+    let p = pod(json!({"restartPolicy": "Never", "containers": [{"name": 1, "image": "busybox"}]}));
+    assert_eq!(
+        refusal(&p),
+        "Pod ci/build: spec.containers[0].name is not a string (quote the value): fix the manifest"
+    );
+}
+
 #[test]
 fn the_manifest_says_which_document() {
     let text = "apiVersion: v1\nkind: Service\nmetadata: {name: s}\n---\napiVersion: batch/v1\nkind: Job\n\
