@@ -288,8 +288,8 @@ pub fn write(r: &Results) -> Result<String, String> {
                     "\n**inotify fallbacks:** this machine allows {} inotify instances per user \
                      (`fs.inotify.max_user_instances`) and {} were already open when the run began; every waiting \
                      wrapper holds one, so in the largest chains some wrappers could not get one and said so on \
-                     stderr (\"checking every 500ms instead\"). Their handoffs still end by the predecessor's lock \
-                     being released when its wrapper exits, not by the timer.",
+                     stderr (\"checking every 500ms instead\"). Their handoffs still end by the predecessor's beacon \
+                     hanging up when its wrapper exits, not by the timer.",
                     m.inotify_limit, m.inotify_in_use
                 );
             }
@@ -426,12 +426,12 @@ pub fn write(r: &Results) -> Result<String, String> {
                 "\ninotify instances are a per-UID resource of the whole node (`fs.inotify.max_user_instances`, {} \
                  here, shared by every pod running as that UID). A waiting baton holds one only while something \
                  needs watching (a step not started yet, a file, a gate) and none while it waits for running \
-                 steps, whose locks wake it: {}. So a node needs, per UID, one instance for each step that is \
+                 steps, whose beacons wake it: {}. So a node needs, per UID, one instance for each step that is \
                  waiting for a file or for a step that has not started: 50 pods of 10 steps, all started together, \
                  need up to 450 for a moment at their start (every step but the first waits for a predecessor \
                  that may not have claimed its folder yet), and then as few as none while the steps run in turn; \
                  past the limit a waiter says so once and re-checks every 500 ms, its handoffs still woken by \
-                 the predecessor's lock. Raise the limit to 512 or more on nodes that start many such pods at once.",
+                 the predecessor's beacon. Raise the limit to 512 or more on nodes that start many such pods at once.",
                 r.machine.inotify_limit,
                 holding.join("; ")
             );
