@@ -215,7 +215,10 @@ impl Folder {
             folder = match folder.ensure_sub(name, bits) {
                 Ok((sub, _)) => sub,
                 Err(e) if matches!(e.raw_os_error().map(Errno::from_raw), Some(Errno::ENOTDIR | Errno::ELOOP)) => {
-                    let why = format!("{} is a symbolic link or a file, not a folder", folder.join(name).display());
+                    let why = format!(
+                        "{} is a symbolic link or a file, not a folder; remove it (nothing is written through a link)",
+                        folder.join(name).display()
+                    );
                     return Err(io::Error::new(e.kind(), why));
                 }
                 Err(e) => return Err(e),

@@ -163,6 +163,29 @@ fn an_artifact_folder_unpacks_to_what_was_there() {
     assert_eq!(fs::read_link(into.join("out/deep/link")).unwrap(), Path::new("../big"));
 }
 
+// As Argo's TarGzToWriter (filepath.Walk, tar.FileInfoHeader): a link at the artifact's path is
+// archived as the link, a FIFO (there or in a folder) as a header only; nothing waits on a FIFO.
+#[test]
+fn artifact_links_and_fifos_are_archived_as_what_they_are() {
+    let argo = Argo::new();
+    let (link, fifo, dir) = (argo.p("tmp/link"), argo.p("tmp/fifo"), argo.p("tmp/dir"));
+    let paths = [&link, &fifo, &dir].map(|p| format!(r#"{{"path":"{}"}}"#, p.display())).join(",");
+    argo.template(&format!(r#"{{"outputs":{{"artifacts":[{paths}]}}}}"#));
+    let script =
+        r#"cd "$ROOT" && mkdir -p tmp/dir && echo a > tmp/dir/a && mkfifo tmp/fifo tmp/dir/pipe && ln -s dir tmp/link"#;
+    argo.emissary("main", script).spawn().wait_within(SOON).expect_code(0);
+    let listing = |p: &Path| {
+        let tgz = argo.dir.join(format!("outputs/artifacts{}.tgz", p.display()));
+        let out = Command::new("tar").arg("tzvf").arg(&tgz).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(listing(&link).trim().ends_with("link -> dir"), "{}", listing(&link));
+    assert!(listing(&fifo).starts_with('p'), "{}", listing(&fifo));
+    let dir = listing(&dir);
+    assert_eq!(dir.lines().count(), 3, "{dir}");
+    assert!(dir.lines().any(|l| l.starts_with('p') && l.ends_with("dir/pipe")), "{dir}");
+}
+
 // TestEmissary/Parameter
 #[test]
 fn an_output_parameter_is_copied() {
