@@ -251,6 +251,18 @@ impl Folder {
         Ok(File::from(fd))
     }
 
+    /// Opens `name` for appending, creating it with `bits` if it is missing: never through a link,
+    /// never blocking (a FIFO put there without a reader is ENXIO), only a regular file.
+    pub fn open_append(&self, name: &str, bits: u32) -> io::Result<File> {
+        let flags = OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
+        let fd = fcntl::openat(&self.fd, name, flags | OFlag::O_CLOEXEC, mode(bits)).map_err(io_err)?;
+        if !is_file(&stat::fstat(&fd).map_err(io_err)?) {
+            return Err(io::Error::other(format!("{} is not a regular file", self.join(name).display())));
+        }
+        stat::fchmod(&fd, mode(bits)).map_err(io_err)?;
+        Ok(File::from(fd))
+    }
+
     /// Creates a new file under an unpredictable temporary name in [`Folder::temp_dir`]; returns it
     /// and its name.
     fn create_temp(&self, name: &str, bits: u32) -> io::Result<(File, String)> {

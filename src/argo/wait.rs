@@ -22,7 +22,7 @@ use crate::signals::{Signals, STOP_SIGNALS};
 use crate::sys;
 use crate::wait::{Cond, Holder, Waiter};
 
-use super::files::{self, Number, SignalRequest, LOCK_FILE};
+use super::files::{self, Ctr, Number, SignalRequest, LOCK_FILE};
 
 /// How waiting ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -65,8 +65,8 @@ pub struct Wait<'a> {
     /// A file that must exist (a debug pause).
     pub file: Option<PathBuf>,
     pub deadline: Option<Instant>,
-    /// This container's signal file.
-    pub signal_file: PathBuf,
+    /// This container (its signal file).
+    pub ctr: &'a Ctr,
 }
 
 impl Wait<'_> {
@@ -75,7 +75,7 @@ impl Wait<'_> {
         let mut conds: Vec<Cond> = self.dependencies.iter().map(|d| Cond::File(self.exitcode(d))).collect();
         conds.extend(self.file.clone().map(Cond::File));
         // Only for the watch on this container's folder: the file is read below, whatever the Waiter thinks.
-        conds.push(Cond::File(self.signal_file.clone()));
+        conds.push(Cond::File(self.ctr.signal()));
         let mut waiter = Waiter::new(&layout, conds)?;
         loop {
             // Watches first (the Waiter's check sets them up), then Argo's rules on the files.
@@ -104,14 +104,14 @@ impl Wait<'_> {
 
     /// Argo's rules on the files as they are now. None: still waiting.
     fn evaluate(&self, waiter: &mut Waiter) -> Option<Waited> {
-        match files::read_signal(&self.signal_file) {
+        match files::read_signal(&self.ctr.signal()) {
             SignalRequest::Signal(signal) if is_stop(signal) => {
-                let _ = std::fs::remove_file(&self.signal_file);
+                self.ctr.remove_signal();
                 return Some(Waited::Stopped { signal, from_file: true });
             }
             SignalRequest::Bad(sentence) => {
                 eprintln!("baton: {sentence}");
-                let _ = std::fs::remove_file(&self.signal_file);
+                self.ctr.remove_signal();
             }
             SignalRequest::Signal(_) | SignalRequest::None => {}
         }

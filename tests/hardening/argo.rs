@@ -94,3 +94,24 @@ fn output_parameters_together_hold_what_results_hold() {
         out.stderr
     );
 }
+
+#[test]
+fn a_container_folder_swapped_for_a_link_gets_no_write_through_it() {
+    let _u = Unprotected::new();
+    let argo = Argo::open_to_all();
+    let target = root_only(&argo);
+    let (started, go) = (argo.p("started"), argo.p("go"));
+    let script = format!("touch {}; while [ ! -e {} ]; do sleep 0.02; done; echo done", shq(&started), shq(&go));
+    let mut main = argo.emissary("main", &script).spawn();
+    wait_until("the command to start", SOON, || started.exists().then_some(()));
+    // ctr/ is 0777, as Argo makes it: another container can move ctr/main away and put a link there.
+    let swap = format!("mv ctr/main ctr/main.old && ln -s {} ctr/main", shq(&target));
+    assert_eq!(as_attacker(&argo.dir, &swap), 0);
+    fs::write(&go, "").unwrap();
+    main.wait_within(SOON).expect_code(0);
+    let written: Vec<_> = fs::read_dir(&target).unwrap().collect();
+    assert!(written.is_empty(), "the emissary wrote into a root-only folder: {written:?}");
+    let claimed = argo.dir.join("ctr/main.old");
+    assert_eq!(argo.read(&claimed.join("exitcode")), "0", "the exit code goes into the folder it claimed");
+    assert_eq!(argo.read(&claimed.join("stdout")), "done\n");
+}
