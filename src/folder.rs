@@ -255,7 +255,11 @@ impl Folder {
     /// never blocking (a FIFO put there without a reader is ENXIO), only a regular file.
     pub fn open_append(&self, name: &str, bits: u32) -> io::Result<File> {
         let flags = OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
-        let fd = fcntl::openat(&self.fd, name, flags | OFlag::O_CLOEXEC, mode(bits)).map_err(io_err)?;
+        let fd = match fcntl::openat(&self.fd, name, flags | OFlag::O_CLOEXEC, mode(bits)) {
+            Ok(fd) => fd,
+            Err(Errno::ENXIO) => return Err(io::Error::other(format!("{} is a FIFO", self.join(name).display()))),
+            Err(e) => return Err(io_err(e)),
+        };
         if !is_file(&stat::fstat(&fd).map_err(io_err)?) {
             return Err(io::Error::other(format!("{} is not a regular file", self.join(name).display())));
         }

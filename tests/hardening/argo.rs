@@ -115,3 +115,14 @@ fn a_container_folder_swapped_for_a_link_gets_no_write_through_it() {
     assert_eq!(argo.read(&claimed.join("exitcode")), "0", "the exit code goes into the folder it claimed");
     assert_eq!(argo.read(&claimed.join("stdout")), "done\n");
 }
+
+#[test]
+fn a_fifo_planted_as_an_output_copy_does_not_block_the_emissary() {
+    let argo = Argo::open_to_all();
+    // Argo's wait container and dependents make ctr/<name> ahead of the emissary, mode 0777.
+    assert_eq!(as_attacker(&argo.dir, "mkdir -p -m 0777 ctr/main && mkfifo ctr/main/stdout"), 0);
+    let out = argo.emissary("main", "echo hello").spawn().wait_within(SOON);
+    out.expect_code(64);
+    assert!(out.stderr.contains("ctr/main/stdout is a FIFO"), "{}", out.stderr);
+    assert_eq!(argo.exitcode("main"), "64");
+}
