@@ -14,7 +14,7 @@ use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{self, AtFlags, Flock, FlockArg, OFlag};
@@ -195,6 +195,38 @@ impl Folder {
         Ok((self.sub(name)?, created))
     }
 
+    /// Opens the folder `rel` below this one, creating each missing component with exactly `bits`
+    /// ([`Folder::ensure_sub`]). Every component is reached relative to the one before and never
+    /// through a symbolic link: a link (or a file) planted on the way by another UID is refused, so
+    /// nothing is ever created or written outside this folder. `rel` must not climb (`..`).
+    pub fn ensure_path(&self, rel: &Path, bits: u32) -> io::Result<Folder> {
+        let names: Option<Vec<&str>> = rel
+            .components()
+            .filter(|part| *part != Component::CurDir)
+            .map(|part| if let Component::Normal(name) = part { name.to_str() } else { None })
+            .collect();
+        let Some(names) = names else {
+            let why = format!("{} is not a path of UTF-8 names below {}", rel.display(), self.path.display());
+            return Err(io::Error::new(io::ErrorKind::InvalidInput, why));
+        };
+        let fd = self.fd.try_clone()?;
+        let mut folder = Folder { fd, path: self.path.clone(), owner: self.owner, mode: self.mode, scratch: None };
+        for name in names {
+            folder = match folder.ensure_sub(name, bits) {
+                Ok((sub, _)) => sub,
+                Err(e) if matches!(e.raw_os_error().map(Errno::from_raw), Some(Errno::ENOTDIR | Errno::ELOOP)) => {
+                    let why = format!(
+                        "{} is a symbolic link or a file, not a folder; remove it (nothing is written through a link)",
+                        folder.join(name).display()
+                    );
+                    return Err(io::Error::new(e.kind(), why));
+                }
+                Err(e) => return Err(e),
+            };
+        }
+        Ok(folder)
+    }
+
     /// Sets the folder's mode exactly.
     pub fn set_mode(&mut self, bits: u32) -> io::Result<()> {
         stat::fchmod(&self.fd, mode(bits)).map_err(io_err)?;
@@ -215,6 +247,22 @@ impl Folder {
     pub fn create(&self, name: &str, bits: u32) -> io::Result<File> {
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let fd = fcntl::openat(&self.fd, name, flags, mode(0o600)).map_err(io_err)?;
+        stat::fchmod(&fd, mode(bits)).map_err(io_err)?;
+        Ok(File::from(fd))
+    }
+
+    /// Opens `name` for appending, creating it with `bits` if it is missing: never through a link,
+    /// never blocking (a FIFO put there without a reader is ENXIO), only a regular file.
+    pub fn open_append(&self, name: &str, bits: u32) -> io::Result<File> {
+        let flags = OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
+        let fd = match fcntl::openat(&self.fd, name, flags | OFlag::O_CLOEXEC, mode(bits)) {
+            Ok(fd) => fd,
+            Err(Errno::ENXIO) => return Err(io::Error::other(format!("{} is a FIFO", self.join(name).display()))),
+            Err(e) => return Err(io_err(e)),
+        };
+        if !is_file(&stat::fstat(&fd).map_err(io_err)?) {
+            return Err(io::Error::other(format!("{} is not a regular file", self.join(name).display())));
+        }
         stat::fchmod(&fd, mode(bits)).map_err(io_err)?;
         Ok(File::from(fd))
     }
@@ -447,6 +495,13 @@ pub fn read_file(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
     dir.read(&name, cap, false)
 }
 
+/// [`Folder::open_file`] for a path: its folder is reached as the path says, the file itself only
+/// if it is a regular file and not a link, without blocking.
+pub fn open_file(path: &Path) -> Result<(File, FileStat), ReadError> {
+    let (dir, name) = split(path)?;
+    dir.open_file(&name)
+}
+
 /// Reads at most `cap` bytes of a regular file, following links, without blocking on a FIFO. For
 /// files that are not another step's to plant: a ConfigMap or Secret volume's (each key is a link
 /// into `..data`, as the kubelet writes them), the step's own.
@@ -470,4 +525,28 @@ pub fn write_atomically(path: &Path, content: &[u8], bits: u32) -> io::Result<()
 pub fn create_atomically(path: &Path, bits: u32, fill: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
     let (dir, name) = split(path)?;
     dir.create_atomically(&name, bits, fill)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn ensure_path_makes_each_folder_and_refuses_links_and_climbing() {
+        let tmp = tempfile::tempdir().unwrap();
+        let top = Folder::open(tmp.path()).unwrap();
+        let deep = top.ensure_path(Path::new("a/./b/c"), 0o751).unwrap();
+        assert_eq!(deep.path(), tmp.path().join("a/b/c"));
+        for made in ["a", "a/b", "a/b/c"] {
+            assert_eq!(std::fs::metadata(tmp.path().join(made)).unwrap().permissions().mode() & 0o7777, 0o751);
+        }
+        assert_eq!(top.ensure_path(Path::new("a/b"), 0o700).unwrap().mode(), 0o751, "an existing folder is kept");
+        std::os::unix::fs::symlink(tmp.path().join("a"), tmp.path().join("link")).unwrap();
+        let e = top.ensure_path(Path::new("link/b"), 0o755).unwrap_err();
+        assert!(e.to_string().contains("is a symbolic link"), "{e}");
+        for climbing in ["a/../../x", "/etc"] {
+            assert_eq!(top.ensure_path(Path::new(climbing), 0o755).unwrap_err().kind(), io::ErrorKind::InvalidInput);
+        }
+    }
 }

@@ -13,81 +13,8 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+use common::argo::*;
 use common::*;
-
-/// A pod's `/var/run/argo` in a temporary folder, and the binary under the name `argoexec`.
-struct Argo {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-    dir: PathBuf,
-    argoexec: PathBuf,
-}
-
-impl Argo {
-    fn new() -> Argo {
-        let tmp = tempfile::Builder::new().prefix("baton-argo-").tempdir().unwrap();
-        let root = tmp.path().to_path_buf();
-        let dir = root.join("var-run-argo");
-        fs::create_dir(&dir).unwrap();
-        fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
-        let argoexec = root.join("argoexec");
-        std::os::unix::fs::symlink(BATON, &argoexec).unwrap();
-        // As in TestEmissary: an empty template.
-        fs::write(dir.join("template"), "{}").unwrap();
-        Argo { _tmp: tmp, root, dir, argoexec }
-    }
-
-    fn p(&self, rel: &str) -> PathBuf {
-        self.root.join(rel)
-    }
-
-    fn ctr(&self, name: &str, file: &str) -> PathBuf {
-        self.dir.join("ctr").join(name).join(file)
-    }
-
-    fn template(&self, json: &str) {
-        fs::write(self.dir.join("template"), json).unwrap();
-    }
-
-    /// `argoexec ARGS…` with this pod's folders and nothing inherited that changes its behaviour.
-    fn argoexec<I: IntoIterator<Item = S>, S: AsRef<std::ffi::OsStr>>(&self, label: &str, args: I) -> Baton {
-        Baton::new(&self.root, label)
-            .exe(&self.argoexec)
-            .args(args)
-            .env("BATON_ARGO_DIR", &self.dir)
-            .env("BATON_ARGO_TERMINATION_PATH", self.termination(label))
-            .env("BATON_ARGO_CONFIG_DIR", self.p("argo-config"))
-            .env("BATON_ARGOEXEC_UPSTREAM", self.p("no-upstream"))
-    }
-
-    /// Container `name` as Argo's controller wraps it: `emissary <log flags> -- sh -c SCRIPT`.
-    fn emissary(&self, name: &str, script: &str) -> Baton {
-        self.argoexec(name, ["emissary", "--loglevel", "info", "--log-format", "text", "--gloglevel", "0", "--"])
-            .args(["sh", "-c", script])
-            .env("ARGO_CONTAINER_NAME", name)
-            .env("ARGO_INCLUDE_SCRIPT_OUTPUT", "true")
-            .env("ROOT", &self.root)
-    }
-
-    fn termination(&self, label: &str) -> PathBuf {
-        self.root.join(format!("{label}.termination-log"))
-    }
-
-    fn exitcode(&self, name: &str) -> String {
-        fs::read_to_string(self.ctr(name, "exitcode")).unwrap_or_else(|e| panic!("ctr/{name}/exitcode: {e}"))
-    }
-
-    fn read(&self, path: &Path) -> String {
-        fs::read_to_string(path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-    }
-}
-
-/// The entries of a .tgz, as `tar tzf` lists them.
-fn tgz_entries(path: &Path) -> Vec<String> {
-    let out = Command::new("tar").arg("tzf").arg(path).output().unwrap();
-    assert!(out.status.success(), "tar tzf {}: {}", path.display(), String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().lines().map(str::to_string).collect()
-}
 
 /// A script that fails on its first run and succeeds after (Argo's containerSetRetryTest.sh), and
 /// counts its runs in RUNS.
@@ -234,6 +161,29 @@ fn an_artifact_folder_unpacks_to_what_was_there() {
     assert_eq!(fs::read(into.join("out/empty")).unwrap(), b"");
     assert_eq!(argo.read(&into.join(format!("out/deep/{long}/{long}.txt"))), "x\n");
     assert_eq!(fs::read_link(into.join("out/deep/link")).unwrap(), Path::new("../big"));
+}
+
+// As Argo's TarGzToWriter (filepath.Walk, tar.FileInfoHeader): a link at the artifact's path is
+// archived as the link, a FIFO (there or in a folder) as a header only; nothing waits on a FIFO.
+#[test]
+fn artifact_links_and_fifos_are_archived_as_what_they_are() {
+    let argo = Argo::new();
+    let (link, fifo, dir) = (argo.p("tmp/link"), argo.p("tmp/fifo"), argo.p("tmp/dir"));
+    let paths = [&link, &fifo, &dir].map(|p| format!(r#"{{"path":"{}"}}"#, p.display())).join(",");
+    argo.template(&format!(r#"{{"outputs":{{"artifacts":[{paths}]}}}}"#));
+    let script =
+        r#"cd "$ROOT" && mkdir -p tmp/dir && echo a > tmp/dir/a && mkfifo tmp/fifo tmp/dir/pipe && ln -s dir tmp/link"#;
+    argo.emissary("main", script).spawn().wait_within(SOON).expect_code(0);
+    let listing = |p: &Path| {
+        let tgz = argo.dir.join(format!("outputs/artifacts{}.tgz", p.display()));
+        let out = Command::new("tar").arg("tzvf").arg(&tgz).output().unwrap();
+        String::from_utf8(out.stdout).unwrap()
+    };
+    assert!(listing(&link).trim().ends_with("link -> dir"), "{}", listing(&link));
+    assert!(listing(&fifo).starts_with('p'), "{}", listing(&fifo));
+    let dir = listing(&dir);
+    assert_eq!(dir.lines().count(), 3, "{dir}");
+    assert!(dir.lines().any(|l| l.starts_with('p') && l.ends_with("dir/pipe")), "{dir}");
 }
 
 // TestEmissary/Parameter

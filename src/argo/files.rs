@@ -13,9 +13,9 @@
 //! another user): nothing here follows a symbolic link, every file baton creates is made with
 //! O_EXCL under an unpredictable name and given its mode explicitly, and every read is capped.
 
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 
@@ -51,6 +51,9 @@ pub fn check_name(name: &str, what: &str) -> Result<(), String> {
 pub struct Ctr {
     pub name: String,
     pub dir: PathBuf,
+    /// `dir` as claimed: what baton writes there goes into this folder, even if another container
+    /// renamed it or put a link in its place since.
+    folder: Folder,
     _alive: Alive,
 }
 
@@ -79,8 +82,8 @@ impl Ctr {
             }
             Err(e) => return Err(format!("cannot create the liveness lock and beacon in {}: {e}", dir.display())),
         };
-        let ctr = Ctr { name: name.to_string(), dir, _alive: alive };
-        match folder.remove("exitcode") {
+        let ctr = Ctr { name: name.to_string(), dir, folder, _alive: alive };
+        match ctr.folder.remove("exitcode") {
             Ok(()) => eprintln!("baton: container {name:?} had ended before; running it again"),
             Err(e) if e.kind() == io::ErrorKind::NotFound => {}
             Err(e) => return Err(format!("cannot remove the old {}: {e}", ctr.exitcode().display())),
@@ -94,20 +97,24 @@ impl Ctr {
     pub fn signal(&self) -> PathBuf {
         self.dir.join("signal")
     }
-    pub fn stdout(&self) -> PathBuf {
-        self.dir.join("stdout")
-    }
-    pub fn combined(&self) -> PathBuf {
-        self.dir.join("combined")
-    }
     pub fn pause_file(&self, which: &str) -> PathBuf {
         self.dir.join(which)
     }
-}
 
-/// Writes the exit code file: decimal text, no newline (as Argo writes it), mode 0644.
-pub fn write_exitcode(path: &Path, code: i32) -> io::Result<()> {
-    crate::folder::write_atomically(path, code.to_string().as_bytes(), 0o644)
+    /// Writes the exit code file: decimal text, no newline (as Argo writes it), mode 0644.
+    pub fn write_exitcode(&self, code: i32) -> io::Result<()> {
+        self.folder.write_atomically("exitcode", code.to_string().as_bytes(), 0o644)
+    }
+
+    /// Opens the output copy `name` (`stdout`, `combined`) for appending, mode 0666 as Argo makes it.
+    pub fn open_output(&self, name: &str) -> io::Result<File> {
+        self.folder.open_append(name, OUTPUT_MODE)
+    }
+
+    /// Removes the signal file once it has been read.
+    pub fn remove_signal(&self) {
+        let _ = self.folder.remove("signal");
+    }
 }
 
 /// Up to `cap` bytes of `path`, a file in the shared folder: never through a symbolic link, never
@@ -189,19 +196,6 @@ pub fn read_signal(path: &Path) -> SignalRequest {
     }
 }
 
-/// Opens an output copy (`stdout`, `combined`) for appending, as Argo opens it (mode 0666), without
-/// following a symbolic link planted in its place.
-pub fn open_output(path: &Path) -> io::Result<File> {
-    let file =
-        OpenOptions::new().append(true).create(true).mode(OUTPUT_MODE).custom_flags(libc::O_NOFOLLOW).open(path)?;
-    if !file.metadata()?.is_file() {
-        return Err(io::Error::other("it is not a regular file"));
-    }
-    // Ours to set when we made it; a file another UID made keeps the mode it has.
-    let _ = file.set_permissions(fs::Permissions::from_mode(OUTPUT_MODE));
-    Ok(file)
-}
-
 /// The kubelet's termination message: written in place (it is a bind-mounted file), at most the
 /// 4096 bytes the kubelet keeps.
 pub fn write_termination(path: &Path, sentence: &str) -> io::Result<()> {
@@ -222,6 +216,8 @@ pub fn write_termination(path: &Path, sentence: &str) -> io::Result<()> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::fs;
+    use std::os::unix::fs::PermissionsExt;
 
     #[test]
     fn numbers_as_argo_writes_them() {
@@ -265,27 +261,24 @@ mod tests {
     }
 
     #[test]
-    fn atomic_files_replace_links_and_get_their_mode() {
-        let dir = tempfile::tempdir().unwrap();
-        let target = dir.path().join("target");
-        fs::write(&target, "keep").unwrap();
-        let p = dir.path().join("exitcode");
-        std::os::unix::fs::symlink(&target, &p).unwrap();
-        write_exitcode(&p, 3).unwrap();
-        assert_eq!(fs::read_to_string(&target).unwrap(), "keep");
-        assert_eq!(fs::read_to_string(&p).unwrap(), "3");
-        assert_eq!(fs::symlink_metadata(&p).unwrap().permissions().mode() & 0o7777, 0o644);
-        let left: Vec<_> = fs::read_dir(dir.path()).unwrap().map(|e| e.unwrap().file_name()).collect();
-        assert_eq!(left.len(), 2, "no temporary file left: {left:?}");
-    }
-
-    #[test]
-    fn output_copies_refuse_links() {
-        let dir = tempfile::tempdir().unwrap();
-        let p = dir.path().join("stdout");
-        std::os::unix::fs::symlink(dir.path().join("elsewhere"), &p).unwrap();
-        assert!(open_output(&p).is_err());
-        assert!(!dir.path().join("elsewhere").exists());
+    fn exit_codes_and_output_copies_go_into_the_claimed_folder_only() {
+        let root = tempfile::tempdir().unwrap();
+        let elsewhere = root.path().join("elsewhere");
+        fs::create_dir(&elsewhere).unwrap();
+        let ctr = Ctr::claim(root.path(), "main").unwrap();
+        // A link planted in place of a file, then one in place of the whole folder.
+        std::os::unix::fs::symlink(elsewhere.join("target"), ctr.exitcode()).unwrap();
+        std::os::unix::fs::symlink(elsewhere.join("target"), ctr.dir.join("stdout")).unwrap();
+        assert!(ctr.open_output("stdout").is_err());
+        fs::rename(&ctr.dir, root.path().join("ctr/moved")).unwrap();
+        std::os::unix::fs::symlink(&elsewhere, &ctr.dir).unwrap();
+        ctr.write_exitcode(3).unwrap();
+        ctr.open_output("combined").unwrap();
+        assert_eq!(fs::read_dir(&elsewhere).unwrap().count(), 0, "nothing written through a link");
+        let moved = root.path().join("ctr/moved");
+        assert_eq!(fs::read_to_string(moved.join("exitcode")).unwrap(), "3");
+        assert_eq!(fs::symlink_metadata(moved.join("exitcode")).unwrap().permissions().mode() & 0o7777, 0o644);
+        assert_eq!(fs::metadata(moved.join("combined")).unwrap().permissions().mode() & 0o7777, OUTPUT_MODE);
     }
 
     #[test]

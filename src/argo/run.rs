@@ -161,7 +161,7 @@ fn run(ctr: &Ctr, mut command: Vec<OsString>, env: &Env, signals: &mut Signals) 
 }
 
 fn wait_for_dependencies(ctr: &Ctr, dependencies: &[String], env: &Env, signals: &mut Signals) -> Result<(), End> {
-    let wait = Wait { root: &env.dir, dependencies, file: None, deadline: None, signal_file: ctr.signal() };
+    let wait = Wait { root: &env.dir, dependencies, file: None, deadline: None, ctr };
     let me = &ctr.name;
     match wait.run(signals) {
         Ok(Waited::Ready) | Ok(Waited::Elapsed) => Ok(()),
@@ -201,7 +201,7 @@ fn pause(ctr: &Ctr, which: &str, env: &Env, signals: &mut Signals) -> Option<i32
         file.display(),
         file.display()
     );
-    let wait = Wait { root: &env.dir, dependencies: &[], file: Some(file), deadline: None, signal_file: ctr.signal() };
+    let wait = Wait { root: &env.dir, dependencies: &[], file: Some(file), deadline: None, ctr };
     match wait.run(signals) {
         Ok(Waited::Stopped { signal, .. }) => {
             eprintln!("baton: {} ended the pause", sys::signal_name(signal));
@@ -256,7 +256,7 @@ fn attempts(
                 dependencies: &[],
                 file: None,
                 deadline: Some(Instant::now() + retry.pause),
-                signal_file: ctr.signal(),
+                ctr,
             };
             if let Ok(Waited::Stopped { signal, .. }) = wait.run(signals) {
                 eprintln!("baton: {} before run {}: no more runs", sys::signal_name(signal), attempt + 1);
@@ -292,9 +292,10 @@ fn run_once(
     };
     let capture = env_true("ARGO_INCLUDE_SCRIPT_OUTPUT") || template.archives_logs();
     let copies = if capture {
-        let open =
-            |p: &Path| files::open_output(p).map_err(|e| End::failed(format!("cannot open {}: {e}", p.display())));
-        Some((open(&ctr.stdout())?, open(&ctr.combined())?))
+        let open = |name: &str| {
+            ctr.open_output(name).map_err(|e| End::failed(format!("cannot open {}: {e}", ctr.dir.join(name).display())))
+        };
+        Some((open("stdout")?, open("combined")?))
     } else {
         None
     };
@@ -308,10 +309,9 @@ fn run_once(
         }
     }
     let stop_asked = Cell::new(false);
-    let signal_file = ctr.signal();
-    let file_signals = Waiter::new(layout, vec![Cond::File(signal_file.clone())]).ok().map(|mut waiter| {
+    let file_signals = Waiter::new(layout, vec![Cond::File(ctr.signal())]).ok().map(|mut waiter| {
         let _ = waiter.check(); // sets the watch on ctr/<name>/
-        FileSignals { waiter, take: Box::new(|| take_signal(&signal_file, &stop_asked)) }
+        FileSignals { waiter, take: Box::new(|| take_signal(ctr, &stop_asked)) }
     });
     let rules = Rules {
         timeout: None,
@@ -331,17 +331,17 @@ fn run_once(
 }
 
 /// The signal file, read and removed: the signal to send to the command's group, if any.
-fn take_signal(path: &Path, stop_asked: &Cell<bool>) -> Vec<i32> {
-    match files::read_signal(path) {
+fn take_signal(ctr: &Ctr, stop_asked: &Cell<bool>) -> Vec<i32> {
+    match files::read_signal(&ctr.signal()) {
         SignalRequest::None => Vec::new(),
         SignalRequest::Signal(signal) => {
-            let _ = std::fs::remove_file(path);
+            ctr.remove_signal();
             stop_asked.set(stop_asked.get() || is_stop(signal));
             vec![signal]
         }
         SignalRequest::Bad(sentence) => {
             eprintln!("baton: {sentence}");
-            let _ = std::fs::remove_file(path);
+            ctr.remove_signal();
             Vec::new()
         }
     }
@@ -400,7 +400,7 @@ fn finish(env: &Env, ctr: Option<&Ctr>, end: End) -> i32 {
         }
     }
     if let Some(ctr) = ctr {
-        if let Err(e) = files::write_exitcode(&ctr.exitcode(), end.exitcode) {
+        if let Err(e) = ctr.write_exitcode(end.exitcode) {
             eprintln!(
                 "baton: cannot write {}: {e}; the containers waiting for it are stopped by the controller",
                 ctr.exitcode().display()

@@ -1,13 +1,14 @@
 //! Waiting before a run: for container-set dependencies (`ctr/<dep>/exitcode`), for a debug-pause
 //! file, or through a retry's pause. baton's [`Waiter`] sets up the watches (inotify on the folders,
-//! nothing written during the set-up missed, a 500 ms re-check when inotify cannot be had) and parks
-//! a thread on each dependency's liveness lock; this module applies Argo's rules to the files.
+//! nothing written during the set-up missed, a 500 ms re-check when inotify cannot be had) and polls
+//! each running dependency's beacon (`crate::liveness`); this module applies Argo's rules to the files.
 //!
-//! A dependency is lost when its emissary's lock (`ctr/<dep>/baton.lock`) is free and it left no
-//! exit code: its container was killed (SIGKILL, OOM) before it could write one. The kernel frees
-//! the lock the moment that process dies, so the dependent learns of it at once; Argo's own emissary
-//! waits there until the pod's deadline. A dependency run by Argo's emissary leaves no lock and is
-//! waited for as Argo waits.
+//! A dependency is lost when its emissary's beacon (`ctr/<dep>/baton.alive`) hung up and it left no
+//! exit code: its container was killed (SIGKILL, OOM) before it could write one. The kernel closes
+//! the beacon the moment that process dies, so the dependent learns of it at once; Argo's own
+//! emissary waits there until the pod's deadline. A dependency run by Argo's emissary leaves no
+//! beacon and is waited for as Argo waits; so is one whose beacon another container removed
+//! (`ctr/` is 0777 by Argo's design) or replaced with one that is not its folder owner's.
 //!
 //! While waiting, a stop signal (to baton, or asked for in this container's `signal` file) ends the
 //! wait: the command never starts. Other signals in the file are left there for the command.
@@ -22,7 +23,7 @@ use crate::signals::{Signals, STOP_SIGNALS};
 use crate::sys;
 use crate::wait::{Cond, Holder, Waiter};
 
-use super::files::{self, Number, SignalRequest, BEACON_FILE};
+use super::files::{self, Ctr, Number, SignalRequest, BEACON_FILE};
 
 /// How waiting ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -65,8 +66,8 @@ pub struct Wait<'a> {
     /// A file that must exist (a debug pause).
     pub file: Option<PathBuf>,
     pub deadline: Option<Instant>,
-    /// This container's signal file.
-    pub signal_file: PathBuf,
+    /// This container (its signal file).
+    pub ctr: &'a Ctr,
 }
 
 impl Wait<'_> {
@@ -75,7 +76,7 @@ impl Wait<'_> {
         let mut conds: Vec<Cond> = self.dependencies.iter().map(|d| Cond::File(self.exitcode(d))).collect();
         conds.extend(self.file.clone().map(Cond::File));
         // Only for the watch on this container's folder: the file is read below, whatever the Waiter thinks.
-        conds.push(Cond::File(self.signal_file.clone()));
+        conds.push(Cond::File(self.ctr.signal()));
         let mut waiter = Waiter::new(&layout, conds)?;
         loop {
             // Watches first (the Waiter's check sets them up), then Argo's rules on the files.
@@ -104,14 +105,14 @@ impl Wait<'_> {
 
     /// Argo's rules on the files as they are now. None: still waiting.
     fn evaluate(&self, waiter: &mut Waiter) -> Option<Waited> {
-        match files::read_signal(&self.signal_file) {
+        match files::read_signal(&self.ctr.signal()) {
             SignalRequest::Signal(signal) if is_stop(signal) => {
-                let _ = std::fs::remove_file(&self.signal_file);
+                self.ctr.remove_signal();
                 return Some(Waited::Stopped { signal, from_file: true });
             }
             SignalRequest::Bad(sentence) => {
                 eprintln!("baton: {sentence}");
-                let _ = std::fs::remove_file(&self.signal_file);
+                self.ctr.remove_signal();
             }
             SignalRequest::Signal(_) | SignalRequest::None => {}
         }

@@ -7,6 +7,8 @@
 
 #![allow(dead_code)]
 
+pub mod argo;
+
 use std::ffi::{OsStr, OsString};
 use std::fs;
 use std::os::unix::fs::PermissionsExt;
