@@ -24,17 +24,11 @@ pub mod webhook;
 
 pub use status::{run_status, PodRunStatus, RunStatus};
 
-/// Why the watcher stopped.
+/// Why the watcher stopped. A write the API server refuses (a 403 from RBAC or a policy engine) is
+/// that pod's problem only: it is said on stderr and tried again later, and the watcher goes on.
 #[cfg(feature = "watch")]
 #[derive(Debug, thiserror::Error)]
 pub enum Error {
-    /// Without the right to patch pods every later write would fail too, so the watcher stops.
-    #[error("the API server forbids writing the run status to pod {pod}: grant this identity `patch` on pods ({source})")]
-    Forbidden {
-        pod: String,
-        #[source]
-        source: kube::Error,
-    },
     #[error("cannot write to standard output: {0}")]
     Output(#[from] std::io::Error),
 }

@@ -74,9 +74,11 @@ enum Command {
         /// Watch pods in every namespace.
         #[arg(short = 'A', long = "all-namespaces", conflicts_with = "namespace")]
         all_namespaces: bool,
-        /// Only pods with these labels, as `kubectl -l` takes them (`app=build,tier!=test`).
-        #[arg(short = 'l', long = "selector", value_name = "SELECTOR")]
-        selector: Option<String>,
+        /// Only pods with these labels, as `kubectl -l` takes them (`app=build,tier!=test`), selected
+        /// by the API server. The default is the label `batonctl inject` and the webhook put on the
+        /// pods they inject; `-l ''` watches every pod.
+        #[arg(short = 'l', long = "selector", value_name = "SELECTOR", default_value = watch::DEFAULT_SELECTOR)]
+        selector: String,
         /// The kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account).
         #[arg(long, value_name = "PATH")]
         kubeconfig: Option<PathBuf>,
@@ -157,6 +159,7 @@ fn main() -> ExitCode {
         }
         Command::Watch { namespace, all_namespaces, selector, kubeconfig, context, annotate, batch } => {
             let target = Target { namespace, all_namespaces, kubeconfig, context };
+            let selector = Some(selector).filter(|s| !s.is_empty());
             let options = watch::Options { namespace: None, selector, annotate, batch };
             watch_pods(target, options)
         }

@@ -28,8 +28,12 @@ use crate::Error;
 pub const ANNOTATION: &str = "baton.dev/run-status";
 /// The field manager of the server-side apply: the owner of the annotation.
 pub const FIELD_MANAGER: &str = "batonctl";
-/// How long a failed write waits before it is tried again.
-const RETRY: Duration = Duration::from_secs(10);
+/// How long a failed write waits before it is tried again; each further failure of the same pod
+/// doubles it, up to [`MAX_RETRY`].
+pub const RETRY: Duration = Duration::from_secs(10);
+pub const MAX_RETRY: Duration = Duration::from_secs(300);
+/// Which pods the watcher looks at when not told: those `batonctl inject` and the webhook labelled.
+pub const DEFAULT_SELECTOR: &str = "baton.dev/injected=true";
 
 /// Which pods to watch and what to do on a change.
 #[derive(Clone, Debug, Default)]
@@ -44,7 +48,8 @@ pub struct Options {
     pub batch: Duration,
 }
 
-/// Runs until the output fails or a write is forbidden; watch errors are retried with backoff.
+/// Runs until the output fails; watch errors are retried with backoff, and so is each pod's failed
+/// write, on its own: one pod the API server will not let us annotate stops nothing else.
 pub async fn run(client: Client, options: &Options, out: &mut (dyn Write + Send)) -> Result<(), Error> {
     let api: Api<Pod> = match &options.namespace {
         Some(ns) => Api::namespaced(client.clone(), ns),
@@ -92,24 +97,24 @@ async fn sleep_until(due: Option<Instant>) {
     }
 }
 
-/// The server-side apply of one annotation; a pod gone meanwhile is forgotten, other failures retried.
+/// The server-side apply of one annotation; a pod gone meanwhile is forgotten, other failures are
+/// said and retried with backoff (a 403 too: a policy engine may refuse one pod and not the next).
 async fn apply(client: &Client, tracker: &mut Tracker, write: PendingWrite) -> Result<(), Error> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &write.key.namespace);
     let patch = annotation_patch(&write.key, &write.value);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     match api.patch(&write.key.name, &params, &Patch::Apply(&patch)).await {
         Ok(_) => tracker.wrote(&write.key, write.value),
-        Err(e) => match api_code(&e) {
-            Some(404) => tracker.forget(&write.key),
-            Some(403) => return Err(Error::Forbidden { pod: write.key.to_string(), source: e }),
-            _ => {
-                eprintln!(
-                    "batonctl: writing the run status of pod {} failed, retrying in {RETRY:?}: {e}",
-                    write.key
-                );
-                tracker.retry(&write.key, write.value, Instant::now() + RETRY);
-            }
-        },
+        Err(e) if api_code(&e) == Some(404) => tracker.forget(&write.key),
+        Err(e) => {
+            let key = write.key.clone();
+            let after = tracker.failed(&key, write.value, Instant::now());
+            let why = match api_code(&e) {
+                Some(403) => format!("the API server forbids it (grant this identity `patch` on pods): {e}"),
+                _ => e.to_string(),
+            };
+            eprintln!("batonctl: writing the run status of pod {key} failed, retrying in {after:?}: {why}");
+        }
     }
     Ok(())
 }
@@ -185,11 +190,13 @@ struct Tracked {
     written: Option<String>,
     /// A write waiting for its batch window (or retry) to end.
     due: Option<(Instant, String)>,
+    /// Writes refused in a row: the next retry waits longer.
+    failures: u32,
 }
 
 impl Tracked {
     fn new(uid: Option<String>, status: RunStatus) -> Self {
-        Tracked { uid, status, written: None, due: None }
+        Tracked { uid, status, written: None, due: None, failures: 0 }
     }
 }
 
@@ -301,15 +308,20 @@ impl Tracker {
     pub fn wrote(&mut self, key: &PodKey, value: String) {
         if let Some(t) = self.pods.get_mut(key) {
             t.written = Some(value);
+            t.failures = 0;
         }
     }
 
-    pub fn retry(&mut self, key: &PodKey, value: String, at: Instant) {
-        if let Some(t) = self.pods.get_mut(key) {
-            if t.due.is_none() {
-                t.due = Some((at, value));
-            }
+    /// A write of `key` failed: it is tried again after [`RETRY`], doubled for each failure in a
+    /// row, at most [`MAX_RETRY`] (unless a newer status is due before). Returns the wait.
+    pub fn failed(&mut self, key: &PodKey, value: String, now: Instant) -> Duration {
+        let Some(t) = self.pods.get_mut(key) else { return Duration::ZERO };
+        let after = RETRY.saturating_mul(1 << t.failures.min(10)).min(MAX_RETRY);
+        t.failures += 1;
+        if t.due.is_none() {
+            t.due = Some((now + after, value));
         }
+        after
     }
 
     pub fn forget(&mut self, key: &PodKey) {

@@ -220,36 +220,62 @@ async fn without_annotate_it_only_prints_changes() {
     assert_eq!(lines(&out).len(), 2);
 }
 
+/// A policy engine that refuses one pod's annotation (a 403) stops nothing: the next pod's write
+/// goes through, and the refused one is tried again later (see the backoff test below).
 #[tokio::test]
-async fn a_forbidden_write_stops_the_watcher_with_a_sentence() {
+async fn a_forbidden_write_is_that_pods_problem_only() {
     let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "ci");
     let moments = Moments::new();
+    let mut other = moments.at(101, None, false);
+    other["metadata"]["name"] = json!("demo-other");
+    other["metadata"]["uid"] = json!("0b7c1f52-0000-4000-8000-000000000002");
     let mut out = Vec::new();
     let opts = options(true);
     let server = async {
         let (_req, send) = next(&mut handle).await;
-        respond(send, StatusCode::OK, &list(&[&moments.at(101, None, false)]));
+        respond(send, StatusCode::OK, &list(&[&moments.at(101, None, false), &other]));
         let (req, send) = next(&mut handle).await;
         assert_eq!(req.method(), Method::PATCH);
+        assert_eq!(req.uri().to_string(), PATCH_URI);
         respond(
             send,
             StatusCode::FORBIDDEN,
             &json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
-                    "message": "pods \"demo-running\" is forbidden: User \"system:serviceaccount:ci:default\" cannot patch resource \"pods\" in API group \"\" in the namespace \"ci\"",
+                    "message": "admission webhook \"policy.example\" denied the request: no",
                     "reason": "Forbidden", "details": {"name": "demo-running", "kind": "pods"}, "code": 403}),
         );
-        std::future::pending::<()>().await;
+        let (req, send) = next(&mut handle).await;
+        assert_eq!(req.method(), Method::PATCH, "the watcher goes on with the next pod");
+        assert!(req.uri().to_string().starts_with("/api/v1/namespaces/ci/pods/demo-other?"), "{}", req.uri());
+        respond(send, StatusCode::OK, &other);
+        let (req, _send) = next(&mut handle).await;
+        assert_watch(&req, "101");
     };
-    let error = tokio::select! {
-        stopped = watch::run(client, &opts, &mut out) => stopped.unwrap_err(),
-        () = server => unreachable!(),
+    tokio::select! {
+        stopped = watch::run(client, &opts, &mut out) => panic!("the watcher stopped: {stopped:?}"),
+        () = server => {}
+    }
+}
+
+#[test]
+fn refused_writes_are_retried_with_backoff_and_a_success_resets_it() {
+    let moments = Moments::new();
+    let mut tracker = Tracker::new(true, Duration::ZERO);
+    let now = Instant::now();
+    let actions = tracker.on_event(Event::Apply(pod(&moments.at(101, None, false))), now);
+    let Some(Action::Write(write)) = actions.into_iter().find(|a| matches!(a, Action::Write(_))) else {
+        panic!("an ended step is written")
     };
-    let sentence = error.to_string();
-    assert!(
-        sentence.starts_with("the API server forbids writing the run status to pod ci/demo-running: grant this identity `patch` on pods"),
-        "{sentence}"
-    );
+    let mut waits = Vec::new();
+    for _ in 0..7 {
+        waits.push(tracker.failed(&write.key, write.value.clone(), now).as_secs());
+        let due = tracker.due(now + watch::MAX_RETRY);
+        assert_eq!(due.len(), 1, "the refused write is due again");
+    }
+    assert_eq!(waits, [10, 20, 40, 80, 160, 300, 300]);
+    tracker.wrote(&write.key, write.value.clone());
+    assert_eq!(tracker.failed(&write.key, write.value, now).as_secs(), 10);
 }
 
 #[tokio::test]
