@@ -14,7 +14,7 @@ use std::fs::File;
 use std::hash::{BuildHasher, Hasher};
 use std::io::{self, Read, Write};
 use std::os::fd::{AsFd, OwnedFd};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use nix::errno::Errno;
 use nix::fcntl::{self, AtFlags, Flock, FlockArg, OFlag};
@@ -50,6 +50,10 @@ pub fn temp_name(name: &str) -> String {
 
 fn is_file(st: &FileStat) -> bool {
     SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG
+}
+
+pub fn is_link(st: &FileStat) -> bool {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFLNK
 }
 
 pub fn is_fifo(st: &FileStat) -> bool {
@@ -195,6 +199,44 @@ impl Folder {
         Ok((self.sub(name)?, created))
     }
 
+    /// Opens the folder `rel` below this one, creating each missing component with exactly `bits`
+    /// (as [`Folder::ensure_sub`] does). A symbolic link at any component is refused, never
+    /// followed, so a folder another UID can write cannot send the caller elsewhere; so is a
+    /// component that does not go down (`..`, `/`).
+    pub fn ensure_path(&self, rel: &Path, bits: u32) -> io::Result<Folder> {
+        let mut here = Folder::from_fd(self.fd.try_clone()?, self.path.clone())?;
+        for component in rel.components() {
+            let name = match component {
+                Component::CurDir => continue,
+                Component::Normal(name) => name.to_str(),
+                _ => None,
+            };
+            let Some(name) = name else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} goes up or holds a name that is not UTF-8, so it cannot be reached below {}; give the \
+                         plain path",
+                        rel.display(),
+                        self.path.display()
+                    ),
+                ));
+            };
+            here = match here.ensure_sub(name, bits) {
+                Ok((folder, _)) => folder,
+                Err(_) if here.stat(name)?.is_some_and(|st| is_link(&st)) => {
+                    return Err(io::Error::other(format!(
+                        "{} is a symbolic link, which baton does not follow where other steps can write; replace \
+                         it with a folder",
+                        here.join(name).display()
+                    )))
+                }
+                Err(e) => return Err(e),
+            };
+        }
+        Ok(here)
+    }
+
     /// Sets the folder's mode exactly.
     pub fn set_mode(&mut self, bits: u32) -> io::Result<()> {
         stat::fchmod(&self.fd, mode(bits)).map_err(io_err)?;
@@ -216,6 +258,15 @@ impl Folder {
         let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_EXCL | OFlag::O_NOFOLLOW | OFlag::O_CLOEXEC;
         let fd = fcntl::openat(&self.fd, name, flags, mode(0o600)).map_err(io_err)?;
         stat::fchmod(&fd, mode(bits)).map_err(io_err)?;
+        Ok(File::from(fd))
+    }
+
+    /// Opens `name` for writing, appended to or emptied, creating it with `bits` (less the umask) if
+    /// it is missing; never through a link (ELOOP), never blocking on a FIFO nobody reads (ENXIO).
+    pub fn open_for_writing(&self, name: &str, bits: u32, append: bool) -> io::Result<File> {
+        let how = if append { OFlag::O_APPEND } else { OFlag::O_TRUNC };
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | how;
+        let fd = fcntl::openat(&self.fd, name, flags, mode(bits)).map_err(io_err)?;
         Ok(File::from(fd))
     }
 

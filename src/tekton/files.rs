@@ -13,15 +13,14 @@
 //! Predecessors that are not baton leave no lock and are waited for as Tekton waits.
 
 use std::ffi::OsString;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use baton_contract::layout::Layout;
 
 use crate::signals::Signals;
-use crate::folder::create_locked;
+use crate::folder::{create_locked, Folder};
 use crate::sys;
 use crate::wait::{Cond, Holder, Waiter};
 
@@ -152,17 +151,54 @@ impl PostLock {
     }
 }
 
-/// Tekton's post writer: creates the parent folders, then the file (empty, or with `content`).
-/// Files with content appear by rename, so a reader never sees a part of one.
-pub fn write_post(path: &Path, content: &str) -> io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)?;
-    }
+/// Folders made for a post file, the step's metadata folders or an output copy: Tekton's `MkdirAll`
+/// (0777 less the usual umask 022).
+const PARENT_MODE: u32 = 0o755;
+
+/// Opens the folder `dir`, making what is missing of it as Tekton's `MkdirAll` does. Other steps
+/// can write these folders (`/tekton/run`, a workspace), so no link is followed: below the Tekton
+/// root `root` (the pod author's, opened as given) for a folder under it, from `/` (or the working
+/// folder) for any other.
+pub fn make_folders(root: &Path, dir: &Path) -> io::Result<Folder> {
+    let (base, below) = match dir.strip_prefix(root) {
+        Ok(below) => (root, below),
+        Err(_) => match dir.strip_prefix("/") {
+            Ok(below) => (Path::new("/"), below),
+            Err(_) => (Path::new("."), dir),
+        },
+    };
+    Folder::open(base)?.ensure_path(below, PARENT_MODE)
+}
+
+/// The folder that holds `path` (made by [`make_folders`]) and the file's name.
+pub fn parent_folder(root: &Path, path: &Path) -> io::Result<(Folder, String)> {
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("{} names no file; give a file's path", path.display()))
+    })?;
+    Ok((make_folders(root, path.parent().unwrap_or(Path::new("")))?, name.to_string()))
+}
+
+/// Tekton's post writer (for `exitCode` and `usage.json` too): creates the parent folders, then
+/// the file (empty, or with `content`), never through a link (see [`parent_folder`]). Files with
+/// content appear by rename, so a reader never sees a part of one.
+pub fn write_post(root: &Path, path: &Path, content: &str) -> io::Result<()> {
+    let (dir, name) = parent_folder(root, path)?;
     if content.is_empty() {
-        OpenOptions::new().write(true).create(true).truncate(true).mode(0o666).open(path).map(drop)
+        dir.open_for_writing(&name, 0o666, false).map(drop).map_err(|e| link_refused(path, e))
     } else {
-        crate::folder::write_atomically(path, content.as_bytes(), 0o644)
+        dir.write_atomically(&name, content.as_bytes(), 0o644)
     }
+}
+
+/// ELOOP from opening `path` without following links, said as what it is.
+pub fn link_refused(path: &Path, e: io::Error) -> io::Error {
+    if e.raw_os_error() != Some(libc::ELOOP) {
+        return e;
+    }
+    io::Error::other(format!(
+        "{} is a symbolic link, which baton does not write through where other steps can write; remove it",
+        path.display()
+    ))
 }
 
 /// Creates the folder `path` with exactly `mode` unless it exists (as a folder, or a link to one).
