@@ -9,7 +9,8 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use super::message::{go_field, go_json_string};
-use super::stepresults::{find, read_capped, replace_all, Substitution, Unresolved};
+use super::resultref::{find, replace_all};
+use super::stepresults::{read_capped, Substitution, Unresolved};
 
 /// `applyStepArtifactSubstitutions`: a lone script file under `/tekton/scripts` is rewritten into a
 /// new file (when a reference changes it), else each argument; then each environment variable.

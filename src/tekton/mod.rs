@@ -17,6 +17,7 @@ mod hermetic;
 mod message;
 mod plan;
 mod report;
+mod resultref;
 mod run;
 mod stepresults;
 mod subcommands;
