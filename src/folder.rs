@@ -204,6 +204,15 @@ impl Folder {
     /// followed, so a folder another UID can write cannot send the caller elsewhere; so is a
     /// component that does not go down (`..`, `/`).
     pub fn ensure_path(&self, rel: &Path, bits: u32) -> io::Result<Folder> {
+        self.walk(rel, Some(bits))
+    }
+
+    /// Opens the existing folder `rel` below this one, refusing links as [`Folder::ensure_path`].
+    pub fn sub_path(&self, rel: &Path) -> io::Result<Folder> {
+        self.walk(rel, None)
+    }
+
+    fn walk(&self, rel: &Path, create: Option<u32>) -> io::Result<Folder> {
         let mut here = Folder::from_fd(self.fd.try_clone()?, self.path.clone())?;
         for component in rel.components() {
             let name = match component {
@@ -222,12 +231,16 @@ impl Folder {
                     ),
                 ));
             };
-            here = match here.ensure_sub(name, bits) {
-                Ok((folder, _)) => folder,
+            let next = match create {
+                Some(bits) => here.ensure_sub(name, bits).map(|(folder, _)| folder),
+                None => here.sub(name),
+            };
+            here = match next {
+                Ok(folder) => folder,
                 Err(_) if here.stat(name)?.is_some_and(|st| is_link(&st)) => {
                     return Err(io::Error::other(format!(
-                        "{} is a symbolic link, which baton does not follow where other steps can write; replace \
-                         it with a folder",
+                        "{} is a symbolic link, which baton does not follow where other steps can write; make it \
+                         a folder",
                         here.join(name).display()
                     )))
                 }

@@ -19,6 +19,7 @@
 //! sentence.
 
 use std::ffi::OsString;
+use std::fs;
 use std::io;
 use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
@@ -26,7 +27,7 @@ use std::path::{Path, PathBuf};
 use super::artifacts;
 use super::resultref::{parse_reference, replace_all, step_result_refs, RefKind, ResultValue};
 use super::when::WhenExpression;
-use crate::folder;
+use crate::folder::{self, Folder};
 
 /// Result and artifact files larger than this are not read (a step result goes through a
 /// termination message of at most 4 KiB, or the results sidecar's limit).
@@ -99,8 +100,8 @@ fn step_results(s: &mut Substitution, steps: &Path) -> Result<(), Unresolved> {
         for m in step_result_refs(c) {
             let reference = &c[m];
             let (text, array) = replacement(steps, reference).map_err(|e| match e {
-                Unresolved::Logged(_) => Unresolved::Logged(format!(
-                    "failed to find replacement for {} to replace {}",
+                Unresolved::Logged(why) => Unresolved::Logged(format!(
+                    "failed to find replacement for {} to replace {} ({why})",
                     String::from_utf8_lossy(reference),
                     String::from_utf8_lossy(c)
                 )),
@@ -173,9 +174,9 @@ fn replacement(steps: &Path, reference: &[u8]) -> Result<(Vec<u8>, Vec<String>),
     let inner = inner.strip_suffix(')').unwrap_or(inner);
     let r = parse_reference(inner).map_err(Unresolved::Logged)?;
     let path = steps.join(format!("step-{}", r.step)).join("results").join(&r.result);
-    let value = ResultValue::parse(
-        &read_capped(&path).map_err(|e| Unresolved::Logged(format!("open {}: {e}", path.display())))?,
-    );
+    let bytes = read_step_file(steps, &r.step, &format!("results/{}", r.result))
+        .map_err(|e| Unresolved::Logged(format!("open {}: {e}", path.display())))?;
+    let value = ResultValue::parse(&bytes);
     Ok(match r.kind {
         RefKind::String => (value.string, Vec::new()),
         RefKind::Object(key) => (value.object.get(&key).cloned().unwrap_or_default().into_bytes(), Vec::new()),
@@ -195,10 +196,42 @@ fn replacement(steps: &Path, reference: &[u8]) -> Result<(Vec<u8>, Vec<String>),
     })
 }
 
-/// An earlier step's result or artifact file. Another step wrote it, so only a regular file is read,
-/// not through a link and never blocking on a FIFO (docs/protocol.md, the trust model).
+/// A file of the step's own image or of an init container (a script). Only a regular file is
+/// read, not through a link in its last component and never blocking on a FIFO.
 pub fn read_capped(path: &Path) -> io::Result<Vec<u8>> {
     Ok(folder::read_file(path, MAX_FILE)?)
+}
+
+/// The file `rel` (`results/<name>`, `artifacts/provenance.json`) of the earlier step `step`, in
+/// `<steps>/step-<step>`. That entry is the link step-init made to `<root>/run/<i>/status`, in an
+/// emptyDir every step can write, and step i wrote everything below `<root>/run/<i>`: so the link is
+/// taken only in that form, no link below `<root>/run/<i>` is followed, and only a regular file is
+/// read, never blocking on a FIFO (docs/protocol.md, the trust model).
+pub fn read_step_file(steps: &Path, step: &str, rel: &str) -> io::Result<Vec<u8>> {
+    let entry = format!("step-{step}");
+    let (start, below) = match fs::read_link(steps.join(&entry)) {
+        Ok(target) => {
+            let run = steps.parent().unwrap_or(Path::new("")).join("run");
+            let i = target.strip_prefix(&run).ok().and_then(|t| t.to_str()?.strip_suffix("/status"));
+            match i.filter(|i| !i.is_empty() && i.bytes().all(|b| b.is_ascii_digit())) {
+                Some(i) => (Folder::open(&run.join(i))?, Path::new("status").join(rel)),
+                None => {
+                    return Err(io::Error::other(format!(
+                        "{} is a symbolic link to {}, not to {}/<i>/status as step-init makes it, so baton does not \
+                         follow it",
+                        steps.join(&entry).display(),
+                        target.display(),
+                        run.display()
+                    )))
+                }
+            }
+        }
+        Err(e) if e.raw_os_error() == Some(libc::EINVAL) => (Folder::open(steps)?, Path::new(&entry).join(rel)),
+        Err(e) => return Err(e),
+    };
+    let name = below.file_name().and_then(|n| n.to_str()).unwrap_or_default().to_string();
+    let folder = start.sub_path(below.parent().unwrap_or(Path::new("")))?;
+    Ok(folder.read(&name, MAX_FILE, false)?)
 }
 
 /// The environment of this process, in its order.
