@@ -200,13 +200,3 @@ pub fn link_refused(path: &Path, e: io::Error) -> io::Error {
         path.display()
     ))
 }
-
-/// Creates the folder `path` with exactly `mode` unless it exists (as a folder, or a link to one).
-pub fn make_dir(path: &Path, mode: u32) -> io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    match fs::DirBuilder::new().mode(mode).create(path) {
-        Ok(()) => fs::set_permissions(path, fs::Permissions::from_mode(mode)),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
-        Err(e) => Err(e),
-    }
-}

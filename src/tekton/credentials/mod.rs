@@ -18,8 +18,9 @@
 //!
 //! Every secret file is read when the flags are read, so a missing one fails the step before
 //! anything is written or run. Files are written 0600 under a fresh name and renamed into place
-//! (nothing is followed or truncated in place). No secret value ever goes into a sentence: errors
-//! name files, never their contents.
+//! (nothing is followed or truncated in place); in `$HOME`, which other steps may write, a link
+//! where a credential goes is refused (writer.rs). No secret value ever goes into a sentence:
+//! errors name files, never their contents.
 
 mod docker;
 mod git;

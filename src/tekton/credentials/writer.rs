@@ -1,12 +1,16 @@
 //! Writing the credentials (writer.go): into `/tekton/creds`, then what it holds into `$HOME`.
+//!
+//! `$HOME` may be a workspace or `/tekton/home`, which steps of other UIDs write: `$HOME` itself is
+//! reached as the image made it, but `.ssh`, `.docker` and every credential file in it are made
+//! without following links, and one that is a link is refused with a sentence (docs/tekton.md).
 
 use std::fs;
 use std::io;
 use std::path::{Path, PathBuf};
 
 use super::git::Ssh;
-use super::{read_capped, Credentials};
-use crate::tekton::files;
+use super::{read_capped, Credentials, MAX_SECRET};
+use crate::folder::{self, Folder, ReadError};
 
 /// The credential files `CopyCredsToHome` copies (writer.CredsInitCredentials).
 const COPIED_TO_HOME: [&str; 4] = [".docker", ".gitconfig", ".git-credentials", ".ssh"];
@@ -26,22 +30,25 @@ impl Credentials {
                 eprintln!("baton: error initializing credentials ({what} in {}): {e}", dir.display());
             }
         };
-        let any = self.docker.is_some() || self.basic_git.is_some() || self.ssh.is_some();
-        if any {
-            report("the folder", files::make_dir(dir, CREDS_DIR_MODE));
+        if self.docker.is_none() && self.basic_git.is_none() && self.ssh.is_none() {
+            return;
         }
+        let creds =
+            match folder::split(dir).and_then(|(parent, name)| parent.ensure_path(Path::new(&name), CREDS_DIR_MODE)) {
+                Ok(creds) => creds,
+                Err(e) => return report("the folder", Err(e)),
+            };
         if let Some(config) = &self.docker {
-            let docker = dir.join(".docker");
-            report(
-                ".docker/config.json",
-                files::make_dir(&docker, CREDS_DIR_MODE)
-                    .and_then(|()| crate::folder::write_atomically(&docker.join("config.json"), config, FILE_MODE)),
-            );
+            let written = creds
+                .ensure_path(Path::new(".docker"), CREDS_DIR_MODE)
+                .and_then(|docker| docker.write_atomically("config.json", config, FILE_MODE));
+            report(".docker/config.json", written);
         }
         let mut gitconfig = None;
         if let Some((config, credentials)) = &self.basic_git {
-            let written = crate::folder::write_atomically(&dir.join(".gitconfig"), config, FILE_MODE)
-                .and_then(|()| crate::folder::write_atomically(&dir.join(".git-credentials"), credentials, FILE_MODE));
+            let written = creds
+                .write_atomically(".gitconfig", config, FILE_MODE)
+                .and_then(|()| creds.write_atomically(".git-credentials", credentials, FILE_MODE));
             let ok = written.is_ok();
             report(".gitconfig, .git-credentials", written);
             if !ok {
@@ -50,43 +57,40 @@ impl Credentials {
             gitconfig = Some(config.clone());
         }
         if let Some(ssh) = &self.ssh {
-            report(".ssh", ssh.write(dir, gitconfig));
+            report(".ssh", ssh.write(&creds, gitconfig));
         }
     }
 }
 
 impl Ssh {
-    fn write(&self, dir: &Path, gitconfig: Option<Vec<u8>>) -> io::Result<()> {
-        let ssh = dir.join(".ssh");
-        files::make_dir(&ssh, CREDS_DIR_MODE)?;
+    fn write(&self, creds: &Folder, gitconfig: Option<Vec<u8>>) -> io::Result<()> {
+        let ssh = creds.ensure_path(Path::new(".ssh"), CREDS_DIR_MODE)?;
         for (secret, key) in &self.keys {
-            crate::folder::write_atomically(&ssh.join(format!("id_{secret}")), key, FILE_MODE)?;
+            ssh.write_atomically(&format!("id_{secret}"), key, FILE_MODE)?;
         }
-        crate::folder::write_atomically(&ssh.join("config"), &self.config, FILE_MODE)?;
+        ssh.write_atomically("config", &self.config, FILE_MODE)?;
         if let Some(known_hosts) = &self.known_hosts {
-            crate::folder::write_atomically(&ssh.join("known_hosts"), known_hosts, FILE_MODE)?;
+            ssh.write_atomically("known_hosts", known_hosts, FILE_MODE)?;
         }
         if !self.gitconfig.is_empty() {
             // Tekton appends (O_APPEND) to whatever .gitconfig holds: the basic-git one just written,
             // or an earlier file.
-            let path = dir.join(".gitconfig");
             let mut content = match gitconfig {
                 Some(c) => c,
-                None => read_capped(&path).or_else(|e| {
-                    if e.kind() == io::ErrorKind::NotFound {
-                        Ok(Vec::new())
-                    } else {
-                        Err(e)
-                    }
-                })?,
+                None => match creds.read(".gitconfig", MAX_SECRET, false) {
+                    Ok(c) => c,
+                    Err(ReadError::Missing) => Vec::new(),
+                    Err(e) => return Err(e.into()),
+                },
             };
             content.extend_from_slice(&self.gitconfig);
-            crate::folder::write_atomically(&path, &content, FILE_MODE)?;
+            creds.write_atomically(".gitconfig", &content, FILE_MODE)?;
         }
         Ok(())
     }
 }
 
+/// `CopyCredsToHome`: copies what `/tekton/creds` holds into `$HOME`, whatever wrote it. Nothing
 /// here is fatal; each failure is said.
 pub fn copy_to_home(creds_dir: &Path) {
     if !creds_dir.is_dir() {
@@ -97,33 +101,47 @@ pub fn copy_to_home(creds_dir: &Path) {
         return;
     };
     let home = PathBuf::from(home);
-    for name in COPIED_TO_HOME {
-        if let Err(e) = copy_cred(&creds_dir.join(name), &home.join(name)) {
-            eprintln!(
-                "baton: could not copy the credential {name} from {} to {}: {e}",
-                creds_dir.display(),
-                home.display()
-            );
+    let copied = Folder::open(&home).and_then(|into| {
+        for name in COPIED_TO_HOME {
+            if let Err(e) = copy_cred(&creds_dir.join(name), &into, name) {
+                eprintln!(
+                    "baton: could not copy the credential {name} from {} to {}: {e}",
+                    creds_dir.display(),
+                    home.display()
+                );
+            }
         }
+        Ok(())
+    });
+    if let Err(e) = copied {
+        eprintln!("baton: could not copy the credentials from {} to {}: {e}", creds_dir.display(), home.display());
     }
 }
 
-/// `tryCopyCred`: a folder recursively (made 0700 if missing), a file by content (0600); a
-/// missing source is no error.
-fn copy_cred(source: &Path, destination: &Path) -> io::Result<()> {
+/// `tryCopyCred`: a folder recursively (made 0700 if missing), a file by content (0600), to `name`
+/// in `into`; a missing source is no error. A link at `name` is refused, never followed or replaced.
+fn copy_cred(source: &Path, into: &Folder, name: &str) -> io::Result<()> {
     let meta = match fs::symlink_metadata(source) {
         Ok(m) => m,
         Err(e) if e.kind() == io::ErrorKind::NotFound => return Ok(()),
         Err(e) => return Err(e),
     };
-    if meta.is_dir() {
-        files::make_dir(destination, HOME_DIR_MODE)?;
-        for entry in fs::read_dir(source)? {
-            let name = entry?.file_name();
-            copy_cred(&source.join(&name), &destination.join(&name))?;
-        }
-        Ok(())
-    } else {
-        crate::folder::write_atomically(destination, &read_capped(source)?, FILE_MODE)
+    if into.stat(name)?.is_some_and(|st| folder::is_link(&st)) {
+        return Err(io::Error::other(format!(
+            "{} is a symbolic link, which baton does not follow or replace where other steps can write; remove it",
+            into.join(name).display()
+        )));
     }
+    if !meta.is_dir() {
+        return into.write_atomically(name, &read_capped(source)?, FILE_MODE);
+    }
+    let (folder, _) = into.ensure_sub(name, HOME_DIR_MODE)?;
+    for entry in fs::read_dir(source)? {
+        let entry = entry?.file_name();
+        let entry = entry.to_str().ok_or_else(|| {
+            io::Error::other(format!("{} has a name that is not UTF-8; rename it", source.join(&entry).display()))
+        })?;
+        copy_cred(&source.join(entry), &folder, entry)?;
+    }
+    Ok(())
 }
