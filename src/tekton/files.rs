@@ -1,5 +1,5 @@
 //! The files a Tekton step waits on and writes: wait files with their `.err` skip rule, the post
-//! file, and baton's liveness lock beside it.
+//! file, and baton's liveness lock beside it; the output copies. None is written through a link.
 //!
 //! Waiting reuses baton's [`Waiter`] for its inotify set-up (watches first, then the check, so no
 //! change is missed; symlink swaps of downward-API volumes followed; a 500 ms re-check when inotify
@@ -188,6 +188,23 @@ pub fn write_post(root: &Path, path: &Path, content: &str) -> io::Result<()> {
     } else {
         dir.write_atomically(&name, content.as_bytes(), 0o644)
     }
+}
+
+/// An output copy (`-stdout_path`, `-stderr_path`), appended to. Its folders are made as for the
+/// post file, without following links; a FIFO nobody reads is a sentence, not a hang.
+pub fn open_tee(root: &Path, path: Option<&Path>) -> Result<Option<File>, String> {
+    let Some(path) = path else { return Ok(None) };
+    let (dir, name) =
+        parent_folder(root, path).map_err(|e| format!("error creating parent directory of {}: {e}", path.display()))?;
+    dir.open_for_writing(&name, 0o644, true).map(Some).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENXIO) => {
+            format!(
+                "cannot open {}: it is a FIFO that nobody reads; start its reader first, or give a regular file",
+                path.display()
+            )
+        }
+        _ => format!("error opening {}: {}", path.display(), link_refused(path, e)),
+    })
 }
 
 /// ELOOP from opening `path` without following links, said as what it is.

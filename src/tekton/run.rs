@@ -18,7 +18,7 @@
 //! within milliseconds, not at the next 1 s poll) finds everything in place, and a step whose results
 //! do not fit fails instead of releasing its successors with a message the controller cannot read.
 
-use std::fs::{self, File};
+use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
@@ -196,14 +196,16 @@ impl<'a> Step<'a> {
                 None
             }
         };
-        let (out_file, err_file) =
-            match (open_tee(&plan.root, plan.stdout.as_deref()), open_tee(&plan.root, plan.stderr.as_deref())) {
-                (Ok(o), Ok(e)) => (o, e),
-                (Err(e), _) | (_, Err(e)) => {
-                    eprintln!("baton: {e}");
-                    return Outcome::Error;
-                }
-            };
+        let (out_file, err_file) = match (
+            files::open_tee(&plan.root, plan.stdout.as_deref()),
+            files::open_tee(&plan.root, plan.stderr.as_deref()),
+        ) {
+            (Ok(o), Ok(e)) => (o, e),
+            (Err(e), _) | (_, Err(e)) => {
+                eprintln!("baton: {e}");
+                return Outcome::Error;
+            }
+        };
         // TEKTON_HERMETIC=1, read from the environment the command gets (runner.go).
         let hermetic = match hermetic::requested(&substituted.env).then(Hermetic::new).transpose() {
             Ok(h) => h,
@@ -389,21 +391,4 @@ impl<'a> Step<'a> {
             }
         }
     }
-}
-
-/// An output copy (`-stdout_path`, `-stderr_path`), appended to. Its folders are made as for the
-/// post file, without following links; a FIFO nobody reads is a sentence, not a hang.
-fn open_tee(root: &Path, path: Option<&Path>) -> Result<Option<File>, String> {
-    let Some(path) = path else { return Ok(None) };
-    let (dir, name) = files::parent_folder(root, path)
-        .map_err(|e| format!("error creating parent directory of {}: {e}", path.display()))?;
-    dir.open_for_writing(&name, 0o644, true).map(Some).map_err(|e| match e.raw_os_error() {
-        Some(libc::ENXIO) => {
-            format!(
-                "cannot open {}: it is a FIFO that nobody reads; start its reader first, or give a regular file",
-                path.display()
-            )
-        }
-        _ => format!("error opening {}: {}", path.display(), files::link_refused(path, e)),
-    })
 }
