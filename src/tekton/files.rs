@@ -217,3 +217,27 @@ pub fn link_refused(path: &Path, e: io::Error) -> io::Error {
         path.display()
     ))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn parent_folders_are_made_below_the_root_and_never_through_a_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("tekton");
+        fs::create_dir(&root).unwrap();
+        let (dir, name) = parent_folder(&root, &root.join("run/1/out")).unwrap();
+        assert_eq!((dir.path(), name.as_str()), (root.join("run/1").as_path(), "out"));
+        assert_eq!(fs::metadata(root.join("run/1")).unwrap().permissions().mode() & 0o7777, PARENT_MODE);
+
+        std::os::unix::fs::symlink(tmp.path(), root.join("run/2")).unwrap();
+        let e = parent_folder(&root, &root.join("run/2/sub/out")).unwrap_err();
+        assert!(e.to_string().contains("run/2 is a symbolic link"), "{e}");
+        assert!(!tmp.path().join("sub").exists(), "made through the link");
+
+        let e = parent_folder(&root, &root.join("run/../../out")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
+    }
+}
