@@ -101,20 +101,22 @@ pub fn copy_to_home(creds_dir: &Path) {
         return;
     };
     let home = PathBuf::from(home);
-    let copied = Folder::open(&home).and_then(|into| {
-        for name in COPIED_TO_HOME {
-            if let Err(e) = copy_cred(&creds_dir.join(name), &into, name) {
-                eprintln!(
-                    "baton: could not copy the credential {name} from {} to {}: {e}",
-                    creds_dir.display(),
-                    home.display()
-                );
-            }
+    // $HOME itself as the image made it (`/root` may be a link); nothing below it is followed.
+    let into = match Folder::open(&home) {
+        Ok(into) => into,
+        Err(e) => {
+            eprintln!("baton: could not copy the credentials from {} to {}: {e}", creds_dir.display(), home.display());
+            return;
         }
-        Ok(())
-    });
-    if let Err(e) = copied {
-        eprintln!("baton: could not copy the credentials from {} to {}: {e}", creds_dir.display(), home.display());
+    };
+    for name in COPIED_TO_HOME {
+        if let Err(e) = copy_cred(&creds_dir.join(name), &into, name) {
+            eprintln!(
+                "baton: could not copy the credential {name} from {} to {}: {e}",
+                creds_dir.display(),
+                home.display()
+            );
+        }
     }
 }
 
