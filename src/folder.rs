@@ -52,6 +52,10 @@ fn is_file(st: &FileStat) -> bool {
     SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFREG
 }
 
+pub fn is_link(st: &FileStat) -> bool {
+    SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFLNK
+}
+
 pub fn is_fifo(st: &FileStat) -> bool {
     SFlag::from_bits_truncate(st.st_mode & SFlag::S_IFMT.bits()) == SFlag::S_IFIFO
 }
@@ -196,35 +200,54 @@ impl Folder {
     }
 
     /// Opens the folder `rel` below this one, creating each missing component with exactly `bits`
-    /// ([`Folder::ensure_sub`]). Every component is reached relative to the one before and never
-    /// through a symbolic link: a link (or a file) planted on the way by another UID is refused, so
-    /// nothing is ever created or written outside this folder. `rel` must not climb (`..`).
+    /// (as [`Folder::ensure_sub`] does). A symbolic link at any component is refused, never
+    /// followed, so a folder another UID can write cannot send the caller elsewhere; so is a
+    /// component that does not go down (`..`, `/`).
     pub fn ensure_path(&self, rel: &Path, bits: u32) -> io::Result<Folder> {
-        let names: Option<Vec<&str>> = rel
-            .components()
-            .filter(|part| *part != Component::CurDir)
-            .map(|part| if let Component::Normal(name) = part { name.to_str() } else { None })
-            .collect();
-        let Some(names) = names else {
-            let why = format!("{} is not a path of UTF-8 names below {}", rel.display(), self.path.display());
-            return Err(io::Error::new(io::ErrorKind::InvalidInput, why));
-        };
-        let fd = self.fd.try_clone()?;
-        let mut folder = Folder { fd, path: self.path.clone(), owner: self.owner, mode: self.mode, scratch: None };
-        for name in names {
-            folder = match folder.ensure_sub(name, bits) {
-                Ok((sub, _)) => sub,
-                Err(e) if matches!(e.raw_os_error().map(Errno::from_raw), Some(Errno::ENOTDIR | Errno::ELOOP)) => {
-                    let why = format!(
-                        "{} is a symbolic link or a file, not a folder; remove it (nothing is written through a link)",
-                        folder.join(name).display()
-                    );
-                    return Err(io::Error::new(e.kind(), why));
+        self.walk(rel, Some(bits))
+    }
+
+    /// Opens the existing folder `rel` below this one, refusing links as [`Folder::ensure_path`].
+    pub fn sub_path(&self, rel: &Path) -> io::Result<Folder> {
+        self.walk(rel, None)
+    }
+
+    fn walk(&self, rel: &Path, create: Option<u32>) -> io::Result<Folder> {
+        let mut here = Folder::from_fd(self.fd.try_clone()?, self.path.clone())?;
+        for component in rel.components() {
+            let name = match component {
+                Component::CurDir => continue,
+                Component::Normal(name) => name.to_str(),
+                _ => None,
+            };
+            let Some(name) = name else {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidInput,
+                    format!(
+                        "{} goes up or holds a name that is not UTF-8, so it cannot be reached below {}; give the \
+                         plain path",
+                        rel.display(),
+                        self.path.display()
+                    ),
+                ));
+            };
+            let next = match create {
+                Some(bits) => here.ensure_sub(name, bits).map(|(folder, _)| folder),
+                None => here.sub(name),
+            };
+            here = match next {
+                Ok(folder) => folder,
+                Err(_) if here.stat(name)?.is_some_and(|st| is_link(&st)) => {
+                    return Err(io::Error::other(format!(
+                        "{} is a symbolic link, which baton does not follow where other steps can write; make it \
+                         a folder",
+                        here.join(name).display()
+                    )))
                 }
                 Err(e) => return Err(e),
             };
         }
-        Ok(folder)
+        Ok(here)
     }
 
     /// Sets the folder's mode exactly.
@@ -251,19 +274,12 @@ impl Folder {
         Ok(File::from(fd))
     }
 
-    /// Opens `name` for appending, creating it with `bits` if it is missing: never through a link,
-    /// never blocking (a FIFO put there without a reader is ENXIO), only a regular file.
-    pub fn open_append(&self, name: &str, bits: u32) -> io::Result<File> {
-        let flags = OFlag::O_WRONLY | OFlag::O_APPEND | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK;
-        let fd = match fcntl::openat(&self.fd, name, flags | OFlag::O_CLOEXEC, mode(bits)) {
-            Ok(fd) => fd,
-            Err(Errno::ENXIO) => return Err(io::Error::other(format!("{} is a FIFO", self.join(name).display()))),
-            Err(e) => return Err(io_err(e)),
-        };
-        if !is_file(&stat::fstat(&fd).map_err(io_err)?) {
-            return Err(io::Error::other(format!("{} is not a regular file", self.join(name).display())));
-        }
-        stat::fchmod(&fd, mode(bits)).map_err(io_err)?;
+    /// Opens `name` for writing, appended to or emptied, creating it with `bits` (less the umask) if
+    /// it is missing; never through a link (ELOOP), never blocking on a FIFO nobody reads (ENXIO).
+    pub fn open_for_writing(&self, name: &str, bits: u32, append: bool) -> io::Result<File> {
+        let how = if append { OFlag::O_APPEND } else { OFlag::O_TRUNC };
+        let flags = OFlag::O_WRONLY | OFlag::O_CREAT | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC | how;
+        let fd = fcntl::openat(&self.fd, name, flags, mode(bits)).map_err(io_err)?;
         Ok(File::from(fd))
     }
 

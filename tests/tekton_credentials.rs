@@ -343,14 +343,20 @@ fn no_flags_write_nothing_but_still_copy_to_home() {
     fs::write(p.pod.p("creds/.docker/sub/important-credential.json"), "hello, world!").unwrap();
     fs::write(p.pod.p("creds/.git-credentials"), "hello, world!").unwrap();
     fs::write(p.pod.p("creds/unrelated"), "x").unwrap();
-    // An existing file in $HOME is replaced (Tekton truncates it), not followed if it is a link.
+    // An existing file in $HOME is replaced (Tekton truncates it); a link there is refused, with
+    // a sentence, neither followed nor replaced (steps of other UIDs may write $HOME).
+    fs::write(p.home.join(".gitconfig"), "old").unwrap();
+    fs::write(p.pod.p("creds/.gitconfig"), "new").unwrap();
     let elsewhere = p.pod.dir.path().join("elsewhere");
     fs::write(&elsewhere, "keep").unwrap();
     std::os::unix::fs::symlink(&elsewhere, p.home.join(".git-credentials")).unwrap();
-    ok(&p.step(&[], &["true"]));
+    let o = p.step(&[], &["true"]);
+    ok(&o);
     assert_eq!(p.home(".docker/sub/important-credential.json"), "hello, world!");
-    assert_eq!(p.home(".git-credentials"), "hello, world!");
-    assert!(!fs::symlink_metadata(p.home.join(".git-credentials")).unwrap().file_type().is_symlink());
+    assert_eq!(p.home(".gitconfig"), "new");
+    let said = format!("{} is a symbolic link", p.home.join(".git-credentials").display());
+    assert!(stderr(&o).contains(&said), "{}", stderr(&o));
+    assert!(fs::symlink_metadata(p.home.join(".git-credentials")).unwrap().file_type().is_symlink());
     assert_eq!(fs::read_to_string(&elsewhere).unwrap(), "keep");
     assert!(!p.home.join("unrelated").exists(), "only .docker .gitconfig .git-credentials .ssh are copied");
     assert_eq!(mode(&p.home.join(".docker/sub")), 0o700);

@@ -15,7 +15,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Write};
-use std::os::unix::fs::OpenOptionsExt;
+use std::os::unix::fs::{OpenOptionsExt, PermissionsExt};
 use std::path::{Path, PathBuf};
 
 
@@ -106,9 +106,19 @@ impl Ctr {
         self.folder.write_atomically("exitcode", code.to_string().as_bytes(), 0o644)
     }
 
-    /// Opens the output copy `name` (`stdout`, `combined`) for appending, mode 0666 as Argo makes it.
+    /// Opens the output copy `name` (`stdout`, `combined`) for appending, mode 0666 as Argo makes it:
+    /// only a regular file (a FIFO planted there, read or not, would hold or leak the output).
     pub fn open_output(&self, name: &str) -> io::Result<File> {
-        self.folder.open_append(name, OUTPUT_MODE)
+        let path = self.dir.join(name);
+        let file = self.folder.open_for_writing(name, OUTPUT_MODE, true).map_err(|e| match e.raw_os_error() {
+            Some(libc::ENXIO) => io::Error::other(format!("{} is a FIFO", path.display())),
+            _ => e,
+        })?;
+        if !file.metadata()?.is_file() {
+            return Err(io::Error::other(format!("{} is not a regular file", path.display())));
+        }
+        file.set_permissions(std::fs::Permissions::from_mode(OUTPUT_MODE))?;
+        Ok(file)
     }
 
     /// Removes the signal file once it has been read.

@@ -9,7 +9,8 @@ use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::path::{Path, PathBuf};
 
 use super::message::{go_field, go_json_string};
-use super::stepresults::{find, read_capped, replace_all, Substitution, Unresolved};
+use super::resultref::{find, replace_all};
+use super::stepresults::{read_capped, read_step_file, Substitution, Unresolved};
 
 /// `applyStepArtifactSubstitutions`: a lone script file under `/tekton/scripts` is rewritten into a
 /// new file (when a reference changes it), else each argument; then each environment variable.
@@ -83,7 +84,8 @@ fn artifact_values(steps: &Path, reference: &[u8]) -> Result<String, Unresolved>
     let (step, kind, name) = (parts[1], parts[2], parts[3]);
     let path = steps.join(format!("step-{step}")).join("artifacts").join("provenance.json");
     let logged = |why: String| Unresolved::Logged(why);
-    let content = read_capped(&path).map_err(|e| logged(format!("open {}: {e}", path.display())))?;
+    let content = read_step_file(steps, step, "artifacts/provenance.json")
+        .map_err(|e| logged(format!("open {}: {e}", path.display())))?;
     let bad = |why: &str| logged(format!("{}: {why}", path.display()));
     let doc: serde_json::Value = serde_json::from_slice(&content)
         .map_err(|e| bad(&format!("not JSON (line {} column {})", e.line(), e.column())))?;

@@ -1,5 +1,6 @@
 //! The files a Tekton step waits on and writes: wait files with their `.err` skip rule, the post
-//! file, and baton's claim beside it (its lock and beacon, see `crate::liveness`).
+//! file, and baton's claim beside it (its lock and beacon, see `crate::liveness`); the output
+//! copies. None is written through a link.
 //!
 //! Waiting reuses baton's [`Waiter`] for its inotify set-up (watches first, then the check, so no
 //! change is missed; symlink swaps of downward-API volumes followed; a 500 ms re-check when inotify
@@ -14,15 +15,14 @@
 //! and are waited for as Tekton waits; so is one whose beacon cannot be read.
 
 use std::ffi::OsString;
-use std::fs::{self, OpenOptions};
+use std::fs::{self, File};
 use std::io;
-use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use baton_contract::layout::Layout;
 
 use crate::signals::Signals;
-use crate::folder;
+use crate::folder::Folder;
 use crate::liveness::{self, Alive};
 use crate::sys;
 use crate::wait::{Cond, Holder, Waiter};
@@ -147,14 +147,12 @@ pub struct PostLock {
 }
 
 impl PostLock {
-    /// Takes `<post_file>.baton-lock` and raises `<post_file>.baton-alive`. The beacon appears
-    /// already held open, so a successor never mistakes a starting step for a dead one. Best effort.
-    pub fn claim(post_file: &Path) -> Option<PostLock> {
-        let path = lock_path(post_file);
-        if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-            let _ = fs::create_dir_all(dir);
-        }
-        let (dir, lock) = folder::split(&path).ok()?;
+    /// Takes `<post_file>.baton-lock` and raises `<post_file>.baton-alive`, in the post file's
+    /// folder made as for the post file itself (no link followed, see [`parent_folder`]). The beacon
+    /// appears already held open, so a successor never mistakes a starting step for a dead one.
+    /// Best effort.
+    pub fn claim(root: &Path, post_file: &Path) -> Option<PostLock> {
+        let (dir, lock) = parent_folder(root, &lock_path(post_file)).ok()?;
         let beacon = beacon_path(post_file);
         let beacon = beacon.file_name()?.to_str()?;
         let alive = liveness::claim(&dir, &lock, beacon).ok()??;
@@ -162,25 +160,93 @@ impl PostLock {
     }
 }
 
-/// Tekton's post writer: creates the parent folders, then the file (empty, or with `content`).
-/// Files with content appear by rename, so a reader never sees a part of one.
-pub fn write_post(path: &Path, content: &str) -> io::Result<()> {
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir)?;
-    }
+/// Folders made for a post file, the step's metadata folders or an output copy: Tekton's `MkdirAll`
+/// (0777 less the usual umask 022).
+const PARENT_MODE: u32 = 0o755;
+
+/// Opens the folder `dir`, making what is missing of it as Tekton's `MkdirAll` does. Other steps
+/// can write these folders (`/tekton/run`, a workspace), so no link is followed: below the Tekton
+/// root `root` (the pod author's, opened as given) for a folder under it, from `/` (or the working
+/// folder) for any other.
+pub fn make_folders(root: &Path, dir: &Path) -> io::Result<Folder> {
+    let (base, below) = match dir.strip_prefix(root) {
+        Ok(below) => (root, below),
+        Err(_) => match dir.strip_prefix("/") {
+            Ok(below) => (Path::new("/"), below),
+            Err(_) => (Path::new("."), dir),
+        },
+    };
+    Folder::open(base)?.ensure_path(below, PARENT_MODE)
+}
+
+/// The folder that holds `path` (made by [`make_folders`]) and the file's name.
+pub fn parent_folder(root: &Path, path: &Path) -> io::Result<(Folder, String)> {
+    let name = path.file_name().and_then(|n| n.to_str()).ok_or_else(|| {
+        io::Error::new(io::ErrorKind::InvalidInput, format!("{} names no file; give a file's path", path.display()))
+    })?;
+    Ok((make_folders(root, path.parent().unwrap_or(Path::new("")))?, name.to_string()))
+}
+
+/// Tekton's post writer (for `exitCode` and `usage.json` too): creates the parent folders, then
+/// the file (empty, or with `content`), never through a link (see [`parent_folder`]). Files with
+/// content appear by rename, so a reader never sees a part of one.
+pub fn write_post(root: &Path, path: &Path, content: &str) -> io::Result<()> {
+    let (dir, name) = parent_folder(root, path)?;
     if content.is_empty() {
-        OpenOptions::new().write(true).create(true).truncate(true).mode(0o666).open(path).map(drop)
+        dir.open_for_writing(&name, 0o666, false).map(drop).map_err(|e| link_refused(path, e))
     } else {
-        crate::folder::write_atomically(path, content.as_bytes(), 0o644)
+        dir.write_atomically(&name, content.as_bytes(), 0o644)
     }
 }
 
-/// Creates the folder `path` with exactly `mode` unless it exists (as a folder, or a link to one).
-pub fn make_dir(path: &Path, mode: u32) -> io::Result<()> {
-    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
-    match fs::DirBuilder::new().mode(mode).create(path) {
-        Ok(()) => fs::set_permissions(path, fs::Permissions::from_mode(mode)),
-        Err(e) if e.kind() == io::ErrorKind::AlreadyExists && path.is_dir() => Ok(()),
-        Err(e) => Err(e),
+/// An output copy (`-stdout_path`, `-stderr_path`), appended to. Its folders are made as for the
+/// post file, without following links; a FIFO nobody reads is a sentence, not a hang.
+pub fn open_tee(root: &Path, path: Option<&Path>) -> Result<Option<File>, String> {
+    let Some(path) = path else { return Ok(None) };
+    let (dir, name) =
+        parent_folder(root, path).map_err(|e| format!("error creating parent directory of {}: {e}", path.display()))?;
+    dir.open_for_writing(&name, 0o644, true).map(Some).map_err(|e| match e.raw_os_error() {
+        Some(libc::ENXIO) => {
+            format!(
+                "cannot open {}: it is a FIFO that nobody reads; start its reader first, or give a regular file",
+                path.display()
+            )
+        }
+        _ => format!("error opening {}: {}", path.display(), link_refused(path, e)),
+    })
+}
+
+/// ELOOP from opening `path` without following links, said as what it is.
+pub fn link_refused(path: &Path, e: io::Error) -> io::Error {
+    if e.raw_os_error() != Some(libc::ELOOP) {
+        return e;
+    }
+    io::Error::other(format!(
+        "{} is a symbolic link, which baton does not write through where other steps can write; remove it",
+        path.display()
+    ))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    #[test]
+    fn parent_folders_are_made_below_the_root_and_never_through_a_link() {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().join("tekton");
+        fs::create_dir(&root).unwrap();
+        let (dir, name) = parent_folder(&root, &root.join("run/1/out")).unwrap();
+        assert_eq!((dir.path(), name.as_str()), (root.join("run/1").as_path(), "out"));
+        assert_eq!(fs::metadata(root.join("run/1")).unwrap().permissions().mode() & 0o7777, PARENT_MODE);
+
+        std::os::unix::fs::symlink(tmp.path(), root.join("run/2")).unwrap();
+        let e = parent_folder(&root, &root.join("run/2/sub/out")).unwrap_err();
+        assert!(e.to_string().contains("run/2 is a symbolic link"), "{e}");
+        assert!(!tmp.path().join("sub").exists(), "made through the link");
+
+        let e = parent_folder(&root, &root.join("run/../../out")).unwrap_err();
+        assert_eq!(e.kind(), io::ErrorKind::InvalidInput, "{e}");
     }
 }

@@ -17,6 +17,7 @@ mod hermetic;
 mod message;
 mod plan;
 mod report;
+mod resultref;
 mod run;
 mod stepresults;
 mod subcommands;
@@ -59,14 +60,14 @@ fn main(args: &[OsString]) -> i32 {
             eprint!("{}", flags::USAGE);
             return 0;
         }
-        Err(flags::ParseError::Usage(sentence)) => return refuse(args, &sentence, EXIT_USAGE),
+        Err(flags::ParseError::Usage(sentence)) => return refuse(&root, args, &sentence, EXIT_USAGE),
     };
     // Tekton reads the credential secrets while it parses the flags: a missing one stops the step
     // before anything is written or run.
     let credentials = match credentials::load(&parsed.credentials, &root.join(SECRETS_DIR), &root.join(CREDS_DIR)) {
         Ok(c) => c,
-        Err(credentials::LoadError::Flag(sentence)) => return refuse(args, &sentence, EXIT_USAGE),
-        Err(credentials::LoadError::Secret(sentence)) => return refuse(args, &sentence, report::EXIT_FAILED),
+        Err(credentials::LoadError::Flag(sentence)) => return refuse(&root, args, &sentence, EXIT_USAGE),
+        Err(credentials::LoadError::Secret(sentence)) => return refuse(&root, args, &sentence, report::EXIT_FAILED),
     };
     if let Some(code) = subcommands::process(&parsed.positional, &root) {
         return code;
@@ -77,10 +78,10 @@ fn main(args: &[OsString]) -> i32 {
 
 /// One sentence, and the `.err` post file when the arguments name one, so that the steps after this
 /// one skip instead of waiting until the TaskRun times out.
-fn refuse(args: &[OsString], sentence: &str, code: i32) -> i32 {
+fn refuse(root: &Path, args: &[OsString], sentence: &str, code: i32) -> i32 {
     eprintln!("baton: {sentence}");
     if let Some(post) = flags::find_post_file(args) {
-        let _ = files::write_post(&files::with_suffix(Path::new(&post), ".err"), "");
+        let _ = files::write_post(root, &files::with_suffix(Path::new(&post), ".err"), "");
     }
     code
 }

@@ -18,8 +18,7 @@
 //! within milliseconds, not at the next 1 s poll) finds everything in place, and a step whose results
 //! do not fit fails instead of releasing its successors with a message the controller cannot read.
 
-use std::fs::{self, File, OpenOptions};
-use std::os::unix::fs::OpenOptionsExt;
+use std::fs;
 use std::path::Path;
 use std::time::Duration;
 
@@ -61,12 +60,12 @@ pub fn run(flags: Flags, credentials: Credentials, root: &Path, post_file_hint: 
             eprintln!("baton: {e}");
             // Let the steps after this one skip instead of waiting until the TaskRun times out.
             if let Some(post) = post_file_hint {
-                let _ = files::write_post(&files::with_suffix(Path::new(&post), ".err"), "");
+                let _ = files::write_post(root, &files::with_suffix(Path::new(&post), ".err"), "");
             }
             return EXIT_FAILED;
         }
     };
-    let _lock = plan.post_file.as_deref().and_then(PostLock::claim);
+    let _lock = plan.post_file.as_deref().and_then(|post| PostLock::claim(&plan.root, post));
     // Tekton's order: the credentials into /tekton/creds, then what it holds into $HOME, then the wait.
     let creds_dir = plan.root.join(super::CREDS_DIR);
     credentials.write(&creds_dir);
@@ -93,7 +92,7 @@ impl<'a> Step<'a> {
         let plan = self.plan;
         if let Some(dir) = &plan.metadata_dir {
             for sub in ["results", "artifacts"] {
-                if let Err(e) = fs::create_dir_all(dir.join(sub)) {
+                if let Err(e) = files::make_folders(&plan.root, &dir.join(sub)) {
                     eprintln!("baton: cannot create {}: {e}", dir.join(sub).display());
                     return self.finish(Outcome::Error, false, signals);
                 }
@@ -197,7 +196,10 @@ impl<'a> Step<'a> {
                 None
             }
         };
-        let (out_file, err_file) = match (open_tee(plan.stdout.as_deref()), open_tee(plan.stderr.as_deref())) {
+        let (out_file, err_file) = match (
+            files::open_tee(&plan.root, plan.stdout.as_deref()),
+            files::open_tee(&plan.root, plan.stderr.as_deref()),
+        ) {
             (Ok(o), Ok(e)) => (o, e),
             (Err(e), _) | (_, Err(e)) => {
                 eprintln!("baton: {e}");
@@ -278,7 +280,7 @@ impl<'a> Step<'a> {
     fn interrupted(&self, signal: i32) -> i32 {
         eprintln!("baton: {} while waiting; the command never started", sys::signal_name(signal));
         if self.plan.post_file.is_some() {
-            let _ = files::write_post(&self.plan.post_with(".err"), "");
+            let _ = files::write_post(&self.plan.root, &self.plan.post_with(".err"), "");
         }
         128 + signal
     }
@@ -324,15 +326,15 @@ impl<'a> Step<'a> {
             _ => None,
         };
         if let (Some(content), Some(dir)) = (exit_code_file, &plan.metadata_dir) {
-            if let Err(e) = files::write_post(&dir.join("exitCode"), &content) {
+            if let Err(e) = files::write_post(&plan.root, &dir.join("exitCode"), &content) {
                 eprintln!("baton: cannot write {}: {e}", dir.join("exitCode").display());
             }
         }
         // baton's own addition, where Tekton's controller never looks (its termination message
         // stays byte for byte Tekton's): what the command cost.
         if let (Some(usage), Some(dir)) = (self.usage, &plan.metadata_dir) {
-            let json = serde_json::to_vec(&usage).expect("usage serializes");
-            if let Err(e) = crate::folder::write_atomically(&dir.join(USAGE_FILE), &json, 0o644) {
+            let json = serde_json::to_string(&usage).expect("usage serializes");
+            if let Err(e) = files::write_post(&plan.root, &dir.join(USAGE_FILE), &json) {
                 eprintln!("baton: cannot write {}: {e}", dir.join(USAGE_FILE).display());
             }
         }
@@ -343,7 +345,7 @@ impl<'a> Step<'a> {
         };
         if let (Some(suffix), Some(_)) = (post, &plan.post_file) {
             let path = plan.post_with(suffix);
-            if let Err(e) = files::write_post(&path, "") {
+            if let Err(e) = files::write_post(&plan.root, &path, "") {
                 eprintln!("baton: cannot write the post file {}: {e}", path.display());
             }
         }
@@ -369,7 +371,9 @@ impl<'a> Step<'a> {
         // would read it empty (Tekton's 1 s poll seldom sees that moment; inotify always does).
         match (Wait { files: &files, content: true, err_is_go: false, lost_check: false }).run(signals, self.layout) {
             Waited::Signal(signal) => return 128 + signal,
-            Waited::Skip(e) | Waited::Failed(e) => eprintln!("baton: while waiting for {}: {e}", exit_file.display()),
+            Waited::Skip(e) | Waited::Failed(e) => {
+                eprintln!("baton: while waiting for {}: {e}", exit_file.display())
+            }
             Waited::Ready => {}
         }
         match fs::read_to_string(&exit_file) {
@@ -387,18 +391,4 @@ impl<'a> Step<'a> {
             }
         }
     }
-}
-
-fn open_tee(path: Option<&Path>) -> Result<Option<File>, String> {
-    let Some(path) = path else { return Ok(None) };
-    if let Some(dir) = path.parent().filter(|d| !d.as_os_str().is_empty()) {
-        fs::create_dir_all(dir).map_err(|e| format!("error creating parent directory of {}: {e}", path.display()))?;
-    }
-    OpenOptions::new()
-        .append(true)
-        .create(true)
-        .mode(0o644)
-        .open(path)
-        .map(Some)
-        .map_err(|e| format!("error opening {}: {e}", path.display()))
 }
