@@ -376,7 +376,13 @@ impl<'a> Step<'a> {
             }
             Waited::Ready => {}
         }
-        match fs::read_to_string(&exit_file) {
+        // The post file's folder, made without following links (see `files::parent_folder`); the
+        // file itself neither a link nor a FIFO, and small.
+        let read = files::parent_folder(&self.plan.root, &exit_file)
+            .map_err(|e| e.to_string())
+            .and_then(|(dir, name)| dir.read(&name, 64, false).map_err(|e| e.to_string()))
+            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
+        match read {
             Ok(text) => match text.strip_suffix('\n').unwrap_or(&text).parse::<i64>() {
                 // Go's os.Exit(n): the kernel keeps the low 8 bits.
                 Ok(n) => (n & 0xff) as i32,
