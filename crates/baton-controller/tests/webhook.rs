@@ -127,19 +127,27 @@ async fn denies_a_cycle_with_the_clis_sentence() {
 }
 
 #[tokio::test]
-async fn denies_an_unknown_entrypoint_with_the_clis_sentence() {
+async fn denies_an_unknown_entrypoint_with_the_clis_sentence_less_the_registrys_error() {
     // The image's registry is asked (plain HTTP on 127.0.0.1:1, where nothing listens) and fails.
     let registry = ["--insecure-registry", "127.0.0.1:1"];
     let (dir, server) = setup(&registry);
     let review = review("unknown-entrypoint");
     let (_, answer) = server.mutate(&dir.path().join("ca.crt"), &review).await;
     let sentence = cli_sentence(&review, &registry);
-    assert!(
-        sentence.starts_with("Pod ci/build-…: container app has no command and the ENTRYPOINT of its image 127.0.0.1:1/ci/app:1 is unknown (its registry 127.0.0.1:1 answered: "),
-        "{sentence}"
+    let (before, error) = sentence
+        .split_once(" is unknown (")
+        .and_then(|(before, rest)| Some((before, rest.split_once("): add the image")?.0)))
+        .unwrap_or_else(|| panic!("{sentence}"));
+    assert_eq!(
+        before,
+        "Pod ci/build-…: container app has no command and the ENTRYPOINT of its image 127.0.0.1:1/ci/app:1"
     );
+    assert!(error.starts_with("its registry 127.0.0.1:1 answered: "), "{error}");
+    // The webhook's caller learns only that the registry could not be read; its log has why.
+    let webhooks = sentence.replace(error, "could not read the image's configuration from its registry");
     assert_eq!(answer["response"]["allowed"], false);
-    assert_eq!(answer["response"]["status"]["message"], sentence.as_str());
+    assert_eq!(answer["response"]["status"]["message"], webhooks.as_str());
+    server.log.wait_for(&format!("batonctl webhook: image 127.0.0.1:1/ci/app:1: {error}"));
 }
 
 #[tokio::test]
