@@ -1,5 +1,6 @@
 //! Attacks on `batonctl webhook` (issue 17, items 5 and 6), each over real TLS connections to a
-//! webhook on localhost, bounded in number and in time: reviews that would make it a port scanner.
+//! webhook on localhost, bounded in number and in time: bodies held open, a slow client, more
+//! connections than the webhook takes, and reviews that would make it a port scanner.
 
 mod webhook_support;
 
@@ -7,12 +8,169 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::Value;
-use tokio::io::AsyncWriteExt;
-use webhook_support::{review, setup, Server};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tokio::net::TcpStream;
+use tokio_rustls::client::TlsStream;
+use webhook_support::{fixture, review, setup, Server, HOST};
 
 /// How long any attack may take to be dealt with: the webhook's default deadline (10 s) and room
 /// for a busy machine. Reached only when the webhook holds on to a client.
 const BOUND: Duration = Duration::from_secs(30);
+
+/// The webhook's defaults (docs/webhook.md): what the attacks push against.
+const MAX_LARGE: usize = 4;
+const MAX_CONNECTIONS: usize = 128;
+
+/// A connection that sent the headers of `POST /mutate` declaring `length` bytes, then `send` of
+/// them (JSON whitespace, a review that never ends); `None` if the webhook closed it first.
+async fn hold(server: &Server, ca: &Path, length: usize, send: usize) -> Option<TlsStream<TcpStream>> {
+    let mut tls = server.connect(ca).await.ok()?;
+    let head = format!(
+        "POST /mutate?timeout=10s HTTP/1.1\r\nhost: {HOST}\r\ncontent-type: application/json\r\n\
+         content-length: {length}\r\n\r\n"
+    );
+    tls.write_all(head.as_bytes()).await.ok()?;
+    let spaces = vec![b' '; 64 << 10];
+    let mut left = send;
+    while left > 0 {
+        let n = left.min(spaces.len());
+        // A refusal may close the connection under the writes: what it answered is read below.
+        if tls.write_all(&spaces[..n]).await.is_err() {
+            break;
+        }
+        left -= n;
+    }
+    let _ = tls.flush().await;
+    Some(tls)
+}
+
+/// The status line the webhook answered on `tls` (`HTTP/1.1 413 Payload Too Large`), or `closed`
+/// when the connection ended without one.
+async fn outcome(tls: Option<TlsStream<TcpStream>>) -> String {
+    let Some(mut tls) = tls else { return "closed".into() };
+    let mut answer = Vec::new();
+    // An error after the answer (a reset, no close_notify) leaves what was read in `answer`.
+    let _ = tls.read_to_end(&mut answer).await;
+    String::from_utf8_lossy(&answer).lines().next().unwrap_or("closed").to_string()
+}
+
+/// A client that sends its body a byte every half second until it is answered; the answer's status
+/// line.
+async fn slowloris(server: &Server, ca: &Path) -> String {
+    let Some(mut tls) = hold(server, ca, 1000, 0).await else { return "closed".into() };
+    let mut answer = [0u8; 256];
+    loop {
+        tokio::select! {
+            read = tls.read(&mut answer) => {
+                let n = read.unwrap_or(0);
+                return String::from_utf8_lossy(&answer[..n]).lines().next().unwrap_or("closed").to_string();
+            }
+            () = tokio::time::sleep(Duration::from_millis(500)) => {
+                let _ = tls.write_all(b" ").await;
+            }
+        }
+    }
+}
+
+fn status(line: &str) -> &str {
+    line.split_whitespace().nth(1).unwrap_or(line)
+}
+
+#[tokio::test]
+async fn held_bodies_are_refused_or_dropped_at_the_deadline_while_a_review_is_answered() {
+    let images = fixture("images.yaml").display().to_string();
+    let (dir, server) = setup(&["--images", &images]);
+    let ca = dir.path().join("ca.crt");
+
+    // Issue 17's attack: 100 connections declare a 4 MiB body and hold it.
+    let mut over = Vec::new();
+    for _ in 0..100 {
+        over.push(hold(&server, &ca, 4 << 20, 1024).await);
+    }
+    // Within the size limit: 10 bodies of 1 MiB sent all but their last byte.
+    let mut large = Vec::new();
+    for _ in 0..10 {
+        large.push(hold(&server, &ca, 1 << 20, (1 << 20) - 1).await);
+    }
+    // Meanwhile a client sends its body a byte at a time, and the API server's review is answered as
+    // always.
+    let slow = slowloris(&server, &ca);
+    let normal = review("annotated");
+    let outcomes = async {
+        let over = futures::future::join_all(over.into_iter().map(outcome)).await;
+        (over, futures::future::join_all(large.into_iter().map(outcome)).await)
+    };
+    let all = async { tokio::join!(server.mutate(&ca, &normal), slow, outcomes) };
+    let ((code, answer), slow, (over, large)) =
+        tokio::time::timeout(BOUND, all).await.expect("the webhook holds on to clients past their deadline");
+    assert_eq!(code, 200);
+    assert_eq!(answer["response"]["uid"], normal["request"]["uid"]);
+    assert_eq!(answer["response"]["allowed"], true);
+    assert_eq!(answer["response"]["patchType"], "JSONPatch");
+
+    for line in &over {
+        assert!(["413", "closed"].contains(&status(line)), "a body over --max-body: {line}");
+    }
+    assert!(over.iter().any(|line| status(line) == "413"), "{over:?}");
+    for line in &large {
+        assert!(["408", "503", "closed"].contains(&status(line)), "{line}");
+    }
+    let timed_out = large.iter().filter(|line| status(line) == "408").count();
+    assert_eq!(timed_out, MAX_LARGE, "{MAX_LARGE} large reviews are read at once, no more: {large:?}");
+    assert_eq!(status(&slow), "408", "{slow}");
+}
+
+#[tokio::test]
+async fn a_body_over_the_limit_is_refused_before_it_is_read() {
+    let (dir, server) = setup(&[]);
+    let tls = hold(&server, &dir.path().join("ca.crt"), 4 << 20, 0).await;
+    let answered = tokio::time::timeout(BOUND, async {
+        let mut tls = tls.expect("the connection is taken");
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer).await;
+        String::from_utf8(answer).unwrap()
+    });
+    let answer = answered.await.expect("the webhook waits for a body it will not take");
+    assert!(answer.starts_with("HTTP/1.1 413 Payload Too Large\r\n"), "{answer}");
+    assert!(answer.contains("\r\nconnection: close\r\n"), "{answer}");
+    assert!(
+        answer.ends_with(
+            "\r\n\r\nthe review is 4194304 bytes, more than the webhook's --max-body of 3145728 bytes: raise \
+             --max-body\n"
+        ),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
+async fn connections_past_the_limit_are_closed_at_once_and_taken_again_when_one_closes() {
+    let (dir, server) = setup(&[]);
+    let ca = dir.path().join("ca.crt");
+    let mut open = Vec::new();
+    for _ in 0..MAX_CONNECTIONS {
+        open.push(server.connect(&ca).await.expect("a connection within the limit is served"));
+    }
+    let refused = tokio::time::timeout(BOUND, server.connect(&ca)).await.expect("refused at once, not held");
+    assert!(refused.is_err(), "connection {} is served", MAX_CONNECTIONS + 1);
+    server.log.wait_for("closed 1 new connection: 128 are open already (--max-connections)");
+
+    // One closes: its place goes to the next client (once the webhook has seen it close).
+    drop(open.pop());
+    let served = tokio::time::timeout(BOUND, async {
+        loop {
+            if let Ok(mut tls) = server.connect(&ca).await {
+                let request = format!("GET /healthz HTTP/1.1\r\nhost: {HOST}\r\nconnection: close\r\n\r\n");
+                tls.write_all(request.as_bytes()).await.unwrap();
+                let mut answer = Vec::new();
+                let _ = tls.read_to_end(&mut answer).await;
+                return String::from_utf8(answer).unwrap();
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    });
+    let answer = served.await.expect("a place that was given back is taken again");
+    assert!(answer.starts_with("HTTP/1.1 200 OK\r\n"), "{answer}");
+}
 
 /// The denial of a pod whose container without a command runs `image`, sent with a 3 s deadline.
 async fn denial(server: &Server, ca: &Path, image: &str) -> String {

@@ -87,17 +87,11 @@ impl Resolver {
     }
 }
 
-/// The time registry lookups may take for one admission request: the API server sends its own
-/// deadline as `?timeout=10s` (the webhook's `timeoutSeconds`); a second of it is kept for the
-/// answer. Without one: 9 s.
-pub fn budget(query: Option<&str>) -> Duration {
-    let deadline = query
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|pair| pair.strip_prefix("timeout="))
-        .and_then(|d| baton_contract::duration::parse(d).ok())
-        .unwrap_or(Duration::from_secs(10));
-    deadline.saturating_sub(Duration::from_secs(1)).max(Duration::from_millis(100))
+/// The time registry lookups may take for a request due at `deadline`: a second of it is kept for
+/// the answer (at least 100 ms are given, so that a cached registry connection may still answer).
+pub fn budget(deadline: tokio::time::Instant) -> Duration {
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    left.saturating_sub(Duration::from_secs(1)).max(Duration::from_millis(100))
 }
 
 /// Logs why `image` could not be read and gives the reason the caller sees.
@@ -110,12 +104,11 @@ fn not_read(image: &str, why: &str) -> String {
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_budget_follows_the_api_servers_deadline() {
-        assert_eq!(budget(Some("timeout=10s")), Duration::from_secs(9));
-        assert_eq!(budget(Some("a=b&timeout=30s")), Duration::from_secs(29));
-        assert_eq!(budget(Some("timeout=1s")), Duration::from_millis(100));
-        assert_eq!(budget(Some("timeout=junk")), Duration::from_secs(9));
-        assert_eq!(budget(None), Duration::from_secs(9));
+    #[tokio::test(start_paused = true)]
+    async fn the_budget_keeps_a_second_of_the_deadline_for_the_answer() {
+        let now = tokio::time::Instant::now();
+        assert_eq!(budget(now + Duration::from_secs(10)), Duration::from_secs(9));
+        assert_eq!(budget(now + Duration::from_secs(1)), Duration::from_millis(100));
+        assert_eq!(budget(now), Duration::from_millis(100));
     }
 }
