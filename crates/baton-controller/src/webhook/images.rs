@@ -36,10 +36,9 @@ impl Resolver {
         Resolver { file, registry, cache: Mutex::new(HashMap::new()) }
     }
 
-    /// The config of each of `images`; a lookup still going after `budget`, like any other registry
-    /// failure, becomes [`NOT_READ`] (the injection then refuses the pod with it in its sentence),
-    /// and its real reason goes to the log.
-    pub async fn resolve(&self, images: &[String], budget: Duration) -> Answers {
+    /// The configs of `images` known without asking a registry (the `--images` file, the cache),
+    /// and the images whose registry must be asked.
+    pub fn known(&self, images: &[String]) -> (Answers, Vec<String>) {
         let mut answers = Answers::new();
         let mut ask = Vec::new();
         for image in images {
@@ -52,6 +51,13 @@ impl Resolver {
                 ask.push(image.clone());
             }
         }
+        (answers, ask)
+    }
+
+    /// Asks the registries of `ask`, all at once, into `answers`; a lookup still going after
+    /// `budget`, like any other registry failure, becomes [`NOT_READ`] (the injection then refuses
+    /// the pod with it in its sentence), and its real reason goes to the log.
+    pub async fn look_up(&self, ask: &[String], budget: Duration, answers: &mut Answers) {
         let lookups = ask.iter().map(|image| async move {
             let answer = match tokio::time::timeout(budget, self.registry.image_config(image, &[])).await {
                 Ok(Ok(config)) => Ok(config),
@@ -70,7 +76,6 @@ impl Resolver {
             }
             answers.insert(image, answer);
         }
-        answers
     }
 
     fn cached(&self, image: &str) -> Option<ImageConfig> {

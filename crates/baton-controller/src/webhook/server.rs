@@ -41,8 +41,15 @@ pub struct Webhook {
 impl Webhook {
     /// The answer to one review's body, as bytes for the wire, and what was done.
     pub async fn mutate(&self, body: &[u8], budget: Duration) -> Result<(Vec<u8>, Verdict, String), String> {
-        let request = admission::read(body)?;
-        let images = self.resolver.resolve(&request.images(), budget).await;
+        let mut request = admission::read(body)?;
+        let (mut images, ask) = self.resolver.known(&request.images());
+        if !ask.is_empty() {
+            // Parsed, a review can take 16 times its size (`[0,0,…]`): it is read again after the
+            // lookups rather than kept while they wait, which a client can make last.
+            drop(request);
+            self.resolver.look_up(&ask, budget, &mut images).await;
+            request = admission::read(body)?;
+        }
         let (response, verdict) = admission::answer(&request, &self.settings, &images);
         Ok((admission::to_wire(response), verdict, request.describe()))
     }
