@@ -144,6 +144,30 @@ async fn a_body_over_the_limit_is_refused_before_it_is_read() {
 }
 
 #[tokio::test]
+async fn a_large_review_past_the_large_places_is_told_to_come_back_in_a_second() {
+    let (dir, server) = setup(&["--max-large-reviews", "1"]);
+    let ca = dir.path().join("ca.crt");
+    let _reading = hold(&server, &ca, 100 << 10, 1).await.expect("the first large review is read");
+    let tls = hold(&server, &ca, 100 << 10, 0).await;
+    let answer = tokio::time::timeout(BOUND, async {
+        let mut tls = tls.expect("the connection is taken");
+        let mut answer = Vec::new();
+        let _ = tls.read_to_end(&mut answer).await;
+        String::from_utf8(answer).unwrap()
+    });
+    let answer = answer.await.expect("refused at once, not held");
+    assert!(answer.starts_with("HTTP/1.1 503 Service Unavailable\r\n"), "{answer}");
+    assert!(answer.contains("\r\nretry-after: 1\r\n"), "{answer}");
+    assert!(
+        answer.ends_with(
+            "\r\n\r\nthe webhook is reading as many reviews over 64 KiB as --max-large-reviews allows (1): send \
+             it again in a second, or raise --max-large-reviews\n"
+        ),
+        "{answer}"
+    );
+}
+
+#[tokio::test]
 async fn connections_past_the_limit_are_closed_at_once_and_taken_again_when_one_closes() {
     let (dir, server) = setup(&[]);
     let ca = dir.path().join("ca.crt");

@@ -160,7 +160,7 @@ async fn mutate(webhook: &Webhook, places: &Places, request: Request<Incoming>) 
     let allowed = deadline.saturating_duration_since(Instant::now());
     let _place = match admit(limits, places, &request) {
         Ok(place) => place,
-        Err(refusal) => return refusal,
+        Err((status, sentence)) => return refuse(status, sentence),
     };
     match tokio::time::timeout_at(deadline, answer(webhook, request, deadline)).await {
         Ok(response) => response,
@@ -175,13 +175,13 @@ async fn mutate(webhook: &Webhook, places: &Places, request: Request<Incoming>) 
     }
 }
 
-/// The place `request` may be read in (`None`: a small review needs none), or its refusal: a body
+/// The place `request` may be read in (`None`: a small review needs none), or why not: a body
 /// larger than `--max-body` (413), or a large one while every large place is taken (503).
 fn admit(
     limits: &Limits,
     places: &Places,
     request: &Request<Incoming>,
-) -> Result<Option<OwnedSemaphorePermit>, Response<Full<Bytes>>> {
+) -> Result<Option<OwnedSemaphorePermit>, (StatusCode, String)> {
     // Without a Content-Length (chunked) the size is known only once read: such a body is large.
     let length = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
     if let Some(length) = length.filter(|&n| n > limits.max_body) {
@@ -189,21 +189,19 @@ fn admit(
             "the review is {length} bytes, more than the webhook's --max-body of {} bytes: raise --max-body",
             limits.max_body
         );
-        return Err(refuse(StatusCode::PAYLOAD_TOO_LARGE, text));
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, text));
     }
     if length.is_some_and(|n| n <= LARGE) {
         return Ok(None);
     }
     places.large().map(Some).ok_or_else(|| {
         let text = format!(
-            "the webhook is already reading {} reviews over {} KiB: send it again in a second, or raise \
-             --max-large-reviews",
-            limits.max_large,
-            LARGE >> 10
+            "the webhook is reading as many reviews over {} KiB as --max-large-reviews allows ({}): send it \
+             again in a second, or raise --max-large-reviews",
+            LARGE >> 10,
+            limits.max_large
         );
-        let mut response = refuse(StatusCode::SERVICE_UNAVAILABLE, text);
-        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
-        response
+        (StatusCode::SERVICE_UNAVAILABLE, text)
     })
 }
 
@@ -247,9 +245,13 @@ fn log(pod: &str, verdict: &Verdict) {
 }
 
 /// A refusal in one sentence, on a connection then closed: what is left of the body is not read.
+/// A 503 (every large place taken) says to try again in a second.
 fn refuse(status: StatusCode, sentence: String) -> Response<Full<Bytes>> {
     let mut response = reply(status, "text/plain", format!("{sentence}\n").into_bytes());
     response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
     response
 }
 
