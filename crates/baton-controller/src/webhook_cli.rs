@@ -11,6 +11,7 @@ use baton_controller::registry::{self, Credentials, Registry};
 use baton_controller::webhook::admission::Settings;
 use baton_controller::webhook::certs;
 use baton_controller::webhook::images::Resolver;
+use baton_controller::webhook::limits::{self, Limits};
 use baton_controller::webhook::server::{serve, Webhook};
 use baton_controller::webhook::tls::{server_config, CertFiles};
 use baton_inject::{Options, DEFAULT_IMAGE};
@@ -83,6 +84,52 @@ pub struct ServeArgs {
     /// stops sending here first (Kubernetes removes the endpoint while the pod is stopping).
     #[arg(long, value_name = "DUR", default_value = "5s", value_parser = duration)]
     pub shutdown_delay: Duration,
+    /// The longest one request may take, from its headers to its answer; the API server's own
+    /// deadline (timeoutSeconds) shortens it. Registry lookups end a second before.
+    #[arg(long, value_name = "DUR", default_value = "10s", value_parser = duration)]
+    pub request_timeout: Duration,
+    /// TLS connections open at once; one more is closed as soon as it is accepted.
+    #[arg(long, value_name = "N", default_value_t = limits::MAX_CONNECTIONS, value_parser = count)]
+    pub max_connections: usize,
+    /// The largest review accepted (bytes, or with Ki or Mi), checked against its Content-Length
+    /// before it is read.
+    #[arg(long, value_name = "SIZE", default_value = "3Mi", value_parser = size)]
+    pub max_body: u64,
+    /// Reviews over 64 KiB being read or answered at once; one more is answered 503 at once.
+    #[arg(long, value_name = "N", default_value_t = limits::MAX_LARGE, value_parser = count)]
+    pub max_large_reviews: usize,
+}
+
+impl ServeArgs {
+    fn limits(&self) -> Limits {
+        Limits {
+            max_connections: self.max_connections,
+            max_body: self.max_body,
+            max_large: self.max_large_reviews,
+            request_timeout: self.request_timeout,
+        }
+    }
+}
+
+fn count(text: &str) -> Result<usize, String> {
+    text.parse::<usize>()
+        .ok()
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{text:?} is not a count: write a whole number from 1"))
+}
+
+/// `3145728`, `3072Ki`, `3Mi`: a size as Kubernetes writes one.
+fn size(text: &str) -> Result<u64, String> {
+    let (digits, unit) = match text.strip_suffix("Mi") {
+        Some(n) => (n, 1 << 20),
+        None => text.strip_suffix("Ki").map_or((text, 1), |n| (n, 1 << 10)),
+    };
+    digits
+        .parse::<u64>()
+        .ok()
+        .and_then(|n| n.checked_mul(unit))
+        .filter(|&n| n > 0)
+        .ok_or_else(|| format!("{text:?} is not a size: write bytes, or a number with Ki or Mi (3Mi)"))
 }
 
 fn duration(text: &str) -> Result<Duration, String> {
@@ -142,7 +189,8 @@ fn run_server(args: ServeArgs) -> Result<()> {
             credentials,
             pull_secrets: Default::default(),
         };
-        let webhook = Arc::new(Webhook { settings, resolver: Resolver::new(file, Registry::new(registry)) });
+        let resolver = Resolver::new(file, Registry::new(registry));
+        let webhook = Arc::new(Webhook { settings, resolver, limits: args.limits() });
         let listener = TcpListener::bind(args.listen)
             .await
             .with_context(|| format!("cannot listen on {}: pass another --listen address", args.listen))?;
@@ -180,4 +228,31 @@ fn stopped(delay: Duration) -> Result<impl std::future::Future<Output = ()>> {
         );
         tokio::time::sleep(delay).await;
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Line {
+        #[command(flatten)]
+        serve: ServeArgs,
+    }
+
+    #[test]
+    fn the_limits_default_to_the_libraries_and_read_sizes_as_kubernetes_writes_them() {
+        let line = Line::try_parse_from(["webhook", "--tls-cert=c", "--tls-key=k"]).unwrap();
+        assert_eq!(line.serve.limits(), Limits::default());
+        assert_eq!(size("3Mi"), Ok(3 << 20));
+        assert_eq!(size("512Ki"), Ok(512 << 10));
+        assert_eq!(size("1000"), Ok(1000));
+        assert_eq!(
+            size("3MB"),
+            Err(r#""3MB" is not a size: write bytes, or a number with Ki or Mi (3Mi)"#.to_string())
+        );
+        assert!(size("0").is_err() && count("0").is_err() && count("-1").is_err());
+    }
 }

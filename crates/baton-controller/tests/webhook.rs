@@ -6,155 +6,17 @@
 //! The tests synchronise on the server's own lines on standard error (its address, its reload
 //! notice), never on sleeps.
 
-use std::io::{BufRead, BufReader};
-use std::net::SocketAddr;
+mod webhook_support;
+
 use std::os::unix::fs::PermissionsExt;
-use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Output, Stdio};
-use std::sync::{Arc, Condvar, Mutex};
-use std::time::{Duration, Instant};
+use std::path::Path;
+use std::process::{Command, Output};
 
 use base64::Engine as _;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::CertificateDer;
 use serde_json::{json, Value};
-
-const SERVICE: &str = "baton-webhook";
-const NAMESPACE: &str = "baton-system";
-const HOST: &str = "baton-webhook.baton-system.svc";
-const IMAGE: &str = "localhost/baton:webhook-test";
-
-fn fixture(name: &str) -> PathBuf {
-    Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/webhook").join(name)
-}
-
-fn review(name: &str) -> Value {
-    serde_json::from_slice(&std::fs::read(fixture(&format!("review-{name}.json"))).unwrap()).unwrap()
-}
-
-fn batonctl(args: &[&str]) -> Command {
-    let mut command = Command::new(env!("CARGO_BIN_EXE_batonctl"));
-    // No docker config of this machine: the tests use none.
-    command
-        .args(args)
-        .env("HOME", "/nonexistent")
-        .env_remove("DOCKER_CONFIG")
-        .env_remove("REGISTRY_AUTH_FILE")
-        .env_remove("XDG_RUNTIME_DIR");
-    command
-}
-
-/// `batonctl webhook certs` into `dir`: the caBundle it printed.
-fn certs(dir: &Path) -> String {
-    let out = batonctl(&["webhook", "certs", "--service", SERVICE, "--namespace", NAMESPACE, "--out"])
-        .arg(dir)
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    String::from_utf8(out.stdout).unwrap().trim().to_string()
-}
-
-/// The server's standard error, as it comes, and a way to wait for a line of it.
-#[derive(Default)]
-struct Log {
-    text: Mutex<String>,
-    grew: Condvar,
-}
-
-impl Log {
-    fn wait_for(&self, needle: &str) -> String {
-        let deadline = Instant::now() + Duration::from_secs(20);
-        let mut text = self.text.lock().unwrap();
-        while !text.contains(needle) {
-            let left = deadline.saturating_duration_since(Instant::now());
-            assert!(!left.is_zero(), "the webhook never wrote {needle:?}; its log:\n{text}");
-            text = self.grew.wait_timeout(text, left).unwrap().0;
-        }
-        text.clone()
-    }
-}
-
-/// A running `batonctl webhook`, killed when dropped.
-struct Server {
-    child: Child,
-    addr: SocketAddr,
-    log: Arc<Log>,
-}
-
-impl Server {
-    fn start(cert: &Path, key: &Path, extra: &[&str]) -> Server {
-        let mut child = batonctl(&["webhook", "--listen", "127.0.0.1:0", "--shutdown-delay", "0s"])
-            .arg("--tls-cert")
-            .arg(cert)
-            .arg("--tls-key")
-            .arg(key)
-            .args(["--image", IMAGE])
-            .args(extra)
-            .stdout(Stdio::null())
-            .stderr(Stdio::piped())
-            .spawn()
-            .unwrap();
-        let log = Arc::new(Log::default());
-        let stderr = child.stderr.take().unwrap();
-        let writer = log.clone();
-        std::thread::spawn(move || {
-            for line in BufReader::new(stderr).lines().map_while(Result::ok) {
-                let mut text = writer.text.lock().unwrap();
-                text.push_str(&line);
-                text.push('\n');
-                writer.grew.notify_all();
-            }
-        });
-        let text = log.wait_for("listening on https://");
-        let addr = text.split("listening on https://").nth(1).unwrap().split_whitespace().next().unwrap();
-        Server { child, addr: addr.parse().unwrap(), log }
-    }
-
-    fn url(&self, path: &str) -> String {
-        format!("https://{HOST}:{}{path}", self.addr.port())
-    }
-
-    /// A client that trusts only `ca` and opens a new connection (a new handshake) per request.
-    fn client(&self, ca: &Path) -> reqwest::Client {
-        let _ = rustls::crypto::ring::default_provider().install_default();
-        let ca = reqwest::Certificate::from_pem(&std::fs::read(ca).unwrap()).unwrap();
-        reqwest::Client::builder()
-            .tls_certs_only([ca])
-            .resolve(HOST, self.addr)
-            .tls_info(true)
-            .pool_max_idle_per_host(0)
-            .build()
-            .unwrap()
-    }
-
-    /// POSTs `review` to /mutate; the response's status and the AdmissionReview it holds.
-    async fn mutate(&self, ca: &Path, review: &Value) -> (u16, Value) {
-        let response =
-            self.client(ca).post(self.url("/mutate?timeout=10s")).json(review).send().await.unwrap();
-        let status = response.status().as_u16();
-        let body = response.bytes().await.unwrap();
-        (
-            status,
-            serde_json::from_slice(&body)
-                .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&body))),
-        )
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-/// A folder of certificates and a server using them.
-fn setup(extra: &[&str]) -> (tempfile::TempDir, Server) {
-    let dir = tempfile::tempdir().unwrap();
-    certs(dir.path());
-    let server = Server::start(&dir.path().join("tls.crt"), &dir.path().join("tls.key"), extra);
-    (dir, server)
-}
+use webhook_support::{batonctl, certs, fixture, review, setup, Server, HOST, IMAGE, NAMESPACE, SERVICE};
 
 /// `batonctl inject` on the review's pod, with the webhook's options.
 fn inject_cli(review: &Value, extra: &[&str]) -> Output {
@@ -265,19 +127,27 @@ async fn denies_a_cycle_with_the_clis_sentence() {
 }
 
 #[tokio::test]
-async fn denies_an_unknown_entrypoint_with_the_clis_sentence() {
+async fn denies_an_unknown_entrypoint_with_the_clis_sentence_less_the_registrys_error() {
     // The image's registry is asked (plain HTTP on 127.0.0.1:1, where nothing listens) and fails.
     let registry = ["--insecure-registry", "127.0.0.1:1"];
     let (dir, server) = setup(&registry);
     let review = review("unknown-entrypoint");
     let (_, answer) = server.mutate(&dir.path().join("ca.crt"), &review).await;
     let sentence = cli_sentence(&review, &registry);
-    assert!(
-        sentence.starts_with("Pod ci/build-…: container app has no command and the ENTRYPOINT of its image 127.0.0.1:1/ci/app:1 is unknown (its registry 127.0.0.1:1 answered: "),
-        "{sentence}"
+    let (before, error) = sentence
+        .split_once(" is unknown (")
+        .and_then(|(before, rest)| Some((before, rest.split_once("): add the image")?.0)))
+        .unwrap_or_else(|| panic!("{sentence}"));
+    assert_eq!(
+        before,
+        "Pod ci/build-…: container app has no command and the ENTRYPOINT of its image 127.0.0.1:1/ci/app:1"
     );
+    assert!(error.starts_with("its registry 127.0.0.1:1 answered: "), "{error}");
+    // The webhook's caller learns only that the registry could not be read; its log has why.
+    let webhooks = sentence.replace(error, "could not read the image's configuration from its registry");
     assert_eq!(answer["response"]["allowed"], false);
-    assert_eq!(answer["response"]["status"]["message"], sentence.as_str());
+    assert_eq!(answer["response"]["status"]["message"], webhooks.as_str());
+    server.log.wait_for(&format!("batonctl webhook: image 127.0.0.1:1/ci/app:1: {error}"));
 }
 
 #[tokio::test]

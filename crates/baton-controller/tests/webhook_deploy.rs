@@ -222,6 +222,9 @@ fn the_webhook_fits_together() {
     assert_eq!((target.path.as_deref(), target.port), (Some("/mutate"), Some(service_port.port)));
     assert_eq!(hook.side_effects, "None");
     assert!(hook.timeout_seconds.is_some_and(|t| (1..=30).contains(&t)));
+    // The webhook ends a request when the API server stops waiting for it, not later.
+    let request_timeout = baton_contract::duration::parse(flag(&command, "--request-timeout")).unwrap();
+    assert_eq!(Some(request_timeout.as_secs() as i32), hook.timeout_seconds);
     assert_eq!(hook.reinvocation_policy.as_deref(), Some("IfNeeded"));
     assert_eq!(hook.failure_policy.as_deref(), Some("Fail"));
     assert_eq!(hook.admission_review_versions, ["v1"]);

@@ -1,6 +1,9 @@
 //! The ENTRYPOINT and CMD of the images a pod's injection needs, looked up before the (synchronous)
 //! injection runs: the `--images` file first, then a cache of earlier registry answers, then the
 //! registries themselves, all at once and within the admission request's deadline.
+//!
+//! Why a lookup failed stays in the webhook's log: the review's author names the image, so the
+//! denial it reads must not say what answered at that address (a port scanner, otherwise).
 
 use std::collections::{BTreeMap, HashMap};
 use std::sync::Mutex;
@@ -8,12 +11,14 @@ use std::time::{Duration, Instant};
 
 use baton_inject::{ImageConfig, ImageConfigs, ImageFile, ImageRef};
 
-use crate::registry::Registry;
+use crate::registry::{Registry, RegistryError};
 
 /// How long a registry's answer is reused: a tag may move, but not every second.
 const CACHE_FOR: Duration = Duration::from_secs(300);
 /// The most answers kept; past that the cache starts over.
 const CACHE_SIZE: usize = 4096;
+/// The reason a denial gives for any registry failure, whatever it was (the log has it).
+pub const NOT_READ: &str = "could not read the image's configuration from its registry";
 
 /// Image configs for the webhook: the `--images` file, then the registries (cached).
 pub struct Resolver {
@@ -31,9 +36,9 @@ impl Resolver {
         Resolver { file, registry, cache: Mutex::new(HashMap::new()) }
     }
 
-    /// The config of each of `images`; a lookup still going after `budget` becomes a failure that
-    /// says so (the injection then refuses the pod with that reason in its sentence).
-    pub async fn resolve(&self, images: &[String], budget: Duration) -> Answers {
+    /// The configs of `images` known without asking a registry (the `--images` file, the cache),
+    /// and the images whose registry must be asked.
+    pub fn known(&self, images: &[String]) -> (Answers, Vec<String>) {
         let mut answers = Answers::new();
         let mut ask = Vec::new();
         for image in images {
@@ -46,12 +51,21 @@ impl Resolver {
                 ask.push(image.clone());
             }
         }
+        (answers, ask)
+    }
+
+    /// Asks the registries of `ask`, all at once, into `answers`; a lookup still going after
+    /// `budget`, like any other registry failure, becomes [`NOT_READ`] (the injection then refuses
+    /// the pod with it in its sentence), and its real reason goes to the log.
+    pub async fn look_up(&self, ask: &[String], budget: Duration, answers: &mut Answers) {
         let lookups = ask.iter().map(|image| async move {
             let answer = match tokio::time::timeout(budget, self.registry.image_config(image, &[])).await {
                 Ok(Ok(config)) => Ok(config),
-                Ok(Err(e)) => Err(e.to_string()),
+                // The reference as written is the author's own text: no registry was asked.
+                Ok(Err(e @ RegistryError::Reference { .. })) => Err(e.to_string()),
+                Ok(Err(e)) => Err(not_read(image, &e.to_string())),
                 Err(_) => {
-                    Err(format!("its registry did not answer within the webhook's {} ms", budget.as_millis()))
+                    Err(not_read(image, &format!("no answer within the review's {} ms", budget.as_millis())))
                 }
             };
             (image.clone(), answer)
@@ -62,7 +76,6 @@ impl Resolver {
             }
             answers.insert(image, answer);
         }
-        answers
     }
 
     fn cached(&self, image: &str) -> Option<ImageConfig> {
@@ -79,29 +92,28 @@ impl Resolver {
     }
 }
 
-/// The time registry lookups may take for one admission request: the API server sends its own
-/// deadline as `?timeout=10s` (the webhook's `timeoutSeconds`); a second of it is kept for the
-/// answer. Without one: 9 s.
-pub fn budget(query: Option<&str>) -> Duration {
-    let deadline = query
-        .into_iter()
-        .flat_map(|q| q.split('&'))
-        .find_map(|pair| pair.strip_prefix("timeout="))
-        .and_then(|d| baton_contract::duration::parse(d).ok())
-        .unwrap_or(Duration::from_secs(10));
-    deadline.saturating_sub(Duration::from_secs(1)).max(Duration::from_millis(100))
+/// The time registry lookups may take for a request due at `deadline`: a second of it is kept for
+/// the answer (at least 100 ms are given, so that a cached registry connection may still answer).
+pub fn budget(deadline: tokio::time::Instant) -> Duration {
+    let left = deadline.saturating_duration_since(tokio::time::Instant::now());
+    left.saturating_sub(Duration::from_secs(1)).max(Duration::from_millis(100))
+}
+
+/// Logs why `image` could not be read and gives the reason the caller sees.
+fn not_read(image: &str, why: &str) -> String {
+    eprintln!("batonctl webhook: image {image}: {why}");
+    NOT_READ.to_string()
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    #[test]
-    fn the_budget_follows_the_api_servers_deadline() {
-        assert_eq!(budget(Some("timeout=10s")), Duration::from_secs(9));
-        assert_eq!(budget(Some("a=b&timeout=30s")), Duration::from_secs(29));
-        assert_eq!(budget(Some("timeout=1s")), Duration::from_millis(100));
-        assert_eq!(budget(Some("timeout=junk")), Duration::from_secs(9));
-        assert_eq!(budget(None), Duration::from_secs(9));
+    #[tokio::test(start_paused = true)]
+    async fn the_budget_keeps_a_second_of_the_deadline_for_the_answer() {
+        let now = tokio::time::Instant::now();
+        assert_eq!(budget(now + Duration::from_secs(10)), Duration::from_secs(9));
+        assert_eq!(budget(now + Duration::from_secs(1)), Duration::from_millis(100));
+        assert_eq!(budget(now), Duration::from_millis(100));
     }
 }

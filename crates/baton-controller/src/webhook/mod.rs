@@ -7,6 +7,7 @@
 //!   file, then the registries, cached, within the request's deadline).
 //! - [`tls`]: the serving certificate, re-read when its files change (checked at each handshake).
 //! - [`server`]: HTTPS (rustls, hyper): `POST /mutate`, `GET /healthz`, a graceful stop.
+//! - [`limits`]: what one client may hold: connections, the request's time, a review's size.
 //! - [`certs`]: a CA and a serving certificate for clusters without cert-manager (rcgen).
 //!
 //! Its command line, `batonctl webhook` and `batonctl webhook certs`, is wiring in the binary.
@@ -14,5 +15,6 @@
 pub mod admission;
 pub mod certs;
 pub mod images;
+pub mod limits;
 pub mod server;
 pub mod tls;

@@ -1,5 +1,7 @@
 //! The HTTPS server: TLS (rustls, the certificate from [`super::tls::CertFiles`]) and HTTP/1.1
-//! (hyper) with two routes, `POST /mutate` and `GET /healthz`, and a graceful stop.
+//! (hyper) with two routes, `POST /mutate` and `GET /healthz`, a graceful stop, and the
+//! [`super::limits`] applied: connections counted at accept, a review's size checked before it is
+//! read, and the whole request bounded by its deadline.
 
 use std::convert::Infallible;
 use std::future::Future;
@@ -8,20 +10,24 @@ use std::time::Duration;
 
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::{Bytes, Incoming};
-use hyper::header::{HeaderValue, CONTENT_TYPE};
+use hyper::header::{HeaderValue, CONNECTION, CONTENT_LENGTH, CONTENT_TYPE, RETRY_AFTER};
 use hyper::{Method, Request, Response, StatusCode};
 use hyper_util::rt::{TokioIo, TokioTimer};
 use hyper_util::server::graceful::GracefulShutdown;
 use tokio::net::TcpListener;
+use tokio::sync::OwnedSemaphorePermit;
+use tokio::time::Instant;
 use tokio_rustls::TlsAcceptor;
 
 use super::admission::{self, Settings, Verdict};
 use super::images::{self, Resolver};
+use super::limits::{Limits, Places, LARGE};
 
-/// The largest review read: a Pod is at most 1.5 MiB in etcd, and a review carries it once on CREATE.
-const MAX_BODY: usize = 4 << 20;
-/// A client that has not finished its TLS handshake, or sent its request headers, by then is dropped.
+/// A client that has not finished its TLS handshake, or sent its request headers, by then is
+/// dropped; a kept-alive connection is closed after this long without a request.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+/// The least time between two log lines about refused connections (an attack must not flood it).
+const REFUSALS_EVERY: Duration = Duration::from_secs(10);
 /// How long requests under way may take to finish once the server stops.
 const DRAIN: Duration = Duration::from_secs(15);
 
@@ -29,13 +35,21 @@ const DRAIN: Duration = Duration::from_secs(15);
 pub struct Webhook {
     pub settings: Settings,
     pub resolver: Resolver,
+    pub limits: Limits,
 }
 
 impl Webhook {
     /// The answer to one review's body, as bytes for the wire, and what was done.
     pub async fn mutate(&self, body: &[u8], budget: Duration) -> Result<(Vec<u8>, Verdict, String), String> {
-        let request = admission::read(body)?;
-        let images = self.resolver.resolve(&request.images(), budget).await;
+        let mut request = admission::read(body)?;
+        let (mut images, ask) = self.resolver.known(&request.images());
+        if !ask.is_empty() {
+            // Parsed, a review can take 16 times its size (`[0,0,…]`): it is read again after the
+            // lookups rather than kept while they wait, which a client can make last.
+            drop(request);
+            self.resolver.look_up(&ask, budget, &mut images).await;
+            request = admission::read(body)?;
+        }
         let (response, verdict) = admission::answer(&request, &self.settings, &images);
         Ok((admission::to_wire(response), verdict, request.describe()))
     }
@@ -50,6 +64,8 @@ pub async fn serve(
     stop: impl Future<Output = ()>,
 ) {
     let graceful = GracefulShutdown::new();
+    let places = Places::new(&webhook.limits);
+    let mut refusals = Refusals::default();
     tokio::pin!(stop);
     loop {
         let (tcp, _) = tokio::select! {
@@ -64,13 +80,21 @@ pub async fn serve(
             },
             () = &mut stop => break,
         };
+        // Closed at once rather than left in the backlog: the client fails now, not at its timeout.
+        let Some(place) = places.connection() else {
+            refusals.count(webhook.limits.max_connections);
+            continue;
+        };
         let _ = tcp.set_nodelay(true);
-        let (tls, webhook, watcher) = (tls.clone(), webhook.clone(), graceful.watcher());
+        let (tls, webhook, places, watcher) =
+            (tls.clone(), webhook.clone(), places.clone(), graceful.watcher());
         tokio::spawn(async move {
+            let _place = place;
             let Ok(Ok(stream)) = tokio::time::timeout(HANDSHAKE_TIMEOUT, tls.accept(tcp)).await else {
                 return;
             };
-            let service = hyper::service::service_fn(move |request| route(webhook.clone(), request));
+            let service =
+                hyper::service::service_fn(move |request| route(webhook.clone(), places.clone(), request));
             let connection = hyper::server::conn::http1::Builder::new()
                 .timer(TokioTimer::new())
                 .header_read_timeout(HANDSHAKE_TIMEOUT)
@@ -84,14 +108,37 @@ pub async fn serve(
     }
 }
 
+/// Connections refused for want of a place, logged at most once per [`REFUSALS_EVERY`].
+#[derive(Default)]
+struct Refusals {
+    logged: Option<Instant>,
+    unlogged: u64,
+}
+
+impl Refusals {
+    fn count(&mut self, max: usize) {
+        self.unlogged += 1;
+        if self.logged.is_some_and(|at| at.elapsed() < REFUSALS_EVERY) {
+            return;
+        }
+        let n = std::mem::take(&mut self.unlogged);
+        let s = if n == 1 { "" } else { "s" };
+        eprintln!(
+            "batonctl webhook: closed {n} new connection{s}: {max} are open already (--max-connections)"
+        );
+        self.logged = Some(Instant::now());
+    }
+}
+
 async fn route(
     webhook: Arc<Webhook>,
+    places: Places,
     request: Request<Incoming>,
 ) -> Result<Response<Full<Bytes>>, Infallible> {
     let path = request.uri().path();
     Ok(match (request.method(), path) {
         (&Method::GET, "/healthz") => reply(StatusCode::OK, "text/plain", b"ok\n".to_vec()),
-        (&Method::POST, "/mutate") => mutate(&webhook, request).await,
+        (&Method::POST, "/mutate") => mutate(&webhook, &places, request).await,
         (_, "/healthz" | "/mutate") => reply(
             StatusCode::METHOD_NOT_ALLOWED,
             "text/plain",
@@ -105,16 +152,73 @@ async fn route(
     })
 }
 
-async fn mutate(webhook: &Webhook, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    let budget = images::budget(request.uri().query());
-    let body = match Limited::new(request.into_body(), MAX_BODY).collect().await {
+/// `POST /mutate` within the request's limits: its size checked before its body is read, a place
+/// for a large one, and the deadline over the whole of it.
+async fn mutate(webhook: &Webhook, places: &Places, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let limits = &webhook.limits;
+    let deadline = limits.deadline(request.uri().query());
+    let allowed = deadline.saturating_duration_since(Instant::now());
+    let _place = match admit(limits, places, &request) {
+        Ok(place) => place,
+        Err((status, sentence)) => return refuse(status, sentence),
+    };
+    match tokio::time::timeout_at(deadline, answer(webhook, request, deadline)).await {
+        Ok(response) => response,
+        Err(_) => {
+            let text = format!(
+                "the review was not received and answered within its deadline of {} ms (the API server's \
+                 timeout, at most --request-timeout): send its body at once",
+                allowed.as_millis()
+            );
+            refuse(StatusCode::REQUEST_TIMEOUT, text)
+        }
+    }
+}
+
+/// The place `request` may be read in (`None`: a small review needs none), or why not: a body
+/// larger than `--max-body` (413), or a large one while every large place is taken (503).
+fn admit(
+    limits: &Limits,
+    places: &Places,
+    request: &Request<Incoming>,
+) -> Result<Option<OwnedSemaphorePermit>, (StatusCode, String)> {
+    // Without a Content-Length (chunked) the size is known only once read: such a body is large.
+    let length = request.headers().get(CONTENT_LENGTH).and_then(|v| v.to_str().ok()?.parse::<u64>().ok());
+    if let Some(length) = length.filter(|&n| n > limits.max_body) {
+        let text = format!(
+            "the review is {length} bytes, more than the webhook's --max-body of {} bytes: raise --max-body",
+            limits.max_body
+        );
+        return Err((StatusCode::PAYLOAD_TOO_LARGE, text));
+    }
+    if length.is_some_and(|n| n <= LARGE) {
+        return Ok(None);
+    }
+    places.large().map(Some).ok_or_else(|| {
+        let text = format!(
+            "the webhook is reading as many reviews over {} KiB as --max-large-reviews allows ({}): send it \
+             again in a second, or raise --max-large-reviews",
+            LARGE >> 10,
+            limits.max_large
+        );
+        (StatusCode::SERVICE_UNAVAILABLE, text)
+    })
+}
+
+/// The answer to a review read within `limits.max_body`, its lookups given what is left of
+/// `deadline`.
+async fn answer(webhook: &Webhook, request: Request<Incoming>, deadline: Instant) -> Response<Full<Bytes>> {
+    let max = webhook.limits.max_body;
+    let body = match Limited::new(request.into_body(), max as usize).collect().await {
         Ok(body) => body.to_bytes(),
         Err(e) => {
-            let text = format!("cannot read the request body (at most {} MiB): {e}\n", MAX_BODY >> 20);
-            return reply(StatusCode::BAD_REQUEST, "text/plain", text.into_bytes());
+            return refuse(
+                StatusCode::BAD_REQUEST,
+                format!("cannot read the review (at most {max} bytes): {e}"),
+            )
         }
     };
-    match webhook.mutate(&body, budget).await {
+    match webhook.mutate(&body, images::budget(deadline)).await {
         Ok((wire, verdict, pod)) => {
             log(&pod, &verdict);
             reply(StatusCode::OK, "application/json", wire)
@@ -138,6 +242,17 @@ fn log(pod: &str, verdict: &Verdict) {
             eprintln!("batonctl webhook: allowed without baton (--fail-open): {sentence}")
         }
     }
+}
+
+/// A refusal in one sentence, on a connection then closed: what is left of the body is not read.
+/// A 503 (every large place taken) says to try again in a second.
+fn refuse(status: StatusCode, sentence: String) -> Response<Full<Bytes>> {
+    let mut response = reply(status, "text/plain", format!("{sentence}\n").into_bytes());
+    response.headers_mut().insert(CONNECTION, HeaderValue::from_static("close"));
+    if status == StatusCode::SERVICE_UNAVAILABLE {
+        response.headers_mut().insert(RETRY_AFTER, HeaderValue::from_static("1"));
+    }
+    response
 }
 
 fn reply(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Response<Full<Bytes>> {
