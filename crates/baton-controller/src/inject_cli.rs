@@ -17,9 +17,10 @@ use crate::cli_input::{image_file, read_small, registry_auth};
 
 #[derive(clap::Args, Debug)]
 pub struct InjectArgs {
-    /// The manifest to read (YAML or JSON, one or many documents, or a List); `-` reads standard input.
+    /// The manifests to read (YAML or JSON, one or many documents, or a List); `-` reads standard
+    /// input; a folder gives its `.yaml`, `.yml` and `.json` files in name order. Repeatable.
     #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "-")]
-    pub file: String,
+    pub file: Vec<String>,
     /// The image of the `baton-init` init container.
     #[arg(long, value_name = "IMAGE", default_value = DEFAULT_IMAGE)]
     pub image: String,
@@ -42,24 +43,72 @@ pub struct InjectArgs {
     pub registry_auth: Option<PathBuf>,
 }
 
-/// Injects the manifest: the result on standard output, one note per object on standard error.
-pub fn run(args: InjectArgs, text: &str) -> Result<()> {
+/// The manifests `-f` names, as (name, text): `-` is standard input, a folder gives its `.yaml`,
+/// `.yml` and `.json` files in name order (not its sub-folders), as `linkerd inject` takes them.
+pub fn manifests(files: &[String], read: impl Fn(&str) -> Result<String>) -> Result<Vec<(String, String)>> {
+    let mut found = Vec::new();
+    for file in files {
+        let path = Path::new(file);
+        if file == "-" || !path.is_dir() {
+            found.push((file.clone(), read(file)?));
+            continue;
+        }
+        let mut names: Vec<PathBuf> = std::fs::read_dir(path)
+            .with_context(|| format!("cannot list the folder {file}"))?
+            .filter_map(|entry| entry.ok().map(|e| e.path()))
+            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "json"))
+            .collect();
+        names.sort();
+        if names.is_empty() {
+            anyhow::bail!("the folder {file} holds no .yaml, .yml or .json file");
+        }
+        for name in names {
+            let name = name.display().to_string();
+            let text = read(&name)?;
+            found.push((name, text));
+        }
+    }
+    Ok(found)
+}
+
+/// Injects the manifests: the results on standard output, one after the other (YAML documents
+/// joined by `---`), one note per object on standard error.
+pub fn run(args: InjectArgs, manifests: &[(String, String)]) -> Result<()> {
     let options = Options::new(&args.image, &args.dir).map_err(anyhow::Error::msg)?;
     let file = image_file(args.images.as_deref())?;
+    let all: Vec<&str> = manifests.iter().map(|(_, text)| text.as_str()).collect();
     let settings = Settings {
         insecure: args.insecure_registry.clone(),
         credentials: docker_config(args.registry_auth.as_deref())?,
-        pull_secrets: pull_secrets(text),
+        pull_secrets: pull_secrets(&all.join("\n---\n")),
     };
     let registry = Lazy { settings, registry: OnceCell::new() };
     let images = Chain(vec![&file, &registry]);
-    let injected = inject_text(text, &options, &images)?;
+    let many = manifests.len() > 1;
+    let mut output = String::new();
+    let mut notes = Vec::new();
+    for (name, text) in manifests {
+        let injected = match inject_text(text, &options, &images) {
+            Ok(injected) => injected,
+            Err(e) if many => return Err(anyhow::Error::from(e).context(format!("in {name}"))),
+            Err(e) => return Err(e.into()),
+        };
+        let prefix = if many { format!("{name}: ") } else { String::new() };
+        notes.extend(injected.notes.iter().map(|note| format!("{prefix}{note}")));
+        if !output.is_empty() {
+            if !output.ends_with('\n') {
+                output.push('\n');
+            }
+            output.push_str("---\n");
+        }
+        output.push_str(&injected.text);
+    }
     let mut err = std::io::stderr().lock();
-    for note in &injected.notes {
+    for note in &notes {
         writeln!(err, "batonctl inject: {note}")?;
     }
     let mut out = std::io::stdout().lock();
-    out.write_all(injected.text.as_bytes()).context("cannot write to standard output")?;
+    out.write_all(output.as_bytes()).context("cannot write to standard output")?;
     out.flush().context("cannot write to standard output")
 }
 

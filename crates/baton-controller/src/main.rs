@@ -141,8 +141,8 @@ fn duration(text: &str) -> Result<Duration, String> {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let outcome = match cli.command {
-        Command::Inject(args) => read_input(&args.file, "batonctl inject -f job.yaml")
-            .and_then(|text| inject_cli::run(args, &text)),
+        Command::Inject(args) => inject_cli::manifests(&args.file, |f| read_input(f, "batonctl inject -f job.yaml"))
+            .and_then(|manifests| inject_cli::run(args, &manifests)),
         Command::Webhook(args) => webhook_cli::run(args),
         Command::Status { file, output, exit_status } => match status(&file, output) {
             Ok(phase) if exit_status => return run_exit(phase),

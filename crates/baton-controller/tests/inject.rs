@@ -175,6 +175,38 @@ fn the_plain_examples_become_baton_pods() {
     assert!(c[1].contains("--name=log-shipper --until=main --message-limit=4096 --"), "{}", c[1]);
 }
 
+#[test]
+fn several_files_and_folders_come_out_as_one_stream() {
+    let plain = repo().join("examples/plain");
+    let one = |name: &str| ok(&batonctl(&["-f", plain.join(name).to_str().unwrap()], b"")).to_string();
+    // A folder is its .yaml, .yml and .json files in name order: dag, job-steps, sidecar.
+    let out = batonctl(&["-f", plain.to_str().unwrap()], b"");
+    let want = [one("dag.yaml"), one("job-steps.yaml"), one("sidecar.yaml")].join("---\n");
+    assert_eq!(ok(&out), want);
+    let notes = text(&out.stderr);
+    assert_eq!(notes.lines().count(), 3, "{notes}");
+    assert!(notes.contains("dag.yaml: Pod plain-dag: injected"), "{notes}");
+    // Several -f, standard input among them.
+    let pod = std::fs::read(golden("pod.in.json")).unwrap();
+    let out = batonctl(&["-f", plain.join("sidecar.yaml").to_str().unwrap(), "-f", "-"], &pod);
+    let docs: Vec<Value> = serde_saphyr::from_multiple(ok(&out)).unwrap();
+    let names: Vec<&str> = docs.iter().filter_map(|d| d["metadata"]["name"].as_str()).collect();
+    assert_eq!(names, ["plain-sidecar", "compact"]);
+    // A refusal names the file it is in.
+    let empty = tempfile::tempdir().unwrap();
+    let out = batonctl(&["-f", empty.path().to_str().unwrap()], b"");
+    assert_eq!(out.status.code(), Some(1));
+    assert!(text(&out.stderr).contains("holds no .yaml, .yml or .json file"), "{}", text(&out.stderr));
+}
+
+#[test]
+fn a_windows_pod_passes_through_unchanged_with_a_warning() {
+    let pod = br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"win"},"spec":{"os":{"name":"windows"},"restartPolicy":"Never","containers":[{"name":"a","image":"mcr.microsoft.com/windows/nanoserver:ltsc2022","command":["cmd","/c","echo hi"]}]}}"#;
+    let out = batonctl(&[], pod);
+    assert_eq!(ok(&out).trim_end(), text(pod));
+    assert!(text(&out.stderr).contains("Pod win: warning: not injected, it runs on Windows nodes"), "{}", text(&out.stderr));
+}
+
 // ---------------------------------------------------------------------------------------------------
 // Against a real registry: crates/baton-controller/tests/registry.sh starts Debian's docker-registry
 // on a loopback port, pushes images with podman and runs these with INJECT_REGISTRY=127.0.0.1:PORT.

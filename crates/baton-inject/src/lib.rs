@@ -119,6 +119,8 @@ pub enum Outcome {
     AlreadyInjected { kind: Kind },
     /// `baton.dev/inject: "false"`.
     OptedOut { kind: Kind },
+    /// `spec.os.name: windows`: baton runs on Linux nodes only; left alone.
+    Windows { kind: Kind },
     /// Not a Pod, Job or CronJob (its `kind`, or `None` when it has none): left alone.
     NotAWorkload { kind: Option<String> },
 }
@@ -166,6 +168,7 @@ pub fn plan_at(
         TemplateOutcome::Injected { wrapped } => Outcome::Injected { kind, wrapped },
         TemplateOutcome::AlreadyInjected => Outcome::AlreadyInjected { kind },
         TemplateOutcome::OptedOut => Outcome::OptedOut { kind },
+        TemplateOutcome::Windows => Outcome::Windows { kind },
     };
     Ok(Injection { outcome, patch: Patch(planned.ops) })
 }

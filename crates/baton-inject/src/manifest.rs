@@ -190,6 +190,10 @@ fn inject_node(
             }
             Outcome::AlreadyInjected { .. } => format!("{prefix}{name}: already injected, unchanged"),
             Outcome::OptedOut { .. } => format!("{prefix}{name}: baton.dev/inject is \"false\", unchanged"),
+            Outcome::Windows { .. } => format!(
+                "{prefix}{name}: warning: not injected, it runs on Windows nodes (spec.os.name: windows) and baton runs \
+                 on Linux only; unchanged"
+            ),
             Outcome::NotAWorkload { kind: Some(_) } => {
                 format!("{prefix}{name} is not a Pod, Job or CronJob: passed through unchanged")
             }

@@ -30,6 +30,8 @@ pub enum TemplateOutcome {
     AlreadyInjected,
     /// `baton.dev/inject: "false"`: left alone.
     OptedOut,
+    /// `spec.os.name: windows`: baton is a Linux binary; left alone, with a warning.
+    Windows,
 }
 
 /// One template's injection: its outcome and the operations, with paths under the template's pointer.
@@ -110,6 +112,9 @@ pub(crate) fn plan(
         Some(Value::Object(spec)) => spec,
         _ => return Err(malformed("spec", "missing")),
     };
+    if spec.get("os").and_then(|os| os.get("name")).and_then(Value::as_str) == Some("windows") {
+        return Ok(TemplatePlan { outcome: TemplateOutcome::Windows, ops: Vec::new() });
+    }
     match spec.get("restartPolicy") {
         Some(Value::String(p)) if p == "Never" => {}
         Some(Value::String(p)) => {

@@ -86,6 +86,8 @@ pub enum Verdict {
     Skipped,
     /// Every container already runs baton.
     AlreadyInjected,
+    /// A Windows pod: allowed unchanged, with a warning.
+    Windows,
     Injected {
         wrapped: usize,
     },
@@ -112,6 +114,15 @@ pub fn answer(
         Ok(plan) => plan,
         Err(e) => return refused(e),
     };
+    if plan.outcome == baton_inject::TemplateOutcome::Windows {
+        let mut allow = allow;
+        let sentence = format!(
+            "baton: not injected: {} runs on Windows nodes (spec.os.name: windows), and baton runs on Linux only",
+            request.describe()
+        );
+        allow.warnings = Some(vec![sentence]);
+        return (allow, Verdict::Windows);
+    }
     if plan.ops.is_empty() {
         return (allow, Verdict::AlreadyInjected);
     }
@@ -239,6 +250,21 @@ mod tests {
             patch
         );
         assert_eq!(text, want);
+    }
+
+    #[test]
+    fn a_windows_pod_is_allowed_unchanged_with_a_warning() {
+        let mut body: Value =
+            serde_json::from_slice(&review(json!({"baton.dev/inject": "true"}), json!([{"name": "a", "command": ["x"]}])))
+                .unwrap();
+        body["request"]["object"]["spec"]["os"] = json!({"name": "windows"});
+        let (text, verdict) = wire(&serde_json::to_vec(&body).unwrap(), false, &NoImages);
+        assert_eq!(verdict, Verdict::Windows);
+        let got: Value = serde_json::from_str(&text).unwrap();
+        assert_eq!(got["response"]["allowed"], true);
+        assert!(got["response"].get("patch").is_none(), "{got}");
+        let warning = got["response"]["warnings"][0].as_str().unwrap();
+        assert!(warning.contains("runs on Windows nodes (spec.os.name: windows)"), "{warning}");
     }
 
     #[test]

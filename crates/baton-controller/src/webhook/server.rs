@@ -232,7 +232,7 @@ async fn answer(webhook: &Webhook, request: Request<Incoming>, deadline: Instant
 
 fn log(pod: &str, verdict: &Verdict) {
     match verdict {
-        Verdict::Skipped | Verdict::AlreadyInjected => {}
+        Verdict::Skipped | Verdict::AlreadyInjected | Verdict::Windows => {}
         Verdict::Injected { wrapped } => {
             let s = if *wrapped == 1 { "" } else { "s" };
             eprintln!("batonctl webhook: {pod}: injected ({wrapped} container{s} wrapped)")
