@@ -71,7 +71,7 @@ pub fn run(flags: Flags, credentials: Credentials, root: &Path, post_file_hint: 
     credentials.write(&creds_dir);
     credentials::copy_to_home(&creds_dir);
     let layout = Layout::new(&plan.root);
-    let mut step = Step { plan: &plan, layout: &layout, started_at: None, usage: None };
+    let mut step = Step { plan: &plan, layout: &layout, started_at: None, usage: None, leftovers: None };
     step.go(&mut signals)
 }
 
@@ -85,6 +85,10 @@ struct Step<'a> {
     started_at: Option<String>,
     /// What the command cost, once it ran (written to `usage.json` beside `exitCode`).
     usage: Option<baton_contract::record::Usage>,
+    /// The command's process group once its leader exited, with the copies of its output: what it
+    /// left running (`dockerd &`) is ended only after the post file is written, as Tekton's
+    /// entrypoint publishes when its direct child exits.
+    leftovers: Option<(i32, Vec<supervise::Tee>)>,
 }
 
 impl<'a> Step<'a> {
@@ -240,7 +244,7 @@ impl<'a> Step<'a> {
             stop_after: Vec::new(),
             stop_timeout: Duration::ZERO,
             layout: self.layout,
-            keep_group: false,
+            keep_group: true,
         };
         let supervised = match supervise::supervise(child.pid, signals, tees, rules) {
             Ok(s) => s,
@@ -251,6 +255,7 @@ impl<'a> Step<'a> {
         };
         let code = supervised.ended.code();
         self.usage = Some(sys::children_usage().into());
+        self.leftovers = Some((child.pid, supervised.tees));
         match supervised.stopped {
             Some((StopCause::Timeout, signal)) => {
                 eprintln!(
@@ -348,6 +353,9 @@ impl<'a> Step<'a> {
             if let Err(e) = files::write_post(&plan.root, &path, "") {
                 eprintln!("baton: cannot write the post file {}: {e}", path.display());
             }
+        }
+        if let Some((pgid, mut tees)) = self.leftovers.take() {
+            supervise::end_group(pgid, signals, plan.grace, &mut tees);
         }
         match outcome {
             Outcome::Succeeded | Outcome::Continued(_) | Outcome::WhenSkipped => 0,
