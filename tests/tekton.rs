@@ -122,7 +122,10 @@ fn leftover_processes_do_not_delay_the_post_file() {
     assert_eq!(golden(&pod.message(0)), r#"[{"key":"StartedAt","value":"<T>","type":3}]"#);
     let pid: i32 = fs::read_to_string(&leftover).unwrap().trim().parse().unwrap();
     unsafe { libc::kill(pid, libc::SIGKILL) };
-    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)).expect("baton ends once the group is gone").code(), Some(0));
+    assert_eq!(
+        wait_exit(&mut child, Duration::from_secs(10)).expect("baton ends once the group is gone").code(),
+        Some(0)
+    );
 }
 
 #[test]
@@ -227,6 +230,21 @@ fn existing_message_is_appended_to() {
     fs::write(pod.p("termination-0"), r#"[{"key":"x","value":"y","type":1}]"#).unwrap();
     let o = run(c.stderr(Stdio::piped()));
     assert_eq!(code(&o), 0);
+    assert_eq!(
+        golden(&pod.message(0)),
+        r#"[{"key":"x","value":"y","type":1},{"key":"StartedAt","value":"<T>","type":3}]"#
+    );
+}
+
+/// Issue 20.10: an entry whose type is a name, as older controllers wrote it, is kept, as Tekton's
+/// `ResultType` reads it (and written back as its number).
+#[test]
+fn existing_entry_with_a_type_name_is_kept() {
+    let pod = Pod::new();
+    let mut c = pod.step(0, &[], &["true"]);
+    fs::write(pod.p("termination-0"), r#"[{"key":"x","value":"y","type":"TaskRunResult"}]"#).unwrap();
+    let o = run(c.stderr(Stdio::piped()));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(
         golden(&pod.message(0)),
         r#"[{"key":"x","value":"y","type":1},{"key":"StartedAt","value":"<T>","type":3}]"#
