@@ -219,3 +219,59 @@ fn debug_before_step_continue_and_fail() {
     assert!(pod.exists("run/1/out.err"));
     assert_eq!(golden(&pod.message(1)), r#"[{"key":"StartedAt","value":"<T>","type":3}]"#);
 }
+
+/// Issue 20.7: under `debug.breakpoints.onFailure` a failing step with `onError: continue` pauses like
+/// any failing step (Tekton checks the breakpoint first): no post file, no `ExitCode`, no `exitCode`.
+#[test]
+fn breakpoint_on_failure_pauses_a_step_that_continues_on_error() {
+    let pod = Pod::new();
+    let mut child = pod
+        .step(0, &["-breakpoint_on_failure", "-on_error", "continue"], &["sh", "-c", "exit 3"])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while pod.message(0).is_empty() {
+        assert!(Instant::now() < deadline, "the message is written before the breakpoint");
+        std::thread::sleep(Duration::from_millis(5));
+    }
+    assert!(wait_exit(&mut child, Duration::from_millis(200)).is_none(), "the step must stay at its breakpoint");
+    assert_eq!(golden(&pod.message(0)), r#"[{"key":"StartedAt","value":"<T>","type":3}]"#);
+    assert!(!pod.exists("run/0/out") && !pod.exists("run/0/out.err") && !pod.exists("run/0/status/exitCode"));
+    // /tekton/debug/scripts/debug-continue: touch out, `echo 0 > out.breakpointexit`.
+    fs::write(pod.p("run/0/out"), "").unwrap();
+    fs::write(pod.p("run/0/out.breakpointexit"), "0\n").unwrap();
+    assert_eq!(wait_exit(&mut child, Duration::from_secs(10)).unwrap().code(), Some(0));
+}
+
+/// Issue 20.8: the before-step "fail-continue" writes `out.err` also under a failure breakpoint, where
+/// `.err` lets the next step run (Tekton's debug flow); the skipped step exits 1 without pausing.
+#[test]
+fn debug_before_step_fail_continue_with_breakpoints_lets_the_next_step_run() {
+    let pod = Pod::new();
+    let marker = pod.p("ran-0");
+    let mut first = pod
+        .step(0, &["-breakpoint_on_failure", "-debug_before_step"], &["touch", marker.to_str().unwrap()])
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let next_marker = pod.p("ran-1");
+    let mut next = pod
+        .step(
+            1,
+            &["-wait_file", &pod.s("run/0/out"), "-breakpoint_on_failure"],
+            &["touch", next_marker.to_str().unwrap()],
+        )
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    assert!(wait_exit(&mut first, Duration::from_millis(200)).is_none());
+    fs::create_dir_all(pod.p("run/0")).unwrap();
+    fs::write(pod.p("run/0/out.beforestepexit.err"), "").unwrap();
+    assert_eq!(wait_exit(&mut first, Duration::from_secs(10)).unwrap().code(), Some(1));
+    assert!(!marker.exists());
+    assert!(pod.exists("run/0/out.err"));
+    assert_eq!(wait_exit(&mut next, Duration::from_secs(10)).unwrap().code(), Some(0));
+    assert!(next_marker.exists(), "the next step runs");
+    assert!(!pod.message(1).contains("Skipped"), "{}", pod.message(1));
+}

@@ -9,6 +9,7 @@
 //! | `when` does not hold        | out       | 0             | StartedAt, Reason=Skipped   | 0    |
 //! | command exits N             | out.err   | -             | StartedAt                   | N    |
 //! | on_error=continue, exits N  | out       | N             | StartedAt, ExitCode=N       | 0    |
+//! | the same, breakpoint set    | -         | -             | StartedAt                   | paused |
 //! | previous step failed / lost | out.err   | -             | StartedAt, Reason=Skipped   | 1    |
 //! | -timeout exceeded           | out.err   | -             | StartedAt, Reason=TimeoutExceeded | 1 |
 //! | cancel file non-empty       | out.err   | killed        | StartedAt, Reason=Cancelled | 9    |
@@ -274,7 +275,8 @@ impl<'a> Step<'a> {
                 Outcome::Cancelled
             }
             None if code == 0 => Outcome::Succeeded,
-            None if plan.continue_on_error => Outcome::Continued(code),
+            // Tekton checks the breakpoint before -on_error continue: a failure pauses the step.
+            None if plan.continue_on_error && !plan.breakpoint => Outcome::Continued(code),
             None => Outcome::Failed(code),
         }
     }
@@ -345,7 +347,9 @@ impl<'a> Step<'a> {
         }
         let post = match outcome {
             Outcome::Succeeded | Outcome::Continued(_) | Outcome::WhenSkipped => Some(""),
-            Outcome::Failed(_) | Outcome::Error | Outcome::Skipped { .. } if plan.breakpoint => None,
+            // The debug-before-step "fail-continue" (Skipped without a reason) writes `.err` even so:
+            // with a breakpoint, `.err` lets the next step run.
+            Outcome::Failed(_) | Outcome::Error | Outcome::Skipped { with_reason: true } if plan.breakpoint => None,
             _ => Some(".err"),
         };
         if let (Some(suffix), Some(_)) = (post, &plan.post_file) {
