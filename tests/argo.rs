@@ -325,8 +325,9 @@ fn a_failed_dependency_ends_the_member_without_running_it() {
     assert!(message.contains(r#"dependency "a" ended with exit code 3"#), "{message}");
 }
 
-// Argo hangs here (#10063): the dependency's emissary is SIGKILLed (OOM) and never writes its
-// exitcode. baton's lock tells the member at once.
+// Argo's emissary waits here (#10063) until the controller sees the dependency's container end and
+// runs `argoexec kill 15 1` in the member (v3.4.11+): exit 143, the node Failed. baton's beacon tells
+// the member at once, and it ends the same way (issue 20.5), with a sentence.
 #[test]
 fn a_lost_dependency_ends_the_member_at_once() {
     let argo = Argo::new();
@@ -340,8 +341,8 @@ fn a_lost_dependency_ends_the_member_at_once() {
     let _ = a.wait();
     let o = b.wait_within(SOON);
     kill(sleep_pid, libc::SIGKILL);
-    o.expect_code(64);
-    assert_eq!(argo.exitcode("b"), "64");
+    o.expect_code(143);
+    assert_eq!(argo.exitcode("b"), "143");
     assert!(!argo.ctr("a", "exitcode").exists());
     assert!(!argo.p("b-ran").exists());
     let message = argo.read(&argo.termination("b"));

@@ -8,7 +8,8 @@
 //! |---------------------------------------|-------------------|----------|
 //! | the command ran (last run)            | its code (128+N)  | the same |
 //! | a dependency ended with code N != 0   | N                 | 64       |
-//! | a dependency was lost; baton's errors | 64                | 64       |
+//! | a dependency was lost                 | 143               | 143      |
+//! | baton's own errors                    | 64                | 64       |
 //! | outputs of main cannot be saved       | the command's     | 64       |
 //! | stop signal N before the command ran  | 128+N             | 128+N    |
 //! | sidecar whose main containers had all ended before it started | 0 | 0 |
@@ -170,11 +171,16 @@ fn wait_for_dependencies(ctr: &Ctr, dependencies: &[String], env: &Env, signals:
             exit: EXIT_FAILED,
             why: Some(format!("container {me:?} did not run: its dependency {name:?} ended with exit code {code}")),
         }),
-        Ok(Waited::DependencyLost { name, exitcode }) => Err(End::failed(format!(
-            "container {me:?} did not run: its dependency {name:?} ended without writing {} (its container was \
-             killed, e.g. OOM-killed)",
-            exitcode.display()
-        ))),
+        // Ended as the controller's `argoexec kill 15 1` ends it under Argo (exit 143, the node Failed),
+        // only at once instead of after the controller's round trip; the sentence says why.
+        Ok(Waited::DependencyLost { name, exitcode }) => Err(End {
+            why: Some(format!(
+                "container {me:?} did not run: its dependency {name:?} ended without writing {} (its container \
+                 was killed, e.g. OOM-killed)",
+                exitcode.display()
+            )),
+            ..End::stopped(libc::SIGTERM)
+        }),
         Ok(Waited::DependencyUnreadable { name, why }) => {
             Err(End::failed(format!("container {me:?} did not run: the exit code of its dependency {name:?}: {why}")))
         }
