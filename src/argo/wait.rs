@@ -6,7 +6,8 @@
 //! A dependency is lost when its emissary's beacon (`ctr/<dep>/baton.alive`) hung up and it left no
 //! exit code: its container was killed (SIGKILL, OOM) before it could write one. The kernel closes
 //! the beacon the moment that process dies, so the dependent learns of it at once; Argo's own
-//! emissary waits there until the pod's deadline. A dependency run by Argo's emissary leaves no
+//! emissary waits there until the controller signals it (a round trip through the kubelet and the
+//! controller, since v3.4.11 / v3.5.0). A dependency run by Argo's emissary leaves no
 //! beacon and is waited for as Argo waits; so is one whose beacon another container removed
 //! (`ctr/` is 0777 by Argo's design) or replaced with one that is not its folder owner's.
 //!
