@@ -99,107 +99,6 @@ fn a_signal_file_written_before_the_start_stops_the_command() {
     }
 }
 
-// TestEmissary/Artifact
-#[test]
-fn an_artifact_file_is_tar_gzipped() {
-    let argo = Argo::new();
-    let art = argo.p("tmp/artifact");
-    argo.template(&format!(r#"{{"outputs":{{"artifacts":[{{"name":"a","path":"{}"}}]}}}}"#, art.display()));
-    argo.emissary("main", r#"mkdir -p "$ROOT/tmp"; echo hello > "$ROOT/tmp/artifact""#).run().expect_code(0);
-    let tgz = argo.dir.join(format!("outputs/artifacts{}.tgz", art.display()));
-    assert_eq!(tgz_entries(&tgz), ["artifact"]);
-    let out = Command::new("tar").arg("xzOf").arg(&tgz).output().unwrap();
-    assert_eq!(out.stdout, b"hello\n");
-}
-
-// TestEmissary/ArtifactWithTrailingAndLeadingSlash: "/tmp/artifact/" still maps to .../tmp/artifact.tgz,
-// for a file as for a folder.
-#[test]
-fn an_artifact_path_with_a_trailing_slash() {
-    let argo = Argo::new();
-    let art = argo.p("tmp/artifact");
-    argo.template(&format!(r#"{{"outputs":{{"artifacts":[{{"path":"{}/"}}]}}}}"#, art.display()));
-    argo.emissary("main", r#"mkdir -p "$ROOT/tmp"; echo hello > "$ROOT/tmp/artifact""#).run().expect_code(0);
-    let tgz = argo.dir.join(format!("outputs/artifacts{}.tgz", art.display()));
-    assert_eq!(tgz_entries(&tgz), ["artifact"]);
-
-    let argo = Argo::new();
-    let art = argo.p("tmp/dir");
-    argo.template(&format!(r#"{{"outputs":{{"artifacts":[{{"path":"{}/"}}]}}}}"#, art.display()));
-    let script = r#"d="$ROOT/tmp/dir"; mkdir -p "$d/sub"; echo b > "$d/b"; echo a > "$d/sub/a"; ln -s b "$d/link""#;
-    argo.emissary("main", script).run().expect_code(0);
-    let tgz = argo.dir.join(format!("outputs/artifacts{}.tgz", art.display()));
-    // Go's filepath.Walk order; folders named without a trailing slash, as Argo names them.
-    assert_eq!(tgz_entries(&tgz), ["dir", "dir/b", "dir/link", "dir/sub", "dir/sub/a"]);
-    let listing = Command::new("tar").arg("tzvf").arg(&tgz).output().unwrap();
-    assert!(String::from_utf8_lossy(&listing.stdout).contains("dir/link -> b"), "a link stays a link");
-    assert_eq!(fs::metadata(&tgz).unwrap().mode() & 0o777, 0o644);
-}
-
-// Beyond Argo's test: what a reader gets back out of the archive (GNU tar here; Argo reads it with
-// Go's archive/tar): long names (pax records), a file larger than the compressor's buffers, an empty
-// file, a link, modes.
-#[test]
-fn an_artifact_folder_unpacks_to_what_was_there() {
-    let argo = Argo::new();
-    let art = argo.p("tmp/out");
-    argo.template(&format!(r#"{{"outputs":{{"artifacts":[{{"path":"{}"}}]}}}}"#, art.display()));
-    let long = "n".repeat(150);
-    let script = format!(
-        r#"d="$ROOT/tmp/out"; mkdir -p "$d/deep/{long}"; head -c 300000 /dev/urandom > "$d/big"; : > "$d/empty"
-        echo x > "$d/deep/{long}/{long}.txt"; chmod 0750 "$d/big"; ln -s ../big "$d/deep/link""#
-    );
-    argo.emissary("main", &script).run().expect_code(0);
-    let tgz = argo.dir.join(format!("outputs/artifacts{}.tgz", art.display()));
-    assert!(Command::new("gzip").arg("-t").arg(&tgz).status().unwrap().success(), "gzip -t");
-    let into = argo.p("unpacked");
-    fs::create_dir(&into).unwrap();
-    let untar = Command::new("tar").arg("xzf").arg(&tgz).arg("-C").arg(&into).output().unwrap();
-    assert!(untar.status.success(), "{}", String::from_utf8_lossy(&untar.stderr));
-    assert_eq!(fs::read(into.join("out/big")).unwrap(), fs::read(art.join("big")).unwrap());
-    assert_eq!(fs::metadata(into.join("out/big")).unwrap().mode() & 0o777, 0o750);
-    assert_eq!(fs::read(into.join("out/empty")).unwrap(), b"");
-    assert_eq!(argo.read(&into.join(format!("out/deep/{long}/{long}.txt"))), "x\n");
-    assert_eq!(fs::read_link(into.join("out/deep/link")).unwrap(), Path::new("../big"));
-}
-
-// As Argo's TarGzToWriter (filepath.Walk, tar.FileInfoHeader): a link at the artifact's path is
-// archived as the link, a FIFO (there or in a folder) as a header only; nothing waits on a FIFO.
-#[test]
-fn artifact_links_and_fifos_are_archived_as_what_they_are() {
-    let argo = Argo::new();
-    let (link, fifo, dir) = (argo.p("tmp/link"), argo.p("tmp/fifo"), argo.p("tmp/dir"));
-    let paths = [&link, &fifo, &dir].map(|p| format!(r#"{{"path":"{}"}}"#, p.display())).join(",");
-    argo.template(&format!(r#"{{"outputs":{{"artifacts":[{paths}]}}}}"#));
-    let script =
-        r#"cd "$ROOT" && mkdir -p tmp/dir && echo a > tmp/dir/a && mkfifo tmp/fifo tmp/dir/pipe && ln -s dir tmp/link"#;
-    argo.emissary("main", script).spawn().wait_within(SOON).expect_code(0);
-    let listing = |p: &Path| {
-        let tgz = argo.dir.join(format!("outputs/artifacts{}.tgz", p.display()));
-        let out = Command::new("tar").arg("tzvf").arg(&tgz).output().unwrap();
-        String::from_utf8(out.stdout).unwrap()
-    };
-    assert!(listing(&link).trim().ends_with("link -> dir"), "{}", listing(&link));
-    assert!(listing(&fifo).starts_with('p'), "{}", listing(&fifo));
-    let dir = listing(&dir);
-    assert_eq!(dir.lines().count(), 3, "{dir}");
-    assert!(dir.lines().any(|l| l.starts_with('p') && l.ends_with("dir/pipe")), "{dir}");
-}
-
-// TestEmissary/Parameter
-#[test]
-fn an_output_parameter_is_copied() {
-    let argo = Argo::new();
-    let param = argo.p("tmp/parameter");
-    argo.template(&format!(
-        r#"{{"outputs":{{"parameters":[{{"name":"p","valueFrom":{{"path":"{}"}}}}]}}}}"#,
-        param.display()
-    ));
-    argo.emissary("main", r#"mkdir -p "$ROOT/tmp"; echo hello > "$ROOT/tmp/parameter""#).run().expect_code(0);
-    let saved = argo.dir.join(format!("outputs/parameters{}", param.display()));
-    assert_eq!(argo.read(&saved), "hello\n");
-}
-
 /// A container-set template with one member `main`, an artifact, and `retry` as its retryStrategy.
 fn retry_template(argo: &Argo, retry: &str) -> PathBuf {
     let art = argo.p("tmp/artifact");
@@ -474,6 +373,25 @@ fn the_arguments_offloaded_to_the_configmap() {
         .run();
     out.expect_code(0);
     assert_eq!(out.stdout, "offloaded\n");
+}
+
+// An offloaded argument longer than 128 KiB goes to /tmp/argo_arg_<i>.txt, numbered as Argo's emissary
+// numbers it: from 0, the first argument after the program (issue 20.4).
+#[test]
+fn a_long_offloaded_argument_is_numbered_as_argo_numbers_it() {
+    let argo = Argo::new();
+    let long = "x".repeat(131073);
+    let args = format!(r#"["-c", "echo \"$0\"", "{long}"]"#);
+    configmap(&argo.p("argo-config"), &[("ARGO_CONTAINER_ARGS_FILE", &args)]);
+    let out = argo
+        .argoexec("main", ["emissary", "--", "sh"])
+        .env("ARGO_CONTAINER_NAME", "main")
+        .env("ARGO_CONTAINER_ARGS_FILE", argo.p("argo-config/ARGO_CONTAINER_ARGS_FILE"))
+        .run();
+    out.expect_code(0);
+    assert_eq!(out.stdout, "@/tmp/argo_arg_2.txt\n");
+    assert_eq!(fs::read_to_string("/tmp/argo_arg_2.txt").unwrap(), long);
+    let _ = fs::remove_file("/tmp/argo_arg_2.txt");
 }
 
 // TestReadTemplate_PrefersFile

@@ -374,7 +374,8 @@ fn add_offloaded_args(command: &mut Vec<OsString>, tmp: &Path) -> Result<(), Str
         let serde_json::Value::String(arg) = arg else { return Err(not_args(format!("{arg} is not a string"))) };
         command.push(OsString::from(arg));
     }
-    for (i, arg) in command.iter_mut().enumerate() {
+    // Numbered as Argo numbers them: from 0, the first argument after the program (never offloaded).
+    for (i, arg) in command.iter_mut().skip(1).enumerate() {
         if arg.len() > MAX_ARG {
             let file = tmp.join(format!("argo_arg_{i}.txt"));
             crate::folder::create_atomically(&file, 0o644, |f| std::io::Write::write_all(f, arg.as_encoded_bytes()))
@@ -431,7 +432,7 @@ mod tests {
         let added = add_offloaded_args(&mut command, dir.path());
         std::env::remove_var("ARGO_CONTAINER_ARGS_FILE");
         added.unwrap();
-        let file = dir.path().join("argo_arg_2.txt");
+        let file = dir.path().join("argo_arg_1.txt");
         assert_eq!(command, [OsString::from("sh"), "-c".into(), format!("@{}", file.display()).into()]);
         assert_eq!(std::fs::read_to_string(file).unwrap(), long);
     }
