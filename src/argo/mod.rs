@@ -9,6 +9,7 @@
 //! `wait`, `resource`, `data`, `agent`, `artifact …`, `version`, …) is handed to the upstream
 //! argoexec unchanged. See docs/argo.md.
 
+mod args;
 mod files;
 mod flags;
 mod outputs;
