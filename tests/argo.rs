@@ -451,11 +451,21 @@ fn the_initless_layout_is_refused_by_name() {
 }
 
 #[test]
-fn a_missing_container_name_is_a_sentence() {
+// A container added by a podSpecPatch has no ARGO_CONTAINER_NAME (the controller sets it before it
+// applies the patch); Argo's emissary runs it all the same, and so does baton, in a folder of its own
+// (issue 20.2).
+fn a_container_without_a_name_runs_as_argo_runs_it() {
     let argo = Argo::new();
-    let o = argo.argoexec("nameless", ["emissary", "--", "true"]).run();
-    o.expect_code(64);
+    let o = argo.argoexec("nameless", ["emissary", "--", "sh", "-c", "echo ran; exit 3"]).run();
+    o.expect_code(3);
+    assert_eq!(o.stdout, "ran\n");
     assert!(o.stderr.contains("ARGO_CONTAINER_NAME is not set"), "{}", o.stderr);
+    let folders: Vec<String> = fs::read_dir(argo.dir.join("ctr"))
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    assert!(folders.len() == 1 && folders[0].starts_with("unnamed-"), "{folders:?}");
+    assert_eq!(argo.exitcode(&folders[0]), "3");
 }
 
 #[test]

@@ -88,12 +88,19 @@ pub fn refuse(sentence: &str, env: &Env) -> i32 {
     finish(env, ctr.as_ref(), End::failed(sentence.to_string()))
 }
 
+/// ARGO_CONTAINER_NAME, which names the container's folder `ctr/<name>`. A container added by a
+/// `podSpecPatch` has none (the controller sets it before it applies the patch); Argo's emissary
+/// runs it all the same, in `ctr/` itself. baton runs it in a folder of its own, `ctr/unnamed-<random>`,
+/// which no template names: no dependencies, no outputs, and no exit code shared with another one.
 fn container_name() -> Result<String, String> {
     let name = std::env::var("ARGO_CONTAINER_NAME").unwrap_or_default();
     if name.is_empty() {
-        return Err("ARGO_CONTAINER_NAME is not set: Argo's controller sets it in every container it makes; \
-                    run this container in a pod made by Argo"
-            .into());
+        let name = format!("unnamed-{}", crate::folder::random_hex());
+        eprintln!(
+            "baton: ARGO_CONTAINER_NAME is not set (a container added by a podSpecPatch); running it as {name:?}, \
+             which nothing waits for"
+        );
+        return Ok(name);
     }
     files::check_name(&name, "ARGO_CONTAINER_NAME").map(|()| name)
 }
