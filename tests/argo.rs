@@ -517,6 +517,35 @@ fn other_subcommands_go_to_the_upstream_argoexec_unchanged() {
     assert!(rest.ends_with(" init --loglevel info --log-format text --gloglevel 0\n"), "{seen}");
 }
 
+// Argo v4.0+ runs an artifact plugin's containers as `/var/run/argo/argoexec artifact-plugin-init …`
+// in the plugin's own image, which has no upstream argoexec: `init` copies it into the shared folder
+// when the template uses a plugin, and the delegation finds it there (issue 20.1).
+#[test]
+fn artifact_plugin_containers_find_the_upstream_in_the_shared_folder() {
+    let argo = Argo::new();
+    let upstream = argo.p("image-upstream");
+    fs::write(&upstream, "#!/bin/sh\necho \"upstream $*\"\n").unwrap();
+    fs::set_permissions(&upstream, fs::Permissions::from_mode(0o755)).unwrap();
+    let shared = argo.dir.join("argoexec-upstream");
+
+    argo.template(r#"{"inputs":{"artifacts":[{"name":"a","path":"/tmp/a"}]}}"#);
+    let o = argo.argoexec("init", ["init"]).env("BATON_ARGOEXEC_UPSTREAM", &upstream).run();
+    o.expect_code(0);
+    assert!(!shared.exists(), "a pod without plugins is spared the copy");
+
+    argo.template(r#"{"inputs":{"artifacts":[{"name":"a","path":"/tmp/a","plugin":{"name":"my-plugin"}}]}}"#);
+    let o = argo.argoexec("init", ["init", "--loglevel", "info"]).env("BATON_ARGOEXEC_UPSTREAM", &upstream).run();
+    o.expect_code(0);
+    assert_eq!(o.stdout, "upstream init --loglevel info\n");
+    assert_eq!(fs::read(&shared).unwrap(), fs::read(&upstream).unwrap());
+    assert_eq!(fs::metadata(&shared).unwrap().mode() & 0o777, 0o555);
+
+    // The plugin's image: no upstream of its own (BATON_ARGOEXEC_UPSTREAM names nothing).
+    let o = argo.argoexec("plugin-init", ["artifact-plugin-init", "--plugin-name", "my-plugin", "--", "serve"]).run();
+    o.expect_code(0);
+    assert_eq!(o.stdout, "upstream artifact-plugin-init --plugin-name my-plugin -- serve\n");
+}
+
 #[test]
 fn a_missing_upstream_is_named() {
     let argo = Argo::new();
