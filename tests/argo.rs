@@ -440,14 +440,53 @@ fn the_folder_is_open_to_every_uid_and_the_exitcode_appears_whole() {
     assert_eq!(names, ["baton.alive", "baton.lock", "combined", "exitcode", "stdout"], "no temporary file left");
 }
 
+/// Writes the init-less supervisor's marker as Argo's supervisor writes it: atomically.
+fn supervisor_says(argo: &Argo, text: &str) {
+    let tmp = argo.dir.join(".status.tmp");
+    fs::write(&tmp, text).unwrap();
+    fs::rename(&tmp, argo.dir.join("status")).unwrap();
+}
+
+// Argo v4.1's init-less layout (ARGO_WAIT_FOR_READY=true): the command waits for the supervisor's READY
+// in /var/run/argo/status; RUNNING is its heartbeat (issue 20.3).
 #[test]
-fn the_initless_layout_is_refused_by_name() {
+fn the_initless_layout_waits_for_the_supervisors_ready() {
     let argo = Argo::new();
+    let mut main = argo.emissary("main", r#"touch "$ROOT/ran""#).env("ARGO_WAIT_FOR_READY", "true").spawn();
+    wait_until("the wait to be announced", SOON, || main.stderr_now().contains("supervisor's READY").then_some(()));
+    supervisor_says(&argo, "RUNNING");
+    std::thread::sleep(Duration::from_millis(200)); // only ever proves that it did NOT start yet
+    assert!(!main.has_exited(), "RUNNING is not READY");
+    assert!(!argo.p("ran").exists());
+    supervisor_says(&argo, "READY");
+    main.wait_within(SOON).expect_code(0);
+    assert!(argo.p("ran").exists());
+    assert_eq!(argo.exitcode("main"), "0");
+}
+
+// FAILED: Argo's supervisor sentinel 65, with the supervisor's message in the termination log.
+#[test]
+fn the_initless_supervisors_failure_ends_the_container_unrun() {
+    let argo = Argo::new();
+    supervisor_says(&argo, "FAILED\ncannot load input artifact a");
+    let o = argo.emissary("main", r#"touch "$ROOT/ran""#).env("ARGO_WAIT_FOR_READY", "true").run();
+    o.expect_code(65);
+    assert_eq!(argo.exitcode("main"), "65");
+    assert!(!argo.p("ran").exists());
+    assert!(argo.read(&argo.termination("main")).contains("cannot load input artifact a"));
+}
+
+// Input artifacts are linked into main from where the supervisor staged them: not done by baton yet,
+// so such a template is refused with a sentence rather than run without its inputs.
+#[test]
+fn the_initless_layout_with_input_artifacts_is_refused() {
+    let argo = Argo::new();
+    argo.template(r#"{"inputs":{"artifacts":[{"name":"a","path":"/tmp/a"}]}}"#);
+    supervisor_says(&argo, "READY");
     let o = argo.emissary("main", r#"touch "$ROOT/ran""#).env("ARGO_WAIT_FOR_READY", "true").run();
     o.expect_code(64);
-    assert_eq!(argo.exitcode("main"), "64");
     assert!(!argo.p("ran").exists());
-    assert!(argo.read(&argo.termination("main")).contains("init-less"));
+    assert!(argo.read(&argo.termination("main")).contains("initlessPod.enabled: false"));
 }
 
 #[test]

@@ -13,6 +13,7 @@ mod args;
 mod files;
 mod flags;
 mod outputs;
+mod ready;
 mod run;
 mod subcommands;
 mod template;

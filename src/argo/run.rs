@@ -12,6 +12,7 @@
 //! | baton's own errors                    | 64                | 64       |
 //! | outputs of main cannot be saved       | the command's     | 64       |
 //! | stop signal N before the command ran  | 128+N             | 128+N    |
+//! | init-less: the supervisor failed      | 65                | 65       |
 //! | sidecar whose main containers had all ended before it started | 0 | 0 |
 //!
 //! Exit 64 is Argo's "the emissary failed": the controller marks the node Error with the
@@ -35,6 +36,7 @@ use crate::wait::{Cond, Waiter};
 use super::args;
 use super::files::{self, Ctr, SignalRequest};
 use super::outputs;
+use super::ready::{self, Ready, EXIT_SUPERVISOR_FAILED};
 use super::template::{Retry, Template};
 use super::wait::{is_stop, Wait, Waited};
 use super::{Env, EXIT_FAILED};
@@ -106,18 +108,24 @@ fn container_name() -> Result<String, String> {
 }
 
 fn run(ctr: &Ctr, mut command: Vec<OsString>, env: &Env, signals: &mut Signals) -> End {
-    if env_true("ARGO_WAIT_FOR_READY") {
-        return End::failed(
-            "Argo's init-less pod layout (ARGO_WAIT_FOR_READY=true: a supervisor container instead of init and \
-             wait) is not implemented by baton's Argo mode; set initlessPod.enabled: false in the \
-             workflow-controller-configmap"
-                .into(),
-        );
+    let initless = env_true("ARGO_WAIT_FOR_READY");
+    if initless {
+        if let Err(end) = wait_for_supervisor(env, signals) {
+            return end;
+        }
     }
     let template = match Template::read(env) {
         Ok(t) => t,
         Err(why) => return End::failed(why),
     };
+    if initless && ctr.name == "main" && template.has_input_artifacts() {
+        return End::failed(
+            "the template has input artifacts, which Argo's init-less layout (ARGO_WAIT_FOR_READY=true) links into \
+             main from where the supervisor staged them, and baton does not do that yet; set initlessPod.enabled: \
+             false in the workflow-controller-configmap for templates with input artifacts"
+                .into(),
+        );
+    }
     if let Err(why) = args::add_offloaded_args(&mut command, Path::new("/tmp")) {
         return End::failed(why);
     }
@@ -165,6 +173,30 @@ fn run(ctr: &Ctr, mut command: Vec<OsString>, env: &Env, signals: &mut Signals) 
         }
     }
     End::ran(code)
+}
+
+/// The init-less layout: waits for the supervisor's READY (see `ready`).
+fn wait_for_supervisor(env: &Env, signals: &mut Signals) -> Result<(), End> {
+    let status = env.dir.join(ready::STATUS_FILE);
+    eprintln!("baton: ARGO_WAIT_FOR_READY is set: waiting for the supervisor's READY in {}", status.display());
+    let failed = |why: String| End { exitcode: EXIT_SUPERVISOR_FAILED, exit: EXIT_SUPERVISOR_FAILED, why: Some(why) };
+    match ready::wait(&env.dir, signals) {
+        Ok(Ready::Go) => Ok(()),
+        Ok(Ready::Failed(why)) => Err(failed(format!("the supervisor failed before this container could run: {why}"))),
+        Ok(Ready::Dead) => Err(failed(format!(
+            "the supervisor wrote no READY to {} and no heartbeat for 30 s: it is not running; see its log \
+             (kubectl logs POD -c supervisor)",
+            status.display()
+        ))),
+        Ok(Ready::Stopped(signal)) => {
+            eprintln!(
+                "baton: {} while waiting for the supervisor; the command never started",
+                sys::signal_name(signal)
+            );
+            Err(End::stopped(signal))
+        }
+        Err(e) => Err(End::failed(format!("cannot watch {} for the supervisor: {e}", status.display()))),
+    }
 }
 
 fn wait_for_dependencies(ctr: &Ctr, dependencies: &[String], env: &Env, signals: &mut Signals) -> Result<(), End> {

@@ -55,8 +55,9 @@ pub fn kill(args: &[String]) -> i32 {
 }
 
 /// Replaces this process with the upstream argoexec, same arguments (argv[0] included): the image's
-/// own, else (in an artifact plugin's image, which has none) the copy `init` left in the shared
-/// folder. Returns only when that cannot be done.
+/// own, else the one beside this binary (the init-less layout's image volume, `/argo-bin/bin/`),
+/// else (in an artifact plugin's image, which has none) the copy `init` left in the shared folder.
+/// Returns only when that cannot be done.
 pub fn delegate(args: &[OsString], env: &Env) -> i32 {
     if args.get(1).is_some_and(|a| a == "init") {
         if let Err(sentence) = share_upstream(env) {
@@ -65,9 +66,13 @@ pub fn delegate(args: &[OsString], env: &Env) -> i32 {
             return EXIT_FAILED;
         }
     }
-    let shared = env.dir.join(SHARED_UPSTREAM);
-    let upstream = if env.upstream.exists() || !shared.exists() { &env.upstream } else { &shared };
-    let error = Command::new(upstream).arg0(&args[0]).args(&args[1..]).exec();
+    let beside = std::env::current_exe().ok().and_then(|exe| Some(exe.parent()?.join(SHARED_UPSTREAM)));
+    let upstream = [Some(env.upstream.clone()), beside, Some(env.dir.join(SHARED_UPSTREAM))]
+        .into_iter()
+        .flatten()
+        .find(|p| p.exists())
+        .unwrap_or_else(|| env.upstream.clone());
+    let error = Command::new(&upstream).arg0(&args[0]).args(&args[1..]).exec();
     let what = match args.get(1) {
         Some(sub) => format!("argoexec {}", sub.to_string_lossy()),
         None => "argoexec without a subcommand".to_string(),

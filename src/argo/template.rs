@@ -149,6 +149,13 @@ impl Template {
         walk(&self.0)
     }
 
+    /// Input artifacts with a path, which someone must put there before the command runs.
+    pub fn has_input_artifacts(&self) -> bool {
+        self.0
+            .get("inputs")
+            .is_some_and(|i| list(i, "artifacts").iter().any(|a| text(a, "path").is_some_and(|p| !p.is_empty())))
+    }
+
     /// Output parameters read from files (`valueFrom.path`).
     pub fn parameter_paths(&self) -> impl Iterator<Item = &str> {
         let from = self.outputs("parameters").iter().filter_map(|p| p.get("valueFrom"));
