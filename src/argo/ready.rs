@@ -16,6 +16,8 @@ use crate::sys;
 use crate::wait::{Cond, Waiter};
 
 use super::files::read_capped;
+use super::run::End;
+use super::Env;
 
 /// The supervisor's marker in the shared folder.
 pub const STATUS_FILE: &str = "status";
@@ -37,6 +39,30 @@ pub enum Ready {
     Dead,
     /// A stop signal reached baton.
     Stopped(i32),
+}
+
+/// The init-less layout: waits for the supervisor's READY .
+pub(super) fn wait_for_supervisor(env: &Env, signals: &mut Signals) -> Result<(), End> {
+    let status = env.dir.join(STATUS_FILE);
+    eprintln!("baton: ARGO_WAIT_FOR_READY is set: waiting for the supervisor's READY in {}", status.display());
+    let failed = |why: String| End { exitcode: EXIT_SUPERVISOR_FAILED, exit: EXIT_SUPERVISOR_FAILED, why: Some(why) };
+    match wait(&env.dir, signals) {
+        Ok(Ready::Go) => Ok(()),
+        Ok(Ready::Failed(why)) => Err(failed(format!("the supervisor failed before this container could run: {why}"))),
+        Ok(Ready::Dead) => Err(failed(format!(
+            "the supervisor wrote no READY to {} and no heartbeat for 30 s: it is not running; see its log \
+             (kubectl logs POD -c supervisor)",
+            status.display()
+        ))),
+        Ok(Ready::Stopped(signal)) => {
+            eprintln!(
+                "baton: {} while waiting for the supervisor; the command never started",
+                sys::signal_name(signal)
+            );
+            Err(End::stopped(signal))
+        }
+        Err(e) => Err(End::failed(format!("cannot watch {} for the supervisor: {e}", status.display()))),
+    }
 }
 
 /// What the marker says now. None: keep waiting (missing, `RUNNING`, or not a marker).

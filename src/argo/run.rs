@@ -36,29 +36,29 @@ use crate::wait::{Cond, Waiter};
 use super::args;
 use super::files::{self, Ctr, SignalRequest};
 use super::outputs;
-use super::ready::{self, Ready, EXIT_SUPERVISOR_FAILED};
+use super::ready;
 use super::template::{Retry, Template};
-use super::wait::{is_stop, Wait, Waited};
+use super::wait::{self, is_stop, Wait, Waited};
 use super::{Env, EXIT_FAILED};
 
 /// Argo's grace between SIGTERM and SIGKILL when ARGO_TERMINATION_GRACE_PERIOD_SECONDS is unset.
 const DEFAULT_GRACE: Duration = Duration::from_secs(30);
 
 /// How the container ends: what the exitcode file says, the exit code, and the sentence of a failure.
-struct End {
-    exitcode: i32,
-    exit: i32,
-    why: Option<String>,
+pub(super) struct End {
+    pub exitcode: i32,
+    pub exit: i32,
+    pub why: Option<String>,
 }
 
 impl End {
-    fn ran(code: i32) -> End {
+    pub fn ran(code: i32) -> End {
         End { exitcode: code, exit: code, why: None }
     }
-    fn failed(why: String) -> End {
+    pub fn failed(why: String) -> End {
         End { exitcode: EXIT_FAILED, exit: EXIT_FAILED, why: Some(why) }
     }
-    fn stopped(signal: i32) -> End {
+    pub fn stopped(signal: i32) -> End {
         End::ran(128 + signal)
     }
 }
@@ -110,7 +110,7 @@ fn container_name() -> Result<String, String> {
 fn run(ctr: &Ctr, mut command: Vec<OsString>, env: &Env, signals: &mut Signals) -> End {
     let initless = env_true("ARGO_WAIT_FOR_READY");
     if initless {
-        if let Err(end) = wait_for_supervisor(env, signals) {
+        if let Err(end) = ready::wait_for_supervisor(env, signals) {
             return end;
         }
     }
@@ -147,12 +147,12 @@ fn run(ctr: &Ctr, mut command: Vec<OsString>, env: &Env, signals: &mut Signals) 
         }
     }
     if !dependencies.is_empty() {
-        if let Err(end) = wait_for_dependencies(ctr, &dependencies, env, signals) {
+        if let Err(end) = wait::for_dependencies(ctr, &dependencies, env, signals) {
             return end;
         }
     }
     if env_true("ARGO_DEBUG_PAUSE_BEFORE") {
-        if let Some(signal) = pause(ctr, "before", env, signals) {
+        if let Some(signal) = wait::pause(ctr, "before", env, signals) {
             return End::stopped(signal);
         }
     }
@@ -165,7 +165,7 @@ fn run(ctr: &Ctr, mut command: Vec<OsString>, env: &Env, signals: &mut Signals) 
 
     if env_true("ARGO_DEBUG_PAUSE_AFTER") {
         // A stop signal ends the pause; the command's code still stands.
-        let _ = pause(ctr, "after", env, signals);
+        let _ = wait::pause(ctr, "after", env, signals);
     }
     if ctr.name == "main" {
         if let Err(why) = outputs::save(&template, &env.dir) {
@@ -173,90 +173,6 @@ fn run(ctr: &Ctr, mut command: Vec<OsString>, env: &Env, signals: &mut Signals) 
         }
     }
     End::ran(code)
-}
-
-/// The init-less layout: waits for the supervisor's READY (see `ready`).
-fn wait_for_supervisor(env: &Env, signals: &mut Signals) -> Result<(), End> {
-    let status = env.dir.join(ready::STATUS_FILE);
-    eprintln!("baton: ARGO_WAIT_FOR_READY is set: waiting for the supervisor's READY in {}", status.display());
-    let failed = |why: String| End { exitcode: EXIT_SUPERVISOR_FAILED, exit: EXIT_SUPERVISOR_FAILED, why: Some(why) };
-    match ready::wait(&env.dir, signals) {
-        Ok(Ready::Go) => Ok(()),
-        Ok(Ready::Failed(why)) => Err(failed(format!("the supervisor failed before this container could run: {why}"))),
-        Ok(Ready::Dead) => Err(failed(format!(
-            "the supervisor wrote no READY to {} and no heartbeat for 30 s: it is not running; see its log \
-             (kubectl logs POD -c supervisor)",
-            status.display()
-        ))),
-        Ok(Ready::Stopped(signal)) => {
-            eprintln!(
-                "baton: {} while waiting for the supervisor; the command never started",
-                sys::signal_name(signal)
-            );
-            Err(End::stopped(signal))
-        }
-        Err(e) => Err(End::failed(format!("cannot watch {} for the supervisor: {e}", status.display()))),
-    }
-}
-
-fn wait_for_dependencies(ctr: &Ctr, dependencies: &[String], env: &Env, signals: &mut Signals) -> Result<(), End> {
-    let wait = Wait { root: &env.dir, dependencies, file: None, deadline: None, ctr };
-    let me = &ctr.name;
-    match wait.run(signals) {
-        Ok(Waited::Ready) | Ok(Waited::Elapsed) => Ok(()),
-        Ok(Waited::DependencyFailed { name, code }) => Err(End {
-            exitcode: code,
-            exit: EXIT_FAILED,
-            why: Some(format!("container {me:?} did not run: its dependency {name:?} ended with exit code {code}")),
-        }),
-        // Ended as the controller's `argoexec kill 15 1` ends it under Argo (exit 143, the node Failed),
-        // only at once instead of after the controller's round trip; the sentence says why.
-        Ok(Waited::DependencyLost { name, exitcode }) => Err(End {
-            why: Some(format!(
-                "container {me:?} did not run: its dependency {name:?} ended without writing {} (its container \
-                 was killed, e.g. OOM-killed)",
-                exitcode.display()
-            )),
-            ..End::stopped(libc::SIGTERM)
-        }),
-        Ok(Waited::DependencyUnreadable { name, why }) => {
-            Err(End::failed(format!("container {me:?} did not run: the exit code of its dependency {name:?}: {why}")))
-        }
-        Ok(Waited::Stopped { signal, from_file }) => {
-            eprintln!(
-                "baton: {} {}while waiting for {}; the command never started",
-                sys::signal_name(signal),
-                if from_file { "asked for in the signal file " } else { "" },
-                dependencies.join(", ")
-            );
-            Err(End::stopped(signal))
-        }
-        Err(e) => Err(End::failed(format!("waiting for the dependencies failed: {e}"))),
-    }
-}
-
-/// A debug pause: waits for `ctr/<name>/<which>`. Returns the stop signal that ended it early.
-fn pause(ctr: &Ctr, which: &str, env: &Env, signals: &mut Signals) -> Option<i32> {
-    let file = ctr.pause_file(which);
-    eprintln!(
-        "baton: ARGO_DEBUG_PAUSE_{} is set: paused until {} exists (from a debug container: touch \
-         /proc/1/root{})",
-        which.to_uppercase(),
-        file.display(),
-        file.display()
-    );
-    let wait = Wait { root: &env.dir, dependencies: &[], file: Some(file), deadline: None, ctr };
-    match wait.run(signals) {
-        Ok(Waited::Stopped { signal, .. }) => {
-            eprintln!("baton: {} ended the pause", sys::signal_name(signal));
-            Some(signal)
-        }
-        Ok(_) => None,
-        Err(e) => {
-            eprintln!("baton: cannot watch for {which}: {e}; going on");
-            None
-        }
-    }
 }
 
 /// One run of the command: its exit code, and whether it was asked to stop (then no retry).
