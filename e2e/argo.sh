@@ -197,7 +197,7 @@ check "b exits 64 (Argo: the node is an Error), its exitcode file holds a's 3" a
 check "b never ran its command" test ! -e "$ws/b.ran"
 check "b's termination message names its dependency" contains "$(message_of "$pod" b)" 'its dependency "a" ended with exit code 3'
 check "d died of SIGKILL without an exitcode file" all_ok eq "$(exit_of "$pod" d)" 137 -- test ! -e "$argo/ctr/d/exitcode"
-check "c exits 64 with exitcode 64, its command never ran" all_ok eq "$(exit_of "$pod" c)" 64 -- eq "$(cat "$argo/ctr/c/exitcode")" 64 -- test ! -e "$ws/c.ran"
+check "c exits 143 with exitcode 143 (Argo: the controller's kill 15 1, the node Failed), its command never ran" all_ok eq "$(exit_of "$pod" c)" 143 -- eq "$(cat "$argo/ctr/c/exitcode")" 143 -- test ! -e "$ws/c.ran"
 check "c's termination message says d was lost" contains "$(message_of "$pod" c)" 'its dependency "d" ended without writing'
 lost=$(( $(finished_ms "$pod" c) - $(finished_ms "$pod" d) ))
 say "d killed -> c ended: ${lost} ms (Argo's emissary: until the pod's deadline)"

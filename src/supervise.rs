@@ -104,7 +104,8 @@ pub struct Rules<'a> {
     pub stop_after: Vec<Cond>,
     pub stop_timeout: Duration,
     pub layout: &'a Layout,
-    /// Leave what remains of the command's process group running when the command exits.
+    /// Leave what remains of the command's process group running when the command exits (the
+    /// caller may end it later with [`end_group`], given the tees back in [`Supervised::tees`]).
     pub keep_group: bool,
 }
 
@@ -115,6 +116,8 @@ pub struct Supervised {
     pub stopped: Option<(StopCause, i32)>,
     /// A stop signal (SIGTERM, SIGINT, SIGHUP, SIGQUIT) reached baton itself: the pod is going away.
     pub told_to_stop: Option<i32>,
+    /// With `keep_group`: the copies of the output, which a process left in the group may still use.
+    pub tees: Vec<Tee>,
 }
 
 /// `--stop-after`: SIGTERM is held back until the listed steps have ended. One waiter for the whole
@@ -342,14 +345,17 @@ pub fn supervise_with(
     for tee in &mut tees {
         tee.pump();
     }
-    Ok(Supervised { ended, stopped, told_to_stop })
+    if !rules.keep_group {
+        tees.clear();
+    }
+    Ok(Supervised { ended, stopped, told_to_stop, tees })
 }
 
 /// What the command left running in its process group (`sh -c 'daemon & exit 0'`) gets SIGTERM,
 /// then SIGKILL after `grace`, and is reaped before the step ends: when baton is not PID 1, nothing
 /// else would clean it up. Processes that left the group (daemons that called setsid) are not
 /// waited for.
-fn end_group(pgid: i32, signals: &mut Signals, grace: Duration, tees: &mut [Tee]) {
+pub fn end_group(pgid: i32, signals: &mut Signals, grace: Duration, tees: &mut [Tee]) {
     if !sys::group_exists(pgid) {
         return;
     }

@@ -8,9 +8,8 @@
 mod common;
 
 use std::fs;
-use std::os::unix::fs::{MetadataExt, PermissionsExt};
+use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
-use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::argo::*;
@@ -97,107 +96,6 @@ fn a_signal_file_written_before_the_start_stops_the_command() {
         assert_eq!(argo.exitcode("main"), code.to_string());
         assert!(!argo.ctr("main", "signal").exists(), "the signal file is removed once read");
     }
-}
-
-// TestEmissary/Artifact
-#[test]
-fn an_artifact_file_is_tar_gzipped() {
-    let argo = Argo::new();
-    let art = argo.p("tmp/artifact");
-    argo.template(&format!(r#"{{"outputs":{{"artifacts":[{{"name":"a","path":"{}"}}]}}}}"#, art.display()));
-    argo.emissary("main", r#"mkdir -p "$ROOT/tmp"; echo hello > "$ROOT/tmp/artifact""#).run().expect_code(0);
-    let tgz = argo.dir.join(format!("outputs/artifacts{}.tgz", art.display()));
-    assert_eq!(tgz_entries(&tgz), ["artifact"]);
-    let out = Command::new("tar").arg("xzOf").arg(&tgz).output().unwrap();
-    assert_eq!(out.stdout, b"hello\n");
-}
-
-// TestEmissary/ArtifactWithTrailingAndLeadingSlash: "/tmp/artifact/" still maps to .../tmp/artifact.tgz,
-// for a file as for a folder.
-#[test]
-fn an_artifact_path_with_a_trailing_slash() {
-    let argo = Argo::new();
-    let art = argo.p("tmp/artifact");
-    argo.template(&format!(r#"{{"outputs":{{"artifacts":[{{"path":"{}/"}}]}}}}"#, art.display()));
-    argo.emissary("main", r#"mkdir -p "$ROOT/tmp"; echo hello > "$ROOT/tmp/artifact""#).run().expect_code(0);
-    let tgz = argo.dir.join(format!("outputs/artifacts{}.tgz", art.display()));
-    assert_eq!(tgz_entries(&tgz), ["artifact"]);
-
-    let argo = Argo::new();
-    let art = argo.p("tmp/dir");
-    argo.template(&format!(r#"{{"outputs":{{"artifacts":[{{"path":"{}/"}}]}}}}"#, art.display()));
-    let script = r#"d="$ROOT/tmp/dir"; mkdir -p "$d/sub"; echo b > "$d/b"; echo a > "$d/sub/a"; ln -s b "$d/link""#;
-    argo.emissary("main", script).run().expect_code(0);
-    let tgz = argo.dir.join(format!("outputs/artifacts{}.tgz", art.display()));
-    // Go's filepath.Walk order; folders named without a trailing slash, as Argo names them.
-    assert_eq!(tgz_entries(&tgz), ["dir", "dir/b", "dir/link", "dir/sub", "dir/sub/a"]);
-    let listing = Command::new("tar").arg("tzvf").arg(&tgz).output().unwrap();
-    assert!(String::from_utf8_lossy(&listing.stdout).contains("dir/link -> b"), "a link stays a link");
-    assert_eq!(fs::metadata(&tgz).unwrap().mode() & 0o777, 0o644);
-}
-
-// Beyond Argo's test: what a reader gets back out of the archive (GNU tar here; Argo reads it with
-// Go's archive/tar): long names (pax records), a file larger than the compressor's buffers, an empty
-// file, a link, modes.
-#[test]
-fn an_artifact_folder_unpacks_to_what_was_there() {
-    let argo = Argo::new();
-    let art = argo.p("tmp/out");
-    argo.template(&format!(r#"{{"outputs":{{"artifacts":[{{"path":"{}"}}]}}}}"#, art.display()));
-    let long = "n".repeat(150);
-    let script = format!(
-        r#"d="$ROOT/tmp/out"; mkdir -p "$d/deep/{long}"; head -c 300000 /dev/urandom > "$d/big"; : > "$d/empty"
-        echo x > "$d/deep/{long}/{long}.txt"; chmod 0750 "$d/big"; ln -s ../big "$d/deep/link""#
-    );
-    argo.emissary("main", &script).run().expect_code(0);
-    let tgz = argo.dir.join(format!("outputs/artifacts{}.tgz", art.display()));
-    assert!(Command::new("gzip").arg("-t").arg(&tgz).status().unwrap().success(), "gzip -t");
-    let into = argo.p("unpacked");
-    fs::create_dir(&into).unwrap();
-    let untar = Command::new("tar").arg("xzf").arg(&tgz).arg("-C").arg(&into).output().unwrap();
-    assert!(untar.status.success(), "{}", String::from_utf8_lossy(&untar.stderr));
-    assert_eq!(fs::read(into.join("out/big")).unwrap(), fs::read(art.join("big")).unwrap());
-    assert_eq!(fs::metadata(into.join("out/big")).unwrap().mode() & 0o777, 0o750);
-    assert_eq!(fs::read(into.join("out/empty")).unwrap(), b"");
-    assert_eq!(argo.read(&into.join(format!("out/deep/{long}/{long}.txt"))), "x\n");
-    assert_eq!(fs::read_link(into.join("out/deep/link")).unwrap(), Path::new("../big"));
-}
-
-// As Argo's TarGzToWriter (filepath.Walk, tar.FileInfoHeader): a link at the artifact's path is
-// archived as the link, a FIFO (there or in a folder) as a header only; nothing waits on a FIFO.
-#[test]
-fn artifact_links_and_fifos_are_archived_as_what_they_are() {
-    let argo = Argo::new();
-    let (link, fifo, dir) = (argo.p("tmp/link"), argo.p("tmp/fifo"), argo.p("tmp/dir"));
-    let paths = [&link, &fifo, &dir].map(|p| format!(r#"{{"path":"{}"}}"#, p.display())).join(",");
-    argo.template(&format!(r#"{{"outputs":{{"artifacts":[{paths}]}}}}"#));
-    let script =
-        r#"cd "$ROOT" && mkdir -p tmp/dir && echo a > tmp/dir/a && mkfifo tmp/fifo tmp/dir/pipe && ln -s dir tmp/link"#;
-    argo.emissary("main", script).spawn().wait_within(SOON).expect_code(0);
-    let listing = |p: &Path| {
-        let tgz = argo.dir.join(format!("outputs/artifacts{}.tgz", p.display()));
-        let out = Command::new("tar").arg("tzvf").arg(&tgz).output().unwrap();
-        String::from_utf8(out.stdout).unwrap()
-    };
-    assert!(listing(&link).trim().ends_with("link -> dir"), "{}", listing(&link));
-    assert!(listing(&fifo).starts_with('p'), "{}", listing(&fifo));
-    let dir = listing(&dir);
-    assert_eq!(dir.lines().count(), 3, "{dir}");
-    assert!(dir.lines().any(|l| l.starts_with('p') && l.ends_with("dir/pipe")), "{dir}");
-}
-
-// TestEmissary/Parameter
-#[test]
-fn an_output_parameter_is_copied() {
-    let argo = Argo::new();
-    let param = argo.p("tmp/parameter");
-    argo.template(&format!(
-        r#"{{"outputs":{{"parameters":[{{"name":"p","valueFrom":{{"path":"{}"}}}}]}}}}"#,
-        param.display()
-    ));
-    argo.emissary("main", r#"mkdir -p "$ROOT/tmp"; echo hello > "$ROOT/tmp/parameter""#).run().expect_code(0);
-    let saved = argo.dir.join(format!("outputs/parameters{}", param.display()));
-    assert_eq!(argo.read(&saved), "hello\n");
 }
 
 /// A container-set template with one member `main`, an artifact, and `retry` as its retryStrategy.
@@ -325,8 +223,9 @@ fn a_failed_dependency_ends_the_member_without_running_it() {
     assert!(message.contains(r#"dependency "a" ended with exit code 3"#), "{message}");
 }
 
-// Argo hangs here (#10063): the dependency's emissary is SIGKILLed (OOM) and never writes its
-// exitcode. baton's lock tells the member at once.
+// Argo's emissary waits here (#10063) until the controller sees the dependency's container end and
+// runs `argoexec kill 15 1` in the member (v3.4.11+): exit 143, the node Failed. baton's beacon tells
+// the member at once, and it ends the same way (issue 20.5), with a sentence.
 #[test]
 fn a_lost_dependency_ends_the_member_at_once() {
     let argo = Argo::new();
@@ -340,8 +239,8 @@ fn a_lost_dependency_ends_the_member_at_once() {
     let _ = a.wait();
     let o = b.wait_within(SOON);
     kill(sleep_pid, libc::SIGKILL);
-    o.expect_code(64);
-    assert_eq!(argo.exitcode("b"), "64");
+    o.expect_code(143);
+    assert_eq!(argo.exitcode("b"), "143");
     assert!(!argo.ctr("a", "exitcode").exists());
     assert!(!argo.p("b-ran").exists());
     let message = argo.read(&argo.termination("b"));
@@ -414,185 +313,4 @@ fn a_sidecar_that_ignores_sigterm_is_killed_after_the_grace_period() {
     argo.emissary("main", "true").run().expect_code(0);
     proxy.wait_within(SOON).expect_code(137);
     assert!(ended.elapsed() >= Duration::from_secs(1), "killed before the grace period");
-}
-
-// ---------------------------------------------------------------------------------------------------
-// The template's sources (Argo: emissary_read_template_test.go)
-
-fn parameter_template(argo: &Argo) -> (String, PathBuf) {
-    let param = argo.p("tmp/p");
-    let json =
-        format!(r#"{{"outputs":{{"parameters":[{{"name":"p","valueFrom":{{"path":"{}"}}}}]}}}}"#, param.display());
-    (json, argo.dir.join(format!("outputs/parameters{}", param.display())))
-}
-
-const WRITE_P: &str = r#"mkdir -p "$ROOT/tmp"; echo from-env > "$ROOT/tmp/p""#;
-
-// TestReadTemplate_FallsBackToEnv
-#[test]
-fn the_template_from_the_environment() {
-    let argo = Argo::new();
-    fs::remove_file(argo.dir.join("template")).unwrap();
-    let (json, saved) = parameter_template(&argo);
-    argo.emissary("main", WRITE_P).env("ARGO_TEMPLATE", json).run().expect_code(0);
-    assert_eq!(argo.read(&saved), "from-env\n");
-}
-
-/// A ConfigMap volume as the kubelet writes it: each key a symbolic link into `..data`, itself a
-/// link to the folder of the current version.
-fn configmap(dir: &Path, items: &[(&str, &str)]) {
-    let version = dir.join("..2026_11_30_06_00_00.123456789");
-    fs::create_dir_all(&version).unwrap();
-    std::os::unix::fs::symlink(version.file_name().unwrap(), dir.join("..data")).unwrap();
-    for (key, value) in items {
-        fs::write(version.join(key), value).unwrap();
-        std::os::unix::fs::symlink(Path::new("..data").join(key), dir.join(key)).unwrap();
-    }
-}
-
-// TestReadTemplate_HandlesOffloaded
-#[test]
-fn the_template_offloaded_to_the_configmap() {
-    let argo = Argo::new();
-    fs::remove_file(argo.dir.join("template")).unwrap();
-    let (json, saved) = parameter_template(&argo);
-    configmap(&argo.p("argo-config"), &[("ARGO_TEMPLATE", &json)]);
-    argo.emissary("main", WRITE_P).env("ARGO_TEMPLATE", "offloaded").run().expect_code(0);
-    assert_eq!(argo.read(&saved), "from-env\n");
-}
-
-// TestContainerArgsOffloading: the arguments offloaded to the same ConfigMap follow the command.
-#[test]
-fn the_arguments_offloaded_to_the_configmap() {
-    let argo = Argo::new();
-    configmap(&argo.p("argo-config"), &[("ARGO_CONTAINER_ARGS_FILE", r#"["-c", "echo offloaded"]"#)]);
-    let out = argo
-        .argoexec("main", ["emissary", "--", "sh"])
-        .env("ARGO_CONTAINER_NAME", "main")
-        .env("ARGO_CONTAINER_ARGS_FILE", argo.p("argo-config/ARGO_CONTAINER_ARGS_FILE"))
-        .run();
-    out.expect_code(0);
-    assert_eq!(out.stdout, "offloaded\n");
-}
-
-// TestReadTemplate_PrefersFile
-#[test]
-fn the_template_file_wins_over_the_environment() {
-    let argo = Argo::new();
-    let (json, saved) = parameter_template(&argo);
-    argo.template(&json);
-    argo.emissary("main", WRITE_P).env("ARGO_TEMPLATE", "{}").run().expect_code(0);
-    assert!(saved.exists());
-}
-
-// TestReadTemplate_NeitherAvailable: baton's own failure, said, and still an exitcode.
-#[test]
-fn no_template_is_a_failure_with_a_sentence() {
-    let argo = Argo::new();
-    fs::remove_file(argo.dir.join("template")).unwrap();
-    let o = argo.emissary("main", r#"touch "$ROOT/ran""#).run();
-    o.expect_code(64);
-    assert_eq!(argo.exitcode("main"), "64");
-    assert!(!argo.p("ran").exists());
-    let message = argo.read(&argo.termination("main"));
-    assert!(message.contains("ARGO_TEMPLATE"), "{message}");
-    assert!(o.stderr.contains(&message));
-}
-
-// ---------------------------------------------------------------------------------------------------
-// The shared folder, as Argo's other containers see it
-
-#[test]
-fn the_folder_is_open_to_every_uid_and_the_exitcode_appears_whole() {
-    let argo = Argo::new();
-    // A restarted container's old code, in the folder as Argo's wait container pre-creates it.
-    fs::create_dir_all(argo.ctr("main", "")).unwrap();
-    fs::set_permissions(argo.dir.join("ctr/main"), fs::Permissions::from_mode(0o777)).unwrap();
-    fs::write(argo.ctr("main", "exitcode"), "7").unwrap();
-    argo.emissary("main", r#"[ ! -e "$EXITCODE" ]"#).env("EXITCODE", argo.ctr("main", "exitcode")).run().expect_code(0);
-    assert_eq!(argo.exitcode("main"), "0", "the stale code is gone before the command runs");
-    assert_eq!(fs::metadata(argo.dir.join("ctr/main")).unwrap().mode() & 0o7777, 0o777);
-    assert_eq!(fs::metadata(argo.ctr("main", "exitcode")).unwrap().mode() & 0o7777, 0o644);
-    let mut names: Vec<String> = fs::read_dir(argo.dir.join("ctr/main"))
-        .unwrap()
-        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-        .collect();
-    names.sort();
-    assert_eq!(names, ["baton.alive", "baton.lock", "combined", "exitcode", "stdout"], "no temporary file left");
-}
-
-#[test]
-fn the_initless_layout_is_refused_by_name() {
-    let argo = Argo::new();
-    let o = argo.emissary("main", r#"touch "$ROOT/ran""#).env("ARGO_WAIT_FOR_READY", "true").run();
-    o.expect_code(64);
-    assert_eq!(argo.exitcode("main"), "64");
-    assert!(!argo.p("ran").exists());
-    assert!(argo.read(&argo.termination("main")).contains("init-less"));
-}
-
-#[test]
-fn a_missing_container_name_is_a_sentence() {
-    let argo = Argo::new();
-    let o = argo.argoexec("nameless", ["emissary", "--", "true"]).run();
-    o.expect_code(64);
-    assert!(o.stderr.contains("ARGO_CONTAINER_NAME is not set"), "{}", o.stderr);
-}
-
-#[test]
-fn a_debug_pause_waits_for_its_file() {
-    let argo = Argo::new();
-    let mut main = argo.emissary("main", r#"touch "$ROOT/ran""#).env("ARGO_DEBUG_PAUSE_BEFORE", "true").spawn();
-    wait_until("the pause to be announced", SOON, || main.stderr_now().contains("paused until").then_some(()));
-    assert!(!argo.p("ran").exists() && !main.has_exited());
-    fs::write(argo.ctr("main", "before"), "").unwrap();
-    main.wait_within(SOON).expect_code(0);
-    assert!(argo.p("ran").exists());
-}
-
-// ---------------------------------------------------------------------------------------------------
-// kill, and the other subcommands
-
-#[test]
-fn kill_sends_a_signal_to_a_process() {
-    let argo = Argo::new();
-    let mut sleeper = Command::new("sleep").arg("30").spawn().unwrap();
-    let pid = sleeper.id().to_string();
-    let o = argo.argoexec("kill", ["kill", "15", pid.as_str()]).run();
-    o.expect_code(0);
-    assert_eq!(o.stdout, format!("killing {pid} with SIGTERM\n"));
-    use std::os::unix::process::ExitStatusExt;
-    assert_eq!(sleeper.wait().unwrap().signal(), Some(libc::SIGTERM));
-    let o = argo.argoexec("kill-bad", ["kill", "15"]).run();
-    o.expect_code(64);
-    assert!(o.stderr.contains("argoexec kill takes SIGNAL PID"), "{}", o.stderr);
-    argo.argoexec("kill-nope", ["kill", "NOPE", "1"]).run().expect_code(64);
-}
-
-#[test]
-fn other_subcommands_go_to_the_upstream_argoexec_unchanged() {
-    let argo = Argo::new();
-    let upstream = argo.p("argoexec-upstream");
-    fs::write(&upstream, "#!/bin/sh\necho \"$$ $0 $*\" > \"$SEEN\"\nexit 7\n").unwrap();
-    fs::set_permissions(&upstream, fs::Permissions::from_mode(0o755)).unwrap();
-    let mut proc = argo
-        .argoexec("init", ["init", "--loglevel", "info", "--log-format", "text", "--gloglevel", "0"])
-        .env("BATON_ARGOEXEC_UPSTREAM", &upstream)
-        .env("SEEN", argo.p("seen"))
-        .spawn();
-    let pid = proc.pid();
-    proc.wait().expect_code(7);
-    let seen = argo.read(&argo.p("seen"));
-    let (seen_pid, rest) = seen.split_once(' ').unwrap();
-    assert_eq!(seen_pid, pid.to_string(), "replaced by the upstream (exec), not started beside it");
-    assert!(rest.ends_with(" init --loglevel info --log-format text --gloglevel 0\n"), "{seen}");
-}
-
-#[test]
-fn a_missing_upstream_is_named() {
-    let argo = Argo::new();
-    let o = argo.argoexec("wait", ["wait", "--loglevel", "info"]).run();
-    o.expect_code(64);
-    assert!(o.stderr.contains("BATON_ARGOEXEC_UPSTREAM") && o.stderr.contains("argoexec wait"), "{}", o.stderr);
-    assert!(argo.read(&argo.termination("wait")).contains("BATON_ARGOEXEC_UPSTREAM"));
 }

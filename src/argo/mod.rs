@@ -9,9 +9,11 @@
 //! `wait`, `resource`, `data`, `agent`, `artifact …`, `version`, …) is handed to the upstream
 //! argoexec unchanged. See docs/argo.md.
 
+mod args;
 mod files;
 mod flags;
 mod outputs;
+mod ready;
 mod run;
 mod subcommands;
 mod template;

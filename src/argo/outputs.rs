@@ -74,6 +74,19 @@ fn write_output(
     top.ensure_path(dir, FOLDER_MODE)?.create_atomically(name, FILE_MODE, fill)
 }
 
+/// Where Argo's emissary writes an artifact and Argo's `wait` container looks for it, relative to the
+/// shared folder: `filepath.Join("/var/run/argo", "/outputs/artifacts/", path + ".tgz")`, whose `..`
+/// may climb out of `outputs/artifacts`. None when it would climb out of the shared folder itself.
+pub fn artifact_destination(path: &str) -> Option<(PathBuf, String)> {
+    let joined = format!("outputs/artifacts/{path}.tgz");
+    let (_, mut parts) = clean(&joined);
+    if parts.first() == Some(&"..") {
+        return None;
+    }
+    let name = parts.pop()?.to_string();
+    Some((parts.iter().collect(), name))
+}
+
 fn nameless(what: &str, path: &str) -> String {
     format!("cannot save the output {what} {path:?}: the path names no file; give it the path of a file")
 }
@@ -111,27 +124,40 @@ fn save_parameter(top: &Folder, path: &str, room: u64) -> Result<u64, String> {
 fn save_artifact(top: &Folder, path: &str) -> Result<(), String> {
     // Argo drops one trailing slash for the archive's name.
     let trimmed = path.strip_suffix('/').unwrap_or(path);
-    let (dir, name) = destination("outputs/artifacts", trimmed, ".tgz").ok_or_else(|| nameless("artifact", path))?;
+    let (dir, name) = artifact_destination(trimmed).ok_or_else(|| {
+        format!(
+            "cannot save the output artifact {path}: its archive would go outside the shared folder {} (its `..` \
+             climbs out of it); give the artifact a path that stays below it",
+            top.path().display()
+        )
+    })?;
     // Taken cleaned, as Go's filepath.Abs takes it: "/tmp/file/" is the file /tmp/file.
     let source = absolute(path);
-    // As Argo: a path that does not exist (through a link too) may be optional; then the path
-    // itself is archived, never what a link at it points to (filepath.Walk).
-    let found = fs::metadata(&source).and_then(|_| fs::symlink_metadata(&source));
-    match found {
-        Ok(meta) if meta.file_type().is_socket() => {
+    // As Argo's TarGzToWriter: a path that does not exist (through a link too) may be optional; one
+    // that is not a regular file or folder (through a link too) fails the step.
+    let target = match fs::metadata(&source) {
+        Ok(meta) if meta.is_file() || meta.is_dir() => meta,
+        Ok(_) => {
             return Err(format!(
-                "cannot save the output artifact {path}: it is a socket, which a tar archive cannot hold; give it the \
-                 path of a file or folder"
+                "cannot save the output artifact {path}: it is not a regular file or folder (a FIFO, device or \
+                 socket), which Argo does not archive; give it the path of a file or folder"
             ))
         }
-        Ok(_) => {}
         Err(e) if e.kind() == io::ErrorKind::NotFound => {
             eprintln!("baton: the output artifact {path} does not exist; not saved (it may be optional)");
             return Ok(());
         }
         Err(e) => return Err(format!("cannot read the output artifact {path}: {e}")),
-    }
+    };
     let entry = source.file_name().map_or_else(|| PathBuf::from("."), PathBuf::from);
+    // A link at the path to a folder is archived as the link only (filepath.Walk does not follow
+    // it); a link to a file, as the file it names (Argo opens it), under the link's name.
+    let is_link = fs::symlink_metadata(&source).is_ok_and(|m| m.file_type().is_symlink());
+    let source = if is_link && target.is_file() {
+        fs::canonicalize(&source).map_err(|e| format!("cannot read the output artifact {path}: {e}"))?
+    } else {
+        source
+    };
     write_output(top, &dir, &name, |out| {
         let mut tar = tar::Builder::new(GzEncoder::new(out, Compression::new(GZIP_LEVEL)));
         tar.follow_symlinks(false);
@@ -146,7 +172,8 @@ fn save_artifact(top: &Folder, path: &str) -> Result<(), String> {
 /// `path` as the entry `name`, as Go's `filepath.Walk` and `tar.FileInfoHeader` see it, never
 /// following a link and never blocking: a folder, then everything below it in lexical order; a
 /// regular file with as many bytes as it had when opened; a link as a link; a FIFO or a device as
-/// a header only (nothing is read from it). A socket in a folder is said and left out.
+/// a header only (nothing is read from it). A socket in a folder fails it, as Go's
+/// `tar.FileInfoHeader` does ("sockets not supported").
 fn append<W: Write>(tar: &mut tar::Builder<W>, path: &Path, name: &Path) -> io::Result<()> {
     let meta = fs::symlink_metadata(path)?;
     let kind = meta.file_type();
@@ -170,8 +197,9 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, path: &Path, name: &Path) -> io::
     entries.sort_by_key(|e| e.file_name());
     for entry in entries {
         if entry.file_type()?.is_socket() {
-            eprintln!("baton: {} is a socket, which a tar archive cannot hold; left out", entry.path().display());
-            continue;
+            let why =
+                format!("{} is a socket, which a tar archive cannot hold; remove it first", entry.path().display());
+            return Err(io::Error::other(why));
         }
         append(tar, &entry.path(), &name.join(entry.file_name()))?;
     }
@@ -230,6 +258,16 @@ mod tests {
         assert_eq!(destination("outputs/parameters", "/tmp/../x", ""), at("outputs/parameters", "x"));
         assert_eq!(destination("outputs/parameters", "/../../etc/passwd", ""), at("outputs/parameters/etc", "passwd"));
         assert!(destination("outputs/parameters", "/", "").is_none());
+    }
+
+    #[test]
+    fn artifact_destinations_are_argos_join_within_the_shared_folder() {
+        let at = |dir: &str, name: &str| Some((PathBuf::from(dir), name.to_string()));
+        assert_eq!(artifact_destination("/tmp/a"), at("outputs/artifacts/tmp", "a.tgz"));
+        assert_eq!(artifact_destination("/tmp/../../x"), at("outputs", "x.tgz"));
+        assert_eq!(artifact_destination("/../../x"), at("", "x.tgz"));
+        assert_eq!(artifact_destination("/../../../x"), None);
+        assert_eq!(artifact_destination("rel/../../../../x"), None);
     }
 
     #[test]

@@ -8,9 +8,11 @@
 //! |---------------------------------------|-------------------|----------|
 //! | the command ran (last run)            | its code (128+N)  | the same |
 //! | a dependency ended with code N != 0   | N                 | 64       |
-//! | a dependency was lost; baton's errors | 64                | 64       |
+//! | a dependency was lost                 | 143               | 143      |
+//! | baton's own errors                    | 64                | 64       |
 //! | outputs of main cannot be saved       | the command's     | 64       |
 //! | stop signal N before the command ran  | 128+N             | 128+N    |
+//! | init-less: the supervisor failed      | 65                | 65       |
 //! | sidecar whose main containers had all ended before it started | 0 | 0 |
 //!
 //! Exit 64 is Argo's "the emissary failed": the controller marks the node Error with the
@@ -31,32 +33,32 @@ use crate::supervise::{self, FileSignals, Rules, Sink, Tee};
 use crate::sys;
 use crate::wait::{Cond, Waiter};
 
+use super::args;
 use super::files::{self, Ctr, SignalRequest};
 use super::outputs;
+use super::ready;
 use super::template::{Retry, Template};
-use super::wait::{is_stop, Wait, Waited};
+use super::wait::{self, is_stop, Wait, Waited};
 use super::{Env, EXIT_FAILED};
 
 /// Argo's grace between SIGTERM and SIGKILL when ARGO_TERMINATION_GRACE_PERIOD_SECONDS is unset.
 const DEFAULT_GRACE: Duration = Duration::from_secs(30);
-/// Arguments longer than this go to a file (`@/tmp/argo_arg_<i>.txt`), as Argo passes them.
-const MAX_ARG: usize = 131072;
 
 /// How the container ends: what the exitcode file says, the exit code, and the sentence of a failure.
-struct End {
-    exitcode: i32,
-    exit: i32,
-    why: Option<String>,
+pub(super) struct End {
+    pub exitcode: i32,
+    pub exit: i32,
+    pub why: Option<String>,
 }
 
 impl End {
-    fn ran(code: i32) -> End {
+    pub fn ran(code: i32) -> End {
         End { exitcode: code, exit: code, why: None }
     }
-    fn failed(why: String) -> End {
+    pub fn failed(why: String) -> End {
         End { exitcode: EXIT_FAILED, exit: EXIT_FAILED, why: Some(why) }
     }
-    fn stopped(signal: i32) -> End {
+    pub fn stopped(signal: i32) -> End {
         End::ran(128 + signal)
     }
 }
@@ -88,30 +90,43 @@ pub fn refuse(sentence: &str, env: &Env) -> i32 {
     finish(env, ctr.as_ref(), End::failed(sentence.to_string()))
 }
 
+/// ARGO_CONTAINER_NAME, which names the container's folder `ctr/<name>`. A container added by a
+/// `podSpecPatch` has none (the controller sets it before it applies the patch); Argo's emissary
+/// runs it all the same, in `ctr/` itself. baton runs it in a folder of its own, `ctr/unnamed-<random>`,
+/// which no template names: no dependencies, no outputs, and no exit code shared with another one.
 fn container_name() -> Result<String, String> {
     let name = std::env::var("ARGO_CONTAINER_NAME").unwrap_or_default();
     if name.is_empty() {
-        return Err("ARGO_CONTAINER_NAME is not set: Argo's controller sets it in every container it makes; \
-                    run this container in a pod made by Argo"
-            .into());
+        let name = format!("unnamed-{}", crate::folder::random_hex());
+        eprintln!(
+            "baton: ARGO_CONTAINER_NAME is not set (a container added by a podSpecPatch); running it as {name:?}, \
+             which nothing waits for"
+        );
+        return Ok(name);
     }
     files::check_name(&name, "ARGO_CONTAINER_NAME").map(|()| name)
 }
 
 fn run(ctr: &Ctr, mut command: Vec<OsString>, env: &Env, signals: &mut Signals) -> End {
-    if env_true("ARGO_WAIT_FOR_READY") {
-        return End::failed(
-            "Argo's init-less pod layout (ARGO_WAIT_FOR_READY=true: a supervisor container instead of init and \
-             wait) is not implemented by baton's Argo mode; set initlessPod.enabled: false in the \
-             workflow-controller-configmap"
-                .into(),
-        );
+    let initless = env_true("ARGO_WAIT_FOR_READY");
+    if initless {
+        if let Err(end) = ready::wait_for_supervisor(env, signals) {
+            return end;
+        }
     }
     let template = match Template::read(env) {
         Ok(t) => t,
         Err(why) => return End::failed(why),
     };
-    if let Err(why) = add_offloaded_args(&mut command, Path::new("/tmp")) {
+    if initless && ctr.name == "main" && template.has_input_artifacts() {
+        return End::failed(
+            "the template has input artifacts, which Argo's init-less layout (ARGO_WAIT_FOR_READY=true) links into \
+             main from where the supervisor staged them, and baton does not do that yet; set initlessPod.enabled: \
+             false in the workflow-controller-configmap for templates with input artifacts"
+                .into(),
+        );
+    }
+    if let Err(why) = args::add_offloaded_args(&mut command, Path::new("/tmp")) {
         return End::failed(why);
     }
     let retry = match template.retry() {
@@ -132,12 +147,12 @@ fn run(ctr: &Ctr, mut command: Vec<OsString>, env: &Env, signals: &mut Signals) 
         }
     }
     if !dependencies.is_empty() {
-        if let Err(end) = wait_for_dependencies(ctr, &dependencies, env, signals) {
+        if let Err(end) = wait::for_dependencies(ctr, &dependencies, env, signals) {
             return end;
         }
     }
     if env_true("ARGO_DEBUG_PAUSE_BEFORE") {
-        if let Some(signal) = pause(ctr, "before", env, signals) {
+        if let Some(signal) = wait::pause(ctr, "before", env, signals) {
             return End::stopped(signal);
         }
     }
@@ -150,7 +165,7 @@ fn run(ctr: &Ctr, mut command: Vec<OsString>, env: &Env, signals: &mut Signals) 
 
     if env_true("ARGO_DEBUG_PAUSE_AFTER") {
         // A stop signal ends the pause; the command's code still stands.
-        let _ = pause(ctr, "after", env, signals);
+        let _ = wait::pause(ctr, "after", env, signals);
     }
     if ctr.name == "main" {
         if let Err(why) = outputs::save(&template, &env.dir) {
@@ -158,61 +173,6 @@ fn run(ctr: &Ctr, mut command: Vec<OsString>, env: &Env, signals: &mut Signals) 
         }
     }
     End::ran(code)
-}
-
-fn wait_for_dependencies(ctr: &Ctr, dependencies: &[String], env: &Env, signals: &mut Signals) -> Result<(), End> {
-    let wait = Wait { root: &env.dir, dependencies, file: None, deadline: None, ctr };
-    let me = &ctr.name;
-    match wait.run(signals) {
-        Ok(Waited::Ready) | Ok(Waited::Elapsed) => Ok(()),
-        Ok(Waited::DependencyFailed { name, code }) => Err(End {
-            exitcode: code,
-            exit: EXIT_FAILED,
-            why: Some(format!("container {me:?} did not run: its dependency {name:?} ended with exit code {code}")),
-        }),
-        Ok(Waited::DependencyLost { name, exitcode }) => Err(End::failed(format!(
-            "container {me:?} did not run: its dependency {name:?} ended without writing {} (its container was \
-             killed, e.g. OOM-killed)",
-            exitcode.display()
-        ))),
-        Ok(Waited::DependencyUnreadable { name, why }) => {
-            Err(End::failed(format!("container {me:?} did not run: the exit code of its dependency {name:?}: {why}")))
-        }
-        Ok(Waited::Stopped { signal, from_file }) => {
-            eprintln!(
-                "baton: {} {}while waiting for {}; the command never started",
-                sys::signal_name(signal),
-                if from_file { "asked for in the signal file " } else { "" },
-                dependencies.join(", ")
-            );
-            Err(End::stopped(signal))
-        }
-        Err(e) => Err(End::failed(format!("waiting for the dependencies failed: {e}"))),
-    }
-}
-
-/// A debug pause: waits for `ctr/<name>/<which>`. Returns the stop signal that ended it early.
-fn pause(ctr: &Ctr, which: &str, env: &Env, signals: &mut Signals) -> Option<i32> {
-    let file = ctr.pause_file(which);
-    eprintln!(
-        "baton: ARGO_DEBUG_PAUSE_{} is set: paused until {} exists (from a debug container: touch \
-         /proc/1/root{})",
-        which.to_uppercase(),
-        file.display(),
-        file.display()
-    );
-    let wait = Wait { root: &env.dir, dependencies: &[], file: Some(file), deadline: None, ctr };
-    match wait.run(signals) {
-        Ok(Waited::Stopped { signal, .. }) => {
-            eprintln!("baton: {} ended the pause", sys::signal_name(signal));
-            Some(signal)
-        }
-        Ok(_) => None,
-        Err(e) => {
-            eprintln!("baton: cannot watch for {which}: {e}; going on");
-            None
-        }
-    }
 }
 
 /// One run of the command: its exit code, and whether it was asked to stop (then no retry).
@@ -347,40 +307,6 @@ fn take_signal(ctr: &Ctr, stop_asked: &Cell<bool>) -> Vec<i32> {
     }
 }
 
-/// ARGO_CONTAINER_ARGS_FILE: the controller offloaded the container's args (over 128 KiB of JSON) to
-/// a configmap; they follow the command. An argument too long for exec goes to a file in `tmp` and
-/// is passed as `@file`, as Argo passes it.
-fn add_offloaded_args(command: &mut Vec<OsString>, tmp: &Path) -> Result<(), String> {
-    let Some(path) = std::env::var_os("ARGO_CONTAINER_ARGS_FILE").filter(|p| !p.is_empty()) else { return Ok(()) };
-    let path = Path::new(&path);
-    let json =
-        files::read_config(path, 4 << 20).and_then(|j| j.ok_or_else(|| std::io::ErrorKind::NotFound.into())).map_err(
-            |e| format!("cannot read the container's arguments from ARGO_CONTAINER_ARGS_FILE={}: {e}", path.display()),
-        )?;
-    // Through serde_json::Value, which baton already carries (no code for a typed Vec<String>).
-    let not_args =
-        |why: String| format!("ARGO_CONTAINER_ARGS_FILE={} is not a JSON array of strings ({why})", path.display());
-    let args = match serde_json::from_slice::<serde_json::Value>(&json).map_err(|e| not_args(e.to_string()))? {
-        serde_json::Value::Array(args) => args,
-        _ => return Err(not_args("not an array".into())),
-    };
-    for arg in args {
-        let serde_json::Value::String(arg) = arg else { return Err(not_args(format!("{arg} is not a string"))) };
-        command.push(OsString::from(arg));
-    }
-    for (i, arg) in command.iter_mut().enumerate() {
-        if arg.len() > MAX_ARG {
-            let file = tmp.join(format!("argo_arg_{i}.txt"));
-            crate::folder::create_atomically(&file, 0o644, |f| std::io::Write::write_all(f, arg.as_encoded_bytes()))
-                .map_err(|e| format!("cannot write argument {i} to {}: {e}", file.display()))?;
-            let mut at = OsString::from("@");
-            at.push(&file);
-            *arg = at;
-        }
-    }
-    Ok(())
-}
-
 fn env_true(name: &str) -> bool {
     std::env::var_os(name).is_some_and(|v| v == "true")
 }
@@ -408,25 +334,4 @@ fn finish(env: &Env, ctr: Option<&Ctr>, end: End) -> i32 {
         }
     }
     end.exit
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn offloaded_args_follow_the_command_and_long_ones_go_to_files() {
-        let dir = tempfile::tempdir().unwrap();
-        let json = dir.path().join("ARGO_CONTAINER_ARGS_FILE");
-        let long = "x".repeat(MAX_ARG + 1);
-        std::fs::write(&json, serde_json::to_vec(&["-c", long.as_str()]).unwrap()).unwrap();
-        std::env::set_var("ARGO_CONTAINER_ARGS_FILE", &json);
-        let mut command = vec![OsString::from("sh")];
-        let added = add_offloaded_args(&mut command, dir.path());
-        std::env::remove_var("ARGO_CONTAINER_ARGS_FILE");
-        added.unwrap();
-        let file = dir.path().join("argo_arg_2.txt");
-        assert_eq!(command, [OsString::from("sh"), "-c".into(), format!("@{}", file.display()).into()]);
-        assert_eq!(std::fs::read_to_string(file).unwrap(), long);
-    }
 }

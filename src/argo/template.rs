@@ -136,6 +136,26 @@ impl Template {
         self.0.get("outputs").map_or(&[], |o| list(o, kind))
     }
 
+    /// Some artifact of the template is read or written by an artifact plugin (v4.0+): an artifact
+    /// location anywhere in it (inputs, outputs, `archiveLocation`) has a `plugin` object.
+    pub fn uses_plugins(&self) -> bool {
+        fn walk(value: &Value) -> bool {
+            match value {
+                Value::Object(map) => map.iter().any(|(k, v)| (k == "plugin" && v.is_object()) || walk(v)),
+                Value::Array(items) => items.iter().any(walk),
+                _ => false,
+            }
+        }
+        walk(&self.0)
+    }
+
+    /// Input artifacts with a path, which someone must put there before the command runs.
+    pub fn has_input_artifacts(&self) -> bool {
+        self.0
+            .get("inputs")
+            .is_some_and(|i| list(i, "artifacts").iter().any(|a| text(a, "path").is_some_and(|p| !p.is_empty())))
+    }
+
     /// Output parameters read from files (`valueFrom.path`).
     pub fn parameter_paths(&self) -> impl Iterator<Item = &str> {
         let from = self.outputs("parameters").iter().filter_map(|p| p.get("valueFrom"));
@@ -248,6 +268,10 @@ mod tests {
             "artifacts":[{"name":"a","path":"/tmp/a/"},{"name":"s3only"}]}}"#);
         assert_eq!(tmpl.parameter_paths().collect::<Vec<_>>(), ["/tmp/p"]);
         assert_eq!(tmpl.artifact_paths().collect::<Vec<_>>(), ["/tmp/a/"]);
+        assert!(!tmpl.uses_plugins());
+        let plugin = r#"{"inputs":{"artifacts":[{"name":"a","path":"/a","plugin":{"name":"p"}}]}}"#;
+        assert!(Template::parse(plugin.as_bytes()).unwrap().uses_plugins());
+        assert!(!Template::parse(br#"{"metadata":{"labels":{"plugin":"x"}}}"#).unwrap().uses_plugins());
         assert!(tmpl.on_volume("/work") && tmpl.on_volume("/work/x/y") && tmpl.on_volume("/tmp/../work/z"));
         assert!(!tmpl.on_volume("/workshop") && !tmpl.on_volume("/tmp/p") && !tmpl.on_volume("work"));
     }

@@ -6,7 +6,8 @@
 //! A dependency is lost when its emissary's beacon (`ctr/<dep>/baton.alive`) hung up and it left no
 //! exit code: its container was killed (SIGKILL, OOM) before it could write one. The kernel closes
 //! the beacon the moment that process dies, so the dependent learns of it at once; Argo's own
-//! emissary waits there until the pod's deadline. A dependency run by Argo's emissary leaves no
+//! emissary waits there until the controller signals it (a round trip through the kubelet and the
+//! controller, since v3.4.11 / v3.5.0). A dependency run by Argo's emissary leaves no
 //! beacon and is waited for as Argo waits; so is one whose beacon another container removed
 //! (`ctr/` is 0777 by Argo's design) or replaced with one that is not its folder owner's.
 //!
@@ -24,6 +25,8 @@ use crate::sys;
 use crate::wait::{Cond, Holder, Waiter};
 
 use super::files::{self, Ctr, Number, SignalRequest, BEACON_FILE};
+use super::run::End;
+use super::{Env, EXIT_FAILED};
 
 /// How waiting ended.
 #[derive(Debug, PartialEq, Eq)]
@@ -155,5 +158,72 @@ fn failed(name: &str, code: i64) -> Waited {
     Waited::DependencyFailed {
         name: name.to_string(),
         code: code.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32,
+    }
+}
+
+/// Waits for the container-set dependencies; a failed or lost one, or a stop signal, ends the
+/// container unrun.
+pub(super) fn for_dependencies(
+    ctr: &Ctr,
+    dependencies: &[String],
+    env: &Env,
+    signals: &mut Signals,
+) -> Result<(), End> {
+    let wait = Wait { root: &env.dir, dependencies, file: None, deadline: None, ctr };
+    let me = &ctr.name;
+    match wait.run(signals) {
+        Ok(Waited::Ready) | Ok(Waited::Elapsed) => Ok(()),
+        Ok(Waited::DependencyFailed { name, code }) => Err(End {
+            exitcode: code,
+            exit: EXIT_FAILED,
+            why: Some(format!("container {me:?} did not run: its dependency {name:?} ended with exit code {code}")),
+        }),
+        // Ended as the controller's `argoexec kill 15 1` ends it under Argo (exit 143, the node Failed),
+        // only at once instead of after the controller's round trip; the sentence says why.
+        Ok(Waited::DependencyLost { name, exitcode }) => Err(End {
+            why: Some(format!(
+                "container {me:?} did not run: its dependency {name:?} ended without writing {} (its container \
+                 was killed, e.g. OOM-killed)",
+                exitcode.display()
+            )),
+            ..End::stopped(libc::SIGTERM)
+        }),
+        Ok(Waited::DependencyUnreadable { name, why }) => {
+            Err(End::failed(format!("container {me:?} did not run: the exit code of its dependency {name:?}: {why}")))
+        }
+        Ok(Waited::Stopped { signal, from_file }) => {
+            eprintln!(
+                "baton: {} {}while waiting for {}; the command never started",
+                sys::signal_name(signal),
+                if from_file { "asked for in the signal file " } else { "" },
+                dependencies.join(", ")
+            );
+            Err(End::stopped(signal))
+        }
+        Err(e) => Err(End::failed(format!("waiting for the dependencies failed: {e}"))),
+    }
+}
+
+/// A debug pause: waits for `ctr/<name>/<which>`. Returns the stop signal that ended it early.
+pub(super) fn pause(ctr: &Ctr, which: &str, env: &Env, signals: &mut Signals) -> Option<i32> {
+    let file = ctr.pause_file(which);
+    eprintln!(
+        "baton: ARGO_DEBUG_PAUSE_{} is set: paused until {} exists (from a debug container: touch \
+         /proc/1/root{})",
+        which.to_uppercase(),
+        file.display(),
+        file.display()
+    );
+    let wait = Wait { root: &env.dir, dependencies: &[], file: Some(file), deadline: None, ctr };
+    match wait.run(signals) {
+        Ok(Waited::Stopped { signal, .. }) => {
+            eprintln!("baton: {} ended the pause", sys::signal_name(signal));
+            Some(signal)
+        }
+        Ok(_) => None,
+        Err(e) => {
+            eprintln!("baton: cannot watch for {which}: {e}; going on");
+            None
+        }
     }
 }

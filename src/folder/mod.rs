@@ -52,9 +52,14 @@ fn mode(bits: u32) -> Mode {
 
 /// `.NAME.<16 random hex digits>.tmp`: a name nobody can guess and plant beforehand.
 pub fn temp_name(name: &str) -> String {
+    format!(".{name}.{}.tmp", random_hex())
+}
+
+/// 16 random hex digits (std's per-process random hasher keys), for names nobody can guess.
+pub fn random_hex() -> String {
     let mut h = RandomState::new().build_hasher();
     h.write_u32(std::process::id());
-    format!(".{name}.{:016x}.tmp", h.finish())
+    format!("{:016x}", h.finish())
 }
 
 fn is_file(st: &FileStat) -> bool {

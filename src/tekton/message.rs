@@ -10,6 +10,17 @@ pub const INTERNAL: u8 = 3;
 pub const STEP_RESULT: u8 = 4;
 pub const STEP_ARTIFACTS: u8 = 5;
 pub const TASK_ARTIFACTS: u8 = 6;
+/// What a type name that Tekton does not know decodes to.
+pub const UNKNOWN: u8 = 10;
+
+/// The names of the types, as older controllers wrote them (Tekton's `ResultType` still reads them).
+const TYPE_NAMES: [(&str, u8); 5] = [
+    ("TaskRunResult", TASK_RESULT),
+    ("InternalTektonResult", INTERNAL),
+    ("StepResult", STEP_RESULT),
+    ("StepArtifactsResult", STEP_ARTIFACTS),
+    ("TaskRunArtifactsResult", TASK_ARTIFACTS),
+];
 
 /// The most a container may write, as Tekton's entrypoint checks it (and the kubelet's file limit).
 pub const TEKTON_LIMIT: usize = 4096;
@@ -172,7 +183,12 @@ pub fn decode(text: &[u8]) -> Result<Vec<RunResult>, String> {
             };
             let kind = match e.get("type") {
                 None | Some(serde_json::Value::Null) => 0,
-                Some(t) => t.as_u64().and_then(|t| u8::try_from(t).ok()).ok_or("type is not a small integer")?,
+                Some(serde_json::Value::String(name)) => {
+                    TYPE_NAMES.iter().find(|(n, _)| n == name).map_or(UNKNOWN, |&(_, kind)| kind)
+                }
+                Some(t) => {
+                    t.as_u64().and_then(|t| u8::try_from(t).ok()).ok_or("type is neither a name nor a small integer")?
+                }
             };
             Ok(RunResult { key: text("key")?, value: text("value")?.into_bytes(), kind })
         })
@@ -213,5 +229,14 @@ mod tests {
         assert!(!r.text.ends_with('='));
         assert_eq!(decode(r.text.as_bytes()).unwrap(), big);
         assert_eq!(decode(encode(&big).as_bytes()).unwrap(), big);
+    }
+
+    #[test]
+    fn type_names_decode_as_tekton_reads_them() {
+        let text = r#"[{"key":"a","value":"1","type":"TaskRunResult"},{"key":"b","value":"2","type":"StepResult"},
+            {"key":"c","value":"3","type":"SomethingElse"},{"key":"d","value":"4","type":3}]"#;
+        let kinds: Vec<u8> = decode(text.as_bytes()).unwrap().iter().map(|r| r.kind).collect();
+        assert_eq!(kinds, [TASK_RESULT, STEP_RESULT, UNKNOWN, INTERNAL]);
+        assert!(decode(br#"[{"key":"a","value":"1","type":true}]"#).is_err());
     }
 }

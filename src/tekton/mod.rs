@@ -10,6 +10,7 @@
 
 mod artifacts;
 mod credentials;
+mod debug;
 mod files;
 mod flags;
 mod gourl;

@@ -9,6 +9,7 @@
 //! | `when` does not hold        | out       | 0             | StartedAt, Reason=Skipped   | 0    |
 //! | command exits N             | out.err   | -             | StartedAt                   | N    |
 //! | on_error=continue, exits N  | out       | N             | StartedAt, ExitCode=N       | 0    |
+//! | the same, breakpoint set    | -         | -             | StartedAt                   | paused |
 //! | previous step failed / lost | out.err   | -             | StartedAt, Reason=Skipped   | 1    |
 //! | -timeout exceeded           | out.err   | -             | StartedAt, Reason=TimeoutExceeded | 1 |
 //! | cancel file non-empty       | out.err   | killed        | StartedAt, Reason=Cancelled | 9    |
@@ -33,6 +34,7 @@ use crate::sys;
 use crate::wait::{Cond, Waiter};
 
 use super::credentials::{self, Credentials};
+use super::debug;
 use super::files::{self, PostLock, Wait, Waited};
 use super::flags::Flags;
 use super::hermetic::{self, Hermetic};
@@ -71,7 +73,7 @@ pub fn run(flags: Flags, credentials: Credentials, root: &Path, post_file_hint: 
     credentials.write(&creds_dir);
     credentials::copy_to_home(&creds_dir);
     let layout = Layout::new(&plan.root);
-    let mut step = Step { plan: &plan, layout: &layout, started_at: None, usage: None };
+    let mut step = Step { plan: &plan, layout: &layout, started_at: None, usage: None, leftovers: None };
     step.go(&mut signals)
 }
 
@@ -85,6 +87,10 @@ struct Step<'a> {
     started_at: Option<String>,
     /// What the command cost, once it ran (written to `usage.json` beside `exitCode`).
     usage: Option<baton_contract::record::Usage>,
+    /// The command's process group once its leader exited, with the copies of its output: what it
+    /// left running (`dockerd &`) is ended only after the post file is written, as Tekton's
+    /// entrypoint publishes when its direct child exits.
+    leftovers: Option<(i32, Vec<supervise::Tee>)>,
 }
 
 impl<'a> Step<'a> {
@@ -240,7 +246,7 @@ impl<'a> Step<'a> {
             stop_after: Vec::new(),
             stop_timeout: Duration::ZERO,
             layout: self.layout,
-            keep_group: false,
+            keep_group: true,
         };
         let supervised = match supervise::supervise(child.pid, signals, tees, rules) {
             Ok(s) => s,
@@ -251,6 +257,7 @@ impl<'a> Step<'a> {
         };
         let code = supervised.ended.code();
         self.usage = Some(sys::children_usage().into());
+        self.leftovers = Some((child.pid, supervised.tees));
         match supervised.stopped {
             Some((StopCause::Timeout, signal)) => {
                 eprintln!(
@@ -269,7 +276,8 @@ impl<'a> Step<'a> {
                 Outcome::Cancelled
             }
             None if code == 0 => Outcome::Succeeded,
-            None if plan.continue_on_error => Outcome::Continued(code),
+            // Tekton checks the breakpoint before -on_error continue: a failure pauses the step.
+            None if plan.continue_on_error && !plan.breakpoint => Outcome::Continued(code),
             None => Outcome::Failed(code),
         }
     }
@@ -340,7 +348,9 @@ impl<'a> Step<'a> {
         }
         let post = match outcome {
             Outcome::Succeeded | Outcome::Continued(_) | Outcome::WhenSkipped => Some(""),
-            Outcome::Failed(_) | Outcome::Error | Outcome::Skipped { .. } if plan.breakpoint => None,
+            // The debug-before-step "fail-continue" (Skipped without a reason) writes `.err` even so:
+            // with a breakpoint, `.err` lets the next step run.
+            Outcome::Failed(_) | Outcome::Error | Outcome::Skipped { with_reason: true } if plan.breakpoint => None,
             _ => Some(".err"),
         };
         if let (Some(suffix), Some(_)) = (post, &plan.post_file) {
@@ -349,52 +359,15 @@ impl<'a> Step<'a> {
                 eprintln!("baton: cannot write the post file {}: {e}", path.display());
             }
         }
+        if let Some((pgid, mut tees)) = self.leftovers.take() {
+            supervise::end_group(pgid, signals, plan.grace, &mut tees);
+        }
         match outcome {
             Outcome::Succeeded | Outcome::Continued(_) | Outcome::WhenSkipped => 0,
-            Outcome::Failed(_) | Outcome::Error if plan.breakpoint => self.breakpoint(signals),
+            Outcome::Failed(_) | Outcome::Error if plan.breakpoint => debug::breakpoint(plan, self.layout, signals),
             Outcome::Failed(code) | Outcome::ResultsFailed(code) => code,
             Outcome::Cancelled => EXIT_CANCELLED,
             Outcome::Skipped { .. } | Outcome::TimedOut | Outcome::Error => EXIT_FAILED,
-        }
-    }
-
-    /// `-breakpoint_on_failure`: wait for `<post_file>.breakpointexit` and exit with the number in it.
-    fn breakpoint(&self, signals: &mut Signals) -> i32 {
-        let exit_file = self.plan.post_with(".breakpointexit");
-        eprintln!(
-            "baton: the step failed and -breakpoint_on_failure is set: waiting for {} \
-             (kubectl exec into this container and run /tekton/debug/scripts/debug-continue or debug-fail-continue)",
-            exit_file.display()
-        );
-        let files = [exit_file.clone()];
-        // With content: the debug scripts write it with `echo N >`, and a wake-up at its creation
-        // would read it empty (Tekton's 1 s poll seldom sees that moment; inotify always does).
-        match (Wait { files: &files, content: true, err_is_go: false, lost_check: false }).run(signals, self.layout) {
-            Waited::Signal(signal) => return 128 + signal,
-            Waited::Skip(e) | Waited::Failed(e) => {
-                eprintln!("baton: while waiting for {}: {e}", exit_file.display())
-            }
-            Waited::Ready => {}
-        }
-        // The post file's folder, made without following links (see `files::parent_folder`); the
-        // file itself neither a link nor a FIFO, and small.
-        let read = files::parent_folder(&self.plan.root, &exit_file)
-            .map_err(|e| e.to_string())
-            .and_then(|(dir, name)| dir.read(&name, 64, false).map_err(|e| e.to_string()))
-            .map(|bytes| String::from_utf8_lossy(&bytes).into_owned());
-        match read {
-            Ok(text) => match text.strip_suffix('\n').unwrap_or(&text).parse::<i64>() {
-                // Go's os.Exit(n): the kernel keeps the low 8 bits.
-                Ok(n) => (n & 0xff) as i32,
-                Err(e) => {
-                    eprintln!("baton: cannot read the breakpoint exit code {text:?}: {e}; exiting 0");
-                    0
-                }
-            },
-            Err(e) => {
-                eprintln!("baton: breakpoint postfile {} not readable ({e}); exiting 0", exit_file.display());
-                0
-            }
         }
     }
 }
