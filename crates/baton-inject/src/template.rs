@@ -26,6 +26,9 @@ const DEFAULT_TERMINATION_PATH: &str = "/dev/termination-log";
 pub enum TemplateOutcome {
     /// `wrapped` containers now run under baton.
     Injected { wrapped: usize },
+    /// Every container already ran `baton run`, but the pod has more containers than when it was
+    /// injected (a later webhook added some): the `--message-limit` of `steps` was lowered.
+    Relimited { steps: usize },
     /// Every container already runs `baton run`: nothing to do.
     AlreadyInjected,
     /// `baton.dev/inject: "false"`: left alone.
@@ -160,14 +163,24 @@ pub(crate) fn plan(
 
     let to_wrap: Vec<usize> =
         (0..containers.len()).filter(|&i| !runs_baton(&containers[i].command)).collect();
-    if to_wrap.is_empty() {
+    let has_init = inits
+        .is_some_and(|l| l.iter().any(|c| c.get("name").and_then(Value::as_str) == Some(INIT_CONTAINER)));
+    let count = containers.len() + inits.map_or(0, Vec::len) + usize::from(!has_init);
+    let limit = kubelet_share(count);
+    // A pod baton injected before, called again after another webhook added containers (a mesh's
+    // proxy, an init container): the kubelet's budget is shared by more, so every step's limit is
+    // lowered to the new share. A pod written for baton by hand is left as its author wrote it.
+    let replan = !to_wrap.is_empty() || labelled(template);
+    let relimit: Vec<(usize, Vec<String>)> = (0..containers.len())
+        .filter(|i| replan && !to_wrap.contains(i))
+        .filter_map(|i| relimited(&containers[i].command, limit).map(|command| (i, command)))
+        .collect();
+    if to_wrap.is_empty() && relimit.is_empty() {
         return Ok(TemplatePlan { outcome: TemplateOutcome::AlreadyInjected, ops: Vec::new() });
     }
 
     let spec_at = site.at.with_trailing_token("spec");
     let mut ops = Vec::new();
-    let has_init = inits
-        .is_some_and(|l| l.iter().any(|c| c.get("name").and_then(Value::as_str) == Some(INIT_CONTAINER)));
     if !has_init {
         let init = additions::init_container(spec, options);
         match inits {
@@ -190,7 +203,7 @@ pub(crate) fn plan(
     }
     let labels_at = site.at.with_trailing_token("metadata");
     match template.pointer("/metadata/labels") {
-        Some(Value::Object(labels)) if labels.get(INJECTED_LABEL) == Some(&json!("true")) => {}
+        _ if labelled(template) => {}
         Some(Value::Object(_)) => ops.push(add(&labels_at, &["labels", INJECTED_LABEL], json!("true"))),
         _ if template.get("metadata").is_some_and(Value::is_object) => {
             ops.push(add(&labels_at, &["labels"], json!({INJECTED_LABEL: "true"})))
@@ -198,8 +211,10 @@ pub(crate) fn plan(
         _ => ops.push(add(site.at, &["metadata"], json!({"labels": {INJECTED_LABEL: "true"}}))),
     }
 
-    let count = containers.len() + inits.map_or(0, Vec::len) + usize::from(!has_init);
-    let limit = kubelet_share(count);
+    for (i, command) in &relimit {
+        let at = spec_at.concat(&PointerBuf::from_tokens(["containers".to_string(), i.to_string()]));
+        ops.push(add(&at, &["command"], json!(command)));
+    }
     let pull_secrets = pull_secrets(spec);
     for &i in &to_wrap {
         let c = &containers[i];
@@ -212,9 +227,11 @@ pub(crate) fn plan(
         let mut mounts_to_add = Vec::new();
         for (volume, wanted) in wanted {
             let path = wanted["mountPath"].as_str().unwrap_or_default();
-            let here = c.mounts.into_iter().flatten().find(|m| {
-                m.get("mountPath").and_then(Value::as_str).is_some_and(|p| same_dir(p, path))
-            });
+            let here = c
+                .mounts
+                .into_iter()
+                .flatten()
+                .find(|m| m.get("mountPath").and_then(Value::as_str).is_some_and(|p| same_dir(p, path)));
             match here {
                 Some(m) if m.get("name").and_then(Value::as_str) == Some(volume) => {}
                 Some(m) => {
@@ -232,7 +249,38 @@ pub(crate) fn plan(
             Some(_) => ops.extend(mounts_to_add.into_iter().map(|m| add(&at, &["volumeMounts", "-"], m))),
         }
     }
-    Ok(TemplatePlan { outcome: TemplateOutcome::Injected { wrapped: to_wrap.len() }, ops })
+    let outcome = match to_wrap.len() {
+        0 => TemplateOutcome::Relimited { steps: relimit.len() },
+        wrapped => TemplateOutcome::Injected { wrapped },
+    };
+    Ok(TemplatePlan { outcome, ops })
+}
+
+/// Whether the template carries the label of baton's injection.
+fn labelled(template: &Value) -> bool {
+    template.pointer("/metadata/labels").and_then(|l| l.get(INJECTED_LABEL)) == Some(&json!("true"))
+}
+
+/// A `baton run` command with its `--message-limit` (4096 when absent) lowered to `limit`, or `None`
+/// when it is within it already. The option goes where it was, else just before `--`; a command
+/// without `--` is left alone (where its options end is not known).
+fn relimited(command: &[String], limit: usize) -> Option<Vec<String>> {
+    let end = command.iter().position(|a| a == "--")?;
+    let options = command.get(2..end)?;
+    let (at, len, value) = match options.iter().position(|a| a.starts_with("--message-limit")) {
+        Some(i) => match options[i].strip_prefix("--message-limit=") {
+            Some(value) => (2 + i, 1, value.parse().ok()?),
+            None if options[i] == "--message-limit" => (2 + i, 2, options.get(i + 1)?.parse().ok()?),
+            None => return None,
+        },
+        None => (end, 0, baton_contract::message::KUBELET_FILE_LIMIT),
+    };
+    if value <= limit {
+        return None;
+    }
+    let mut lowered = command.to_vec();
+    lowered.splice(at..at + len, [format!("--message-limit={limit}")]);
+    Some(lowered)
 }
 
 /// A container whose command is already `…/baton run …`: injected before, or written for baton by
@@ -404,4 +452,33 @@ fn add(base: &Pointer, tokens: &[&str], value: Value) -> PatchOperation {
         path.push_back(t.to_string());
     }
     PatchOperation::Add(AddOperation { path, value })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn words(text: &str) -> Vec<String> {
+        text.split(' ').map(str::to_string).collect()
+    }
+
+    #[test]
+    fn a_limit_is_lowered_where_it_is_or_added_before_the_command() {
+        let lowered = |text: &str| relimited(&words(text), 2048).map(|c| c.join(" "));
+        assert_eq!(
+            lowered("baton run --name=a --message-limit=4096 --after=b -- x").as_deref(),
+            Some("baton run --name=a --message-limit=2048 --after=b -- x")
+        );
+        assert_eq!(
+            lowered("baton run --message-limit 3000 -- x --message-limit=9").as_deref(),
+            Some("baton run --message-limit=2048 -- x --message-limit=9")
+        );
+        assert_eq!(
+            lowered("baton run --name=a -- x").as_deref(),
+            Some("baton run --name=a --message-limit=2048 -- x")
+        );
+        assert_eq!(lowered("baton run --message-limit=1024 -- x"), None, "already within");
+        assert_eq!(lowered("baton run --message-limit=2048 -- x"), None);
+        assert_eq!(lowered("baton run x"), None, "no -- : where the options end is unknown");
+    }
 }

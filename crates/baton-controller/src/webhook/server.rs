@@ -237,6 +237,10 @@ fn log(pod: &str, verdict: &Verdict) {
             let s = if *wrapped == 1 { "" } else { "s" };
             eprintln!("batonctl webhook: {pod}: injected ({wrapped} container{s} wrapped)")
         }
+        Verdict::Relimited { steps } => {
+            let s = if *steps == 1 { "" } else { "s" };
+            eprintln!("batonctl webhook: {pod}: containers added since its injection: --message-limit lowered in {steps} step{s}")
+        }
         Verdict::Denied(sentence) => eprintln!("batonctl webhook: denied: {sentence}"),
         Verdict::FailedOpen(sentence) => {
             eprintln!("batonctl webhook: allowed without baton (--fail-open): {sentence}")

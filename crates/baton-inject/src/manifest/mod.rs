@@ -198,6 +198,11 @@ fn inject_node(
                     if *wrapped == 1 { "" } else { "s" }
                 )
             }
+            Outcome::Relimited { steps, .. } => format!(
+                "{prefix}{name}: already injected; --message-limit lowered in {steps} step{} for its \
+                 containers added since",
+                if *steps == 1 { "" } else { "s" }
+            ),
             Outcome::AlreadyInjected { .. } => format!("{prefix}{name}: already injected, unchanged"),
             Outcome::OptedOut { .. } => format!("{prefix}{name}: baton.dev/inject is \"false\", unchanged"),
             Outcome::Windows { .. } => format!(
