@@ -1,26 +1,28 @@
 //! The injection of one pod template (a Pod, or the `template` of a Job): what to add and rewrite,
 //! as JSON Patch operations against the template as given.
+//!
+//! - [`read`]: the template's fields, each refused with a sentence when it is not what Kubernetes takes;
+//! - [`command`]: a step's command: what it runs without baton, wrapped in `baton run`, its limit.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+mod command;
+mod read;
 
-use baton_contract::layout::DEFAULT_DIR;
 use baton_contract::message::kubelet_share;
 use json_patch::jsonptr::{Pointer, PointerBuf};
 use json_patch::{AddOperation, PatchOperation};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::additions::{self, bin_mount, mount, BIN_VOLUME, INIT_CONTAINER, INJECTED_LABEL, VOLUME};
 use crate::error::Refusal;
-use crate::images::{ImageConfigs, ImageRef};
+use crate::images::ImageConfigs;
 use crate::order;
 use crate::Options;
+pub use command::runs_baton;
+use command::{original_command, relimited, wrapped};
+use read::{annotations, pull_secrets, read_container, Container};
 
 /// The annotation that opts a pod out (`"false"`) or, for the webhook, in (`"true"`).
 pub const INJECT: &str = "baton.dev/inject";
-/// The kubelet's default `terminationMessagePath`, which is also baton's.
-const DEFAULT_TERMINATION_PATH: &str = "/dev/termination-log";
-
 /// What the injection does to a template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TemplateOutcome {
@@ -85,16 +87,6 @@ pub fn images_to_resolve(template: &Value) -> Vec<String> {
         }
     }
     images
-}
-
-/// A container as far as the injection reads it.
-struct Container<'a> {
-    name: &'a str,
-    image: Option<&'a str>,
-    command: Vec<String>,
-    args: Vec<String>,
-    mounts: Option<&'a Vec<Value>>,
-    termination_path: Option<&'a str>,
 }
 
 pub(crate) fn plan(
@@ -261,187 +253,6 @@ fn labelled(template: &Value) -> bool {
     template.pointer("/metadata/labels").and_then(|l| l.get(INJECTED_LABEL)) == Some(&json!("true"))
 }
 
-/// A `baton run` command with its `--message-limit` (4096 when absent) lowered to `limit`, or `None`
-/// when it is within it already. The option goes where it was, else just before `--`; a command
-/// without `--` is left alone (where its options end is not known).
-fn relimited(command: &[String], limit: usize) -> Option<Vec<String>> {
-    let end = command.iter().position(|a| a == "--")?;
-    let options = command.get(2..end)?;
-    let (at, len, value) = match options.iter().position(|a| a.starts_with("--message-limit")) {
-        Some(i) => match options[i].strip_prefix("--message-limit=") {
-            Some(value) => (2 + i, 1, value.parse().ok()?),
-            None if options[i] == "--message-limit" => (2 + i, 2, options.get(i + 1)?.parse().ok()?),
-            None => return None,
-        },
-        None => (end, 0, baton_contract::message::KUBELET_FILE_LIMIT),
-    };
-    if value <= limit {
-        return None;
-    }
-    let mut lowered = command.to_vec();
-    lowered.splice(at..at + len, [format!("--message-limit={limit}")]);
-    Some(lowered)
-}
-
-/// A container whose command is already `…/baton run …`: injected before, or written for baton by
-/// hand. It is left exactly as it is.
-pub fn runs_baton(command: &[String]) -> bool {
-    command.len() >= 2
-        && Path::new(&command[0]).file_name().is_some_and(|n| n == "baton")
-        && command[1] == "run"
-}
-
-fn annotations(
-    template: &Value,
-    field: &dyn Fn(&str) -> String,
-) -> Result<BTreeMap<String, String>, Refusal> {
-    let mut out = BTreeMap::new();
-    match template.pointer("/metadata/annotations") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(map)) => {
-            for (key, value) in map {
-                match value {
-                    Value::String(s) => {
-                        out.insert(key.clone(), s.clone());
-                    }
-                    _ => {
-                        return Err(Refusal::Malformed {
-                            field: field(&format!("metadata.annotations[{key:?}]")),
-                            problem: not_a_string(value),
-                        })
-                    }
-                }
-            }
-        }
-        Some(_) => {
-            return Err(Refusal::Malformed {
-                field: field("metadata.annotations"),
-                problem: "not a map".to_string(),
-            })
-        }
-    }
-    Ok(out)
-}
-
-/// Why `value` is refused where a string belongs. YAML 1.1, which Kubernetes reads, makes `y`, `n`,
-/// `yes`, `no`, `on` and `off` booleans: quoting the value keeps it a string.
-fn not_a_string(value: &Value) -> String {
-    match value {
-        Value::Bool(_) => {
-            "a boolean, not a string (YAML reads y, n, yes, no, on and off as booleans; quote the value)"
-                .to_string()
-        }
-        _ => "not a string (quote the value)".to_string(),
-    }
-}
-
-fn read_container<'a>(c: &'a Value, field: &str) -> Result<Container<'a>, Refusal> {
-    let malformed = |path: &str, problem: &str| Refusal::Malformed {
-        field: format!("{field}{path}"),
-        problem: problem.to_string(),
-    };
-    let name = match c.get("name") {
-        Some(Value::String(name)) => name.as_str(),
-        None | Some(Value::Null) => return Err(malformed(".name", "missing")),
-        Some(other) => return Err(malformed(".name", &not_a_string(other))),
-    };
-    let strings = |key: &str| -> Result<Vec<String>, Refusal> {
-        match c.get(key) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|s| {
-                    s.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| malformed(&format!(".{key}"), "not a list of strings"))
-                })
-                .collect(),
-            Some(_) => Err(malformed(&format!(".{key}"), "not a list of strings")),
-        }
-    };
-    let mounts = match c.get("volumeMounts") {
-        Some(Value::Array(list)) => Some(list),
-        None | Some(Value::Null) => None,
-        Some(_) => return Err(malformed(".volumeMounts", "not a list")),
-    };
-    Ok(Container {
-        name,
-        image: c.get("image").and_then(Value::as_str),
-        command: strings("command")?,
-        args: strings("args")?,
-        mounts,
-        termination_path: c.get("terminationMessagePath").and_then(Value::as_str),
-    })
-}
-
-fn pull_secrets(spec: &Map<String, Value>) -> Vec<String> {
-    spec.get("imagePullSecrets")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.get("name").and_then(Value::as_str).map(str::to_string))
-        .collect()
-}
-
-/// What the container runs without baton, by Kubernetes' rules: its command, else the image's
-/// ENTRYPOINT, plus the image's CMD when it has no args either (args stay where they are).
-fn original_command(
-    c: &Container<'_>,
-    pull_secrets: &[String],
-    namespace: Option<&str>,
-    images: &dyn ImageConfigs,
-) -> Result<Vec<String>, Refusal> {
-    if !c.command.is_empty() {
-        return Ok(c.command.clone());
-    }
-    let image = c.image.ok_or_else(|| Refusal::Malformed {
-        field: format!("container {}", c.name),
-        problem: "without command and without image".to_string(),
-    })?;
-    let unknown = |reason| Refusal::UnknownEntrypoint {
-        container: c.name.to_string(),
-        image: image.to_string(),
-        reason,
-    };
-    let config = match images.config(&ImageRef { image, pull_secrets, namespace }) {
-        Ok(Some(config)) => config,
-        Ok(None) => return Err(unknown(None)),
-        Err(reason) => return Err(unknown(Some(reason))),
-    };
-    let mut run = config.entrypoint;
-    if c.args.is_empty() {
-        run.extend(config.cmd);
-        if run.is_empty() {
-            return Err(Refusal::NothingToRun { container: c.name.to_string(), image: image.to_string() });
-        }
-    }
-    Ok(run)
-}
-
-/// `[DIR/bin/baton, run, --name=<container>, <options>…, --, <original command…>]`.
-fn wrapped(
-    c: &Container<'_>,
-    order: &order::StepOrder,
-    original: &[String],
-    options: &Options,
-    limit: usize,
-) -> Vec<String> {
-    let mut command =
-        vec![format!("{}/bin/baton", options.dir), "run".to_string(), format!("--name={}", c.name)];
-    if options.dir != DEFAULT_DIR {
-        command.push(format!("--dir={}", options.dir));
-    }
-    command.extend(order.after.iter().map(|a| format!("--after={a}")));
-    command.extend(order.until.iter().map(|u| format!("--until={u}")));
-    if let Some(path) = c.termination_path.filter(|p| *p != DEFAULT_TERMINATION_PATH) {
-        command.push(format!("--termination-path={path}"));
-    }
-    command.push(format!("--message-limit={limit}"));
-    command.push("--".to_string());
-    command.extend(original.iter().cloned());
-    command
-}
-
 fn same_dir(a: &str, b: &str) -> bool {
     a.trim_end_matches('/') == b.trim_end_matches('/')
 }
@@ -452,33 +263,4 @@ fn add(base: &Pointer, tokens: &[&str], value: Value) -> PatchOperation {
         path.push_back(t.to_string());
     }
     PatchOperation::Add(AddOperation { path, value })
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    fn words(text: &str) -> Vec<String> {
-        text.split(' ').map(str::to_string).collect()
-    }
-
-    #[test]
-    fn a_limit_is_lowered_where_it_is_or_added_before_the_command() {
-        let lowered = |text: &str| relimited(&words(text), 2048).map(|c| c.join(" "));
-        assert_eq!(
-            lowered("baton run --name=a --message-limit=4096 --after=b -- x").as_deref(),
-            Some("baton run --name=a --message-limit=2048 --after=b -- x")
-        );
-        assert_eq!(
-            lowered("baton run --message-limit 3000 -- x --message-limit=9").as_deref(),
-            Some("baton run --message-limit=2048 -- x --message-limit=9")
-        );
-        assert_eq!(
-            lowered("baton run --name=a -- x").as_deref(),
-            Some("baton run --name=a --message-limit=2048 -- x")
-        );
-        assert_eq!(lowered("baton run --message-limit=1024 -- x"), None, "already within");
-        assert_eq!(lowered("baton run --message-limit=2048 -- x"), None);
-        assert_eq!(lowered("baton run x"), None, "no -- : where the options end is unknown");
-    }
 }
