@@ -28,6 +28,7 @@ pub mod error;
 pub mod images;
 pub mod manifest;
 pub mod order;
+pub mod platform;
 pub mod template;
 
 use json_patch::jsonptr::{Pointer, PointerBuf};
@@ -37,6 +38,7 @@ use serde_json::Value;
 pub use additions::{BIN_VOLUME, INIT_CONTAINER, INJECTED_LABEL, VOLUME};
 pub use error::{InjectError, Refusal};
 pub use images::{Chain, ImageConfig, ImageConfigs, ImageFile, ImageRef, NoImages};
+pub use platform::pod_arch;
 pub use template::{images_to_resolve, inject_annotation, runs_baton, TemplateOutcome, TemplatePlan, INJECT};
 
 /// The baton image of this version: what `baton-init` runs unless `--image` says otherwise

@@ -66,6 +66,11 @@ impl Request {
         self.pod().map(images_to_resolve).unwrap_or_default()
     }
 
+    /// The CPU architecture of the pod's nodes, for its images' configs (`baton_inject::pod_arch`).
+    pub fn arch(&self) -> String {
+        self.pod().map_or(baton_inject::platform::DEFAULT_ARCH, baton_inject::pod_arch).to_string()
+    }
+
     /// `Pod ci/build`, `Pod ci/build-…` (generateName): the object as the CLI's sentences name it,
     /// with the request's namespace (a Pod being created often has none in its metadata).
     pub fn describe(&self) -> String {

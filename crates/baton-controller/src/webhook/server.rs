@@ -42,12 +42,13 @@ impl Webhook {
     /// The answer to one review's body, as bytes for the wire, and what was done.
     pub async fn mutate(&self, body: &[u8], budget: Duration) -> Result<(Vec<u8>, Verdict, String), String> {
         let mut request = admission::read(body)?;
-        let (mut images, ask) = self.resolver.known(&request.images());
+        let arch = request.arch();
+        let (mut images, ask) = self.resolver.known(&request.images(), &arch);
         if !ask.is_empty() {
             // Parsed, a review can take 16 times its size (`[0,0,…]`): it is read again after the
             // lookups rather than kept while they wait, which a client can make last.
             drop(request);
-            self.resolver.look_up(&ask, budget, &mut images).await;
+            self.resolver.look_up(&ask, &arch, budget, &mut images).await;
             request = admission::read(body)?;
         }
         let (response, verdict) = admission::answer(&request, &self.settings, &images);

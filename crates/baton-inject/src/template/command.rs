@@ -28,6 +28,7 @@ pub(super) fn original_command(
     c: &Container<'_>,
     pull_secrets: &[String],
     namespace: Option<&str>,
+    arch: &str,
     images: &dyn ImageConfigs,
 ) -> Result<Vec<String>, Refusal> {
     if !c.command.is_empty() {
@@ -42,7 +43,7 @@ pub(super) fn original_command(
         image: image.to_string(),
         reason,
     };
-    let config = match images.config(&ImageRef { image, pull_secrets, namespace }) {
+    let config = match images.config(&ImageRef { image, pull_secrets, namespace, arch }) {
         Ok(Some(config)) => config,
         Ok(None) => return Err(unknown(None)),
         Err(reason) => return Err(unknown(Some(reason))),

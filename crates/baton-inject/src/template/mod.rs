@@ -208,10 +208,11 @@ pub(crate) fn plan(
         ops.push(add(&at, &["command"], json!(command)));
     }
     let pull_secrets = pull_secrets(spec);
+    let arch = crate::pod_arch(template);
     for &i in &to_wrap {
         let c = &containers[i];
         let at = spec_at.concat(&PointerBuf::from_tokens(["containers".to_string(), i.to_string()]));
-        let original = original_command(c, &pull_secrets, site.namespace, images)?;
+        let original = original_command(c, &pull_secrets, site.namespace, arch, images)?;
         let command = wrapped(c, &orders[i], &original, options, limit);
         // `add` replaces an existing member (RFC 6902), so one operation fits both cases.
         ops.push(add(&at, &["command"], json!(command)));
