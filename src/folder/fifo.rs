@@ -24,7 +24,6 @@ impl Folder {
         Ok(File::from(fd))
     }
 
-
     /// Makes the FIFO `name` with exactly `bits`, replacing whatever stale entry has that name, and
     /// opens it read-write without blocking: a reader end that never sees end of file, and a writer
     /// end that only this process holds (see `crate::liveness`). It is made under a temporary name
@@ -57,16 +56,13 @@ impl Folder {
         opened
     }
 
-
     /// Opens the FIFO `name` for reading without blocking, never through a link: an error when it is
     /// something else. Returns it with its `fstat`.
     pub fn open_fifo_reader(&self, name: &str) -> Result<(File, FileStat), ReadError> {
-        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-        let fd = fcntl::openat(&self.fd, name, flags, Mode::empty()).map_err(|e| ReadError::from(io_err(e)))?;
-        let st = stat::fstat(&fd).map_err(|e| ReadError::Io(io_err(e)))?;
+        let (f, st) = self.open_entry(name)?;
         if !is_fifo(&st) {
             return Err(ReadError::NotFifo);
         }
-        Ok((File::from(fd), st))
+        Ok((f, st))
     }
 }

@@ -79,33 +79,27 @@ impl Folder {
         Folder::from_fd(fd, path.to_path_buf())
     }
 
-
     fn from_fd(fd: OwnedFd, path: PathBuf) -> io::Result<Folder> {
         let st = stat::fstat(&fd).map_err(io_err)?;
         Ok(Folder { fd, path, owner: st.st_uid, mode: st.st_mode & 0o7777, scratch: None })
     }
 
-
     pub fn path(&self) -> &Path {
         &self.path
     }
 
-
     pub fn owner(&self) -> u32 {
         self.owner
     }
-
 
     /// The permission bits (with set-id and sticky bits) when the folder was opened.
     pub fn mode(&self) -> u32 {
         self.mode
     }
 
-
     pub fn join(&self, name: &str) -> PathBuf {
         self.path.join(name)
     }
-
 
     /// Makes temporary files in `scratch` (a folder on the same file system) from now on.
     pub fn with_scratch(mut self, scratch: Folder) -> Folder {
@@ -113,12 +107,10 @@ impl Folder {
         self
     }
 
-
     /// The folder temporary files are made in.
     fn temp_dir(&self) -> &Folder {
         self.scratch.as_deref().unwrap_or(self)
     }
-
 
     /// Opens the folder at `path` only to reach what is below it (no owner or mode is looked at).
     pub fn open_to_read(path: &Path) -> io::Result<Folder> {
@@ -126,13 +118,11 @@ impl Folder {
         Ok(Folder { fd, path: path.to_path_buf(), owner: u32::MAX, mode: 0, scratch: None })
     }
 
-
     /// Opens the sub-folder `name`; a symbolic link there is refused (ENOTDIR/ELOOP), not followed.
     pub fn sub(&self, name: &str) -> io::Result<Folder> {
         let fd = fcntl::openat(&self.fd, name, DIR_FLAGS | OFlag::O_NOFOLLOW, Mode::empty()).map_err(io_err)?;
         Folder::from_fd(fd, self.join(name))
     }
-
 
     /// Creates the sub-folder `name` with exactly `bits` (umask aside) if it is missing, then opens
     /// it. Returns whether this call created it.
@@ -150,7 +140,6 @@ impl Folder {
         Ok((self.sub(name)?, created))
     }
 
-
     /// Opens the folder `rel` below this one, creating each missing component with exactly `bits`
     /// (as [`Folder::ensure_sub`] does). A symbolic link at any component is refused, never
     /// followed, so a folder another UID can write cannot send the caller elsewhere; so is a
@@ -159,12 +148,10 @@ impl Folder {
         self.walk(rel, Some(bits))
     }
 
-
     /// Opens the existing folder `rel` below this one, refusing links as [`Folder::ensure_path`].
     pub fn sub_path(&self, rel: &Path) -> io::Result<Folder> {
         self.walk(rel, None)
     }
-
 
     fn walk(&self, rel: &Path, create: Option<u32>) -> io::Result<Folder> {
         let mut here = Folder::from_fd(self.fd.try_clone()?, self.path.clone())?;
@@ -204,14 +191,12 @@ impl Folder {
         Ok(here)
     }
 
-
     /// Sets the folder's mode exactly.
     pub fn set_mode(&mut self, bits: u32) -> io::Result<()> {
         stat::fchmod(&self.fd, mode(bits)).map_err(io_err)?;
         self.mode = bits;
         Ok(())
     }
-
 
     /// `lstat` of an entry: None when there is none.
     pub fn stat(&self, name: &str) -> io::Result<Option<FileStat>> {
@@ -222,17 +207,14 @@ impl Folder {
         }
     }
 
-
     pub fn rename(&self, from: &str, to: &str) -> io::Result<()> {
         fcntl::renameat(&self.fd, from, &self.fd, to).map_err(io_err)
     }
-
 
     pub fn remove(&self, name: &str) -> io::Result<()> {
         unistd::unlinkat(&self.fd, name, UnlinkatFlags::NoRemoveDir).map_err(io_err)
     }
 }
-
 
 /// The folder that holds `path`, and `path`'s last component: for callers that have a path.
 pub fn split(path: &Path) -> io::Result<(Folder, String)> {

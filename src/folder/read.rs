@@ -76,15 +76,21 @@ impl From<ReadError> for io::Error {
 impl Folder {
     /// Opens an entry for reading: only a regular file, never through a link, never blocking.
     pub fn open_file(&self, name: &str) -> Result<(File, FileStat), ReadError> {
-        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
-        let fd = fcntl::openat(&self.fd, name, flags, Mode::empty()).map_err(|e| ReadError::from(io_err(e)))?;
-        let st = stat::fstat(&fd).map_err(|e| ReadError::Io(io_err(e)))?;
+        let (f, st) = self.open_entry(name)?;
         if !is_file(&st) {
             return Err(ReadError::NotRegular);
         }
-        Ok((File::from(fd), st))
+        Ok((f, st))
     }
 
+    /// Opens whatever `name` is for reading, never through a link and never blocking (a FIFO without
+    /// a writer opens at once); returns it with its `fstat` for the caller to judge.
+    pub(super) fn open_entry(&self, name: &str) -> Result<(File, FileStat), ReadError> {
+        let flags = OFlag::O_RDONLY | OFlag::O_NOFOLLOW | OFlag::O_NONBLOCK | OFlag::O_CLOEXEC;
+        let fd = fcntl::openat(&self.fd, name, flags, Mode::empty()).map_err(|e| ReadError::from(io_err(e)))?;
+        let st = stat::fstat(&fd).map_err(|e| ReadError::Io(io_err(e)))?;
+        Ok((File::from(fd), st))
+    }
 
     /// Reads the regular file `name`, at most `cap` bytes; with `owned`, only if the folder's owner
     /// wrote it.
@@ -96,7 +102,6 @@ impl Folder {
         read_capped(f, st.st_size as u64, cap)
     }
 }
-
 
 /// Reads at most `cap` bytes of `f`, whose size the caller saw as `size`.
 pub fn read_capped(f: File, size: u64, cap: u64) -> Result<Vec<u8>, ReadError> {
@@ -123,7 +128,6 @@ pub fn read_capped(f: File, size: u64, cap: u64) -> Result<Vec<u8>, ReadError> {
     Ok(bytes)
 }
 
-
 /// [`Folder::read`] for a path, without the owner check: its folder is reached as the path says,
 /// the file itself only if it is a regular file and not a link.
 pub fn read_file(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
@@ -131,14 +135,12 @@ pub fn read_file(path: &Path, cap: u64) -> Result<Vec<u8>, ReadError> {
     dir.read(&name, cap, false)
 }
 
-
 /// [`Folder::open_file`] for a path: its folder is reached as the path says, the file itself only
 /// if it is a regular file and not a link, without blocking.
 pub fn open_file(path: &Path) -> Result<(File, FileStat), ReadError> {
     let (dir, name) = split(path)?;
     dir.open_file(&name)
 }
-
 
 /// Reads at most `cap` bytes of a regular file, following links, without blocking on a FIFO. For
 /// files that are not another step's to plant: a ConfigMap or Secret volume's (each key is a link

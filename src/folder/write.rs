@@ -30,7 +30,6 @@ impl Folder {
         Ok(File::from(fd))
     }
 
-
     /// Opens `name` for writing, appended to or emptied, creating it with `bits` (less the umask) if
     /// it is missing; never through a link (ELOOP), never blocking on a FIFO nobody reads (ENXIO).
     pub fn open_for_writing(&self, name: &str, bits: u32, append: bool) -> io::Result<File> {
@@ -39,7 +38,6 @@ impl Folder {
         let fd = fcntl::openat(&self.fd, name, flags, mode(bits)).map_err(io_err)?;
         Ok(File::from(fd))
     }
-
 
     /// Creates a new file under an unpredictable temporary name in [`Folder::temp_dir`]; returns it
     /// and its name.
@@ -54,13 +52,11 @@ impl Folder {
         }
     }
 
-
     /// Replaces `name` with `content` through a new temporary file and a rename: a reader sees the old
     /// file or the whole new one.
     pub fn write_atomically(&self, name: &str, content: &[u8], bits: u32) -> io::Result<()> {
         self.create_atomically(name, bits, |f| f.write_all(content))
     }
-
 
     /// [`Folder::write_atomically`] with the content written by `fill` (a copy, an archive).
     pub fn create_atomically(&self, name: &str, bits: u32, fill: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {
@@ -74,14 +70,12 @@ impl Folder {
         done
     }
 
-
     /// A temporary file for `name`, made now so that replacing `name` later costs only a write and
     /// a rename: on some disks creating a file (allocating its inode) is what takes the time.
     pub fn spare(&self, name: &str, bits: u32) -> io::Result<Spare> {
         let (file, tmp) = self.create_temp(name, bits)?;
         Ok(Spare { file, tmp })
     }
-
 
     /// Replaces `name` with `content` through `spare` (made by [`Folder::spare`] for this folder).
     pub fn replace_with(&self, spare: Spare, name: &str, content: &[u8]) -> io::Result<()> {
@@ -95,7 +89,6 @@ impl Folder {
         done
     }
 
-
     /// Removes every file of the scratch folder (what a killed writer left there).
     pub fn clear_scratch(&self) {
         if let Some(scratch) = self.scratch.as_deref() {
@@ -107,12 +100,10 @@ impl Folder {
         }
     }
 
-
     /// Removes a spare that was not used.
     pub fn discard(&self, spare: Spare) {
         let _ = self.temp_dir().remove(&spare.tmp);
     }
-
 
     /// Creates `name` already locked (`flock` LOCK_EX, held while the returned lock lives): it is
     /// made under a temporary name, locked, then linked into place, which fails if `name` exists, so
@@ -150,13 +141,11 @@ impl Folder {
     }
 }
 
-
 /// [`Folder::write_atomically`] for a path.
 pub fn write_atomically(path: &Path, content: &[u8], bits: u32) -> io::Result<()> {
     let (dir, name) = split(path)?;
     dir.write_atomically(&name, content, bits)
 }
-
 
 /// [`Folder::create_atomically`] for a path.
 pub fn create_atomically(path: &Path, bits: u32, fill: impl FnOnce(&mut File) -> io::Result<()>) -> io::Result<()> {

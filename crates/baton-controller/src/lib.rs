@@ -8,6 +8,7 @@
 //! - [`play`] (feature `play`): a pod run on podman with the kubelet's part played, for `batonctl play`.
 //! - [`watch`] (feature `watch`): a pod watcher that prints each status change and, on request,
 //!   writes the status to an annotation only when it changed.
+//! - [`step_events`] (feature `watch`): one Kubernetes Event per step that did not succeed.
 //! - [`webhook`] (feature `webhook`): the mutating admission webhook around `baton_inject`.
 
 #[cfg(feature = "play")]
@@ -15,6 +16,8 @@ pub mod play;
 #[cfg(feature = "registry")]
 pub mod registry;
 pub mod status;
+#[cfg(feature = "watch")]
+pub mod step_events;
 pub mod table;
 pub mod termination;
 #[cfg(feature = "watch")]

@@ -93,6 +93,11 @@ enum Command {
         /// at its end is written. A final phase is written at once.
         #[arg(long, value_name = "DUR", value_parser = duration, default_value = "0s", requires = "annotate")]
         batch: Duration,
+        /// Record one Kubernetes Event on the pod for each step that fails, is skipped or loses a
+        /// predecessor (reason: the step's; message: its sentence), once (needs `create` and `patch` on
+        /// events.k8s.io events).
+        #[arg(long)]
+        events: bool,
     },
     /// Run a pod that uses baton (a Pod, or the pod template of a Job or CronJob; YAML or JSON) in real
     /// containers on podman, as a cluster would, and print its run status:
@@ -157,10 +162,10 @@ fn main() -> ExitCode {
             let options = PlayOptions { file, keep, name, work_dir, containers_conf, output };
             return play_pod(options);
         }
-        Command::Watch { namespace, all_namespaces, selector, kubeconfig, context, annotate, batch } => {
+        Command::Watch { namespace, all_namespaces, selector, kubeconfig, context, annotate, batch, events } => {
             let target = Target { namespace, all_namespaces, kubeconfig, context };
             let selector = Some(selector).filter(|s| !s.is_empty());
-            let options = watch::Options { namespace: None, selector, annotate, batch };
+            let options = watch::Options { namespace: None, selector, annotate, batch, events };
             watch_pods(target, options)
         }
     };

@@ -9,19 +9,21 @@
 //! and the status at its end is written (one write per window per pod); a final phase is written at once.
 
 use std::collections::hash_map::Entry;
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeSet, HashMap, HashSet};
 use std::io::Write;
 use std::time::Duration;
 
 use futures::StreamExt;
 use k8s_openapi::api::core::v1::Pod;
 use kube::api::{Api, Patch, PatchParams};
+use kube::runtime::events::{Recorder, Reporter};
 use kube::runtime::watcher::{self, Event};
 use kube::runtime::WatchStreamExt;
 use kube::Client;
 use tokio::time::Instant;
 
 use crate::status::{run_status, PodRunStatus, RunStatus};
+use crate::step_events::{self, PodRef, StepEvent};
 use crate::Error;
 
 /// The annotation the run status is written to.
@@ -46,6 +48,9 @@ pub struct Options {
     pub annotate: bool,
     /// The batch window for writes; zero writes each change at once.
     pub batch: Duration,
+    /// Record one Kubernetes Event on the pod for each step that fails, is skipped or loses a
+    /// predecessor (see [`step_events`]).
+    pub events: bool,
 }
 
 /// Runs until the output fails; watch errors are retried with backoff, and so is each pod's failed
@@ -60,7 +65,9 @@ pub async fn run(client: Client, options: &Options, out: &mut (dyn Write + Send)
         config = config.labels(selector);
     }
     let mut events = watcher::watcher(api, config).default_backoff().boxed();
-    let mut tracker = Tracker::new(options.annotate, options.batch);
+    let mut tracker = Tracker::new(options.annotate, options.batch).with_events(options.events);
+    let reporter = Reporter { controller: FIELD_MANAGER.to_string(), instance: std::env::var("POD_NAME").ok() };
+    let recorder = Recorder::new(client.clone(), reporter);
     loop {
         let due = tracker.next_due();
         let event = tokio::select! {
@@ -83,6 +90,7 @@ pub async fn run(client: Client, options: &Options, out: &mut (dyn Write + Send)
                             out.flush()?;
                         }
                         Action::Write(write) => apply(&client, &mut tracker, write).await?,
+                        Action::Event(pod, step) => record(&recorder, &pod, &step).await,
                     }
                 }
             }
@@ -117,6 +125,19 @@ async fn apply(client: &Client, tracker: &mut Tracker, write: PendingWrite) -> R
         }
     }
     Ok(())
+}
+
+/// Records one step's event. A failure is said and not retried: an event is a notice, and the
+/// annotation still carries the step's end.
+async fn record(recorder: &Recorder, pod: &PodRef, step: &StepEvent) {
+    let reference = step_events::reference(pod, &step.container);
+    if let Err(e) = recorder.publish(&step_events::event(step), &reference).await {
+        let hint = if api_code(&e) == Some(403) { " (grant this identity `create` on events.k8s.io events)" } else { "" };
+        eprintln!(
+            "batonctl: recording the event of step {} of pod {}/{} failed{hint}: {e}",
+            step.container, pod.namespace, pod.name
+        );
+    }
 }
 
 fn api_code(e: &kube::Error) -> Option<u16> {
@@ -174,6 +195,8 @@ pub enum Action {
     Print(String),
     /// Apply this annotation value now.
     Write(PendingWrite),
+    /// Record this step's event on the pod.
+    Event(PodRef, StepEvent),
 }
 
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -192,11 +215,19 @@ struct Tracked {
     due: Option<(Instant, String)>,
     /// Writes refused in a row: the next retry waits longer.
     failures: u32,
+    /// The steps (container names) whose event has been recorded, or was before this watcher started.
+    told: BTreeSet<String>,
 }
 
 impl Tracked {
-    fn new(uid: Option<String>, status: RunStatus) -> Self {
-        Tracked { uid, status, written: None, due: None, failures: 0 }
+    /// A pod seen for the first time: the steps its run-status annotation already holds were told
+    /// about when that annotation was written.
+    fn new(uid: Option<String>, status: RunStatus, annotation: Option<&String>) -> Self {
+        let told = annotation
+            .and_then(|a| serde_json::from_str::<RunStatus>(a).ok())
+            .map(|written| step_events::noteworthy_steps(&written))
+            .unwrap_or_default();
+        Tracked { uid, status, written: None, due: None, failures: 0, told }
     }
 }
 
@@ -204,6 +235,7 @@ impl Tracked {
 pub struct Tracker {
     annotate: bool,
     batch: Duration,
+    events: bool,
     pods: HashMap<PodKey, Tracked>,
     /// The pods seen since a re-list began; the others are gone once it ends.
     relisting: Option<HashSet<PodKey>>,
@@ -211,7 +243,13 @@ pub struct Tracker {
 
 impl Tracker {
     pub fn new(annotate: bool, batch: Duration) -> Self {
-        Tracker { annotate, batch, pods: HashMap::new(), relisting: None }
+        Tracker { annotate, batch, events: false, pods: HashMap::new(), relisting: None }
+    }
+
+    /// Also ask for an event per step that did not succeed ([`Action::Event`]).
+    pub fn with_events(mut self, events: bool) -> Self {
+        self.events = events;
+        self
     }
 
     pub fn on_event(&mut self, event: Event<Pod>, now: Instant) -> Vec<Action> {
@@ -246,6 +284,7 @@ impl Tracker {
         let status = run_status(pod);
         let mut actions = Vec::new();
         let uid = pod.metadata.uid.clone();
+        let current = pod.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION));
         // A pod deleted and created again under the same name is a new pod.
         let (tracked, changed) = match self.pods.entry(key.clone()) {
             Entry::Occupied(entry) if entry.get().uid == uid => {
@@ -255,10 +294,10 @@ impl Tracker {
                 (tracked, changed)
             }
             Entry::Occupied(mut entry) => {
-                entry.insert(Tracked::new(uid, status));
+                entry.insert(Tracked::new(uid, status, current));
                 (entry.into_mut(), true)
             }
-            Entry::Vacant(entry) => (entry.insert(Tracked::new(uid, status)), true),
+            Entry::Vacant(entry) => (entry.insert(Tracked::new(uid, status, current)), true),
         };
         if changed {
             let line = PodRunStatus {
@@ -268,10 +307,15 @@ impl Tracker {
             };
             actions.push(Action::Print(serde_json::to_string(&line).unwrap_or_default()));
         }
+        if self.events {
+            for step in step_events::due(&tracked.status, &tracked.told) {
+                tracked.told.insert(step.container.clone());
+                actions.push(Action::Event(PodRef::of(pod), step));
+            }
+        }
         if !self.annotate {
             return actions;
         }
-        let current = pod.metadata.annotations.as_ref().and_then(|a| a.get(ANNOTATION));
         match annotation_value(&tracked.status) {
             Some(value) if Some(&value) != current && Some(&value) != tracked.written.as_ref() => {
                 if self.batch.is_zero() || tracked.status.phase.is_final() {

@@ -116,6 +116,7 @@ fn options(annotate: bool) -> watch::Options {
         selector: Some("baton.dev/run".into()),
         annotate,
         batch: Duration::ZERO,
+        events: false,
     }
 }
 
@@ -399,6 +400,7 @@ fn count(batch: Duration) -> (usize, usize) {
                     tracker.wrote(&write.key, write.value.clone());
                     annotation = Some(write.value);
                 }
+                Action::Event(..) => panic!("no event was asked for"),
             }
         }
     }
@@ -445,4 +447,68 @@ fn a_relist_forgets_pods_that_are_gone_and_a_new_uid_is_a_new_pod() {
     let mut again = pod;
     again.metadata.uid = Some("another".into());
     assert_eq!(tracker.on_event(Event::Apply(again), now).len(), 1);
+}
+
+/// One Event per step that did not succeed, once, and none for the steps a restarted watcher finds in
+/// the pod's annotation (told when that annotation was written).
+#[test]
+fn steps_that_did_not_succeed_get_one_event_each_once() {
+    let oom = pod(&fixture("oom-killed"));
+    let mut tracker = Tracker::new(true, Duration::ZERO).with_events(true);
+    let events = |actions: Vec<Action>| -> Vec<(String, String)> {
+        actions
+            .into_iter()
+            .filter_map(|a| match a {
+                Action::Event(_, e) => Some((e.container, e.reason)),
+                _ => None,
+            })
+            .collect()
+    };
+    let first = events(tracker.on_event(Event::Apply(oom.clone()), Instant::now()));
+    let want = [("build", "OOMKilled"), ("package", "PredecessorLost"), ("publish", "Skipped")];
+    assert_eq!(first, want.map(|(c, r)| (c.to_string(), r.to_string())));
+    assert!(events(tracker.on_event(Event::Apply(oom.clone()), Instant::now())).is_empty(), "once");
+    // A watcher started again, on the pod as the first one annotated it.
+    let mut annotated = fixture("oom-killed");
+    let value = annotation_value(&run_status(&oom)).unwrap();
+    annotated["metadata"]["annotations"] = json!({ ANNOTATION: value });
+    let mut again = Tracker::new(true, Duration::ZERO).with_events(true);
+    assert!(events(again.on_event(Event::Apply(pod(&annotated)), Instant::now())).is_empty());
+    // Without --events, none.
+    let mut quiet = Tracker::new(true, Duration::ZERO);
+    assert!(events(quiet.on_event(Event::Apply(oom), Instant::now())).is_empty());
+}
+
+/// The event on the wire: events.k8s.io/v1, on the pod with the container as fieldPath, the step's
+/// reason, its sentence as the note.
+#[tokio::test]
+async fn the_event_goes_to_the_events_api_on_the_pod() {
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "ci");
+    let mut out = Vec::new();
+    let mut opts = options(false);
+    opts.events = true;
+    let oom = fixture("oom-killed");
+    let server = async {
+        let (_req, send) = next(&mut handle).await;
+        respond(send, StatusCode::OK, &list(&[&oom]));
+        for container in ["build", "package", "publish"] {
+            let (req, send) = next(&mut handle).await;
+            assert_eq!(req.method(), Method::POST);
+            assert_eq!(req.uri().path(), "/apis/events.k8s.io/v1/namespaces/ci/events");
+            let body: Value = serde_json::from_slice(&req.into_body().collect_bytes().await.unwrap()).unwrap();
+            assert_eq!(body["regarding"]["name"], "demo-oom");
+            assert_eq!(body["regarding"]["fieldPath"], format!("spec.containers{{{container}}}"));
+            assert_eq!(body["type"], "Warning");
+            assert_eq!(body["action"], "StepEnded");
+            assert!(body["note"].as_str().unwrap().starts_with(&format!("step {container} ended")), "{body}");
+            respond(send, StatusCode::CREATED, &body);
+        }
+        let (req, _send) = next(&mut handle).await;
+        assert_eq!(req.method(), Method::GET, "then the watch goes on");
+    };
+    tokio::select! {
+        stopped = watch::run(client, &opts, &mut out) => panic!("the watcher stopped: {stopped:?}"),
+        () = server => {}
+    }
 }

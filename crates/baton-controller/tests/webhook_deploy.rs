@@ -8,7 +8,9 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
-use k8s_openapi::api::admissionregistration::v1::MutatingWebhookConfiguration;
+use k8s_openapi::api::admissionregistration::v1::{
+    MutatingWebhookConfiguration, ValidatingAdmissionPolicy, ValidatingAdmissionPolicyBinding,
+};
 use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
@@ -100,12 +102,18 @@ fn every_object_is_there_and_reads_as_its_kubernetes_type() {
             "Service/baton-system/baton-webhook",
             "ServiceAccount/baton-system/baton-controller",
             "ServiceAccount/baton-system/baton-webhook",
+            "ValidatingAdmissionPolicy/-/baton-controller-writes-run-status-only",
+            "ValidatingAdmissionPolicyBinding/-/baton-controller-writes-run-status-only",
         ]
     );
     let _: Namespace = typed(&objects, "Namespace/-/baton-system");
     let _: ServiceAccount = typed(&objects, "ServiceAccount/baton-system/baton-webhook");
     let _: ServiceAccount = typed(&objects, "ServiceAccount/baton-system/baton-controller");
     let _: PodDisruptionBudget = typed(&objects, "PodDisruptionBudget/baton-system/baton-webhook");
+    let _: ValidatingAdmissionPolicy =
+        typed(&objects, "ValidatingAdmissionPolicy/-/baton-controller-writes-run-status-only");
+    let _: ValidatingAdmissionPolicyBinding =
+        typed(&objects, "ValidatingAdmissionPolicyBinding/-/baton-controller-writes-run-status-only");
     for object in objects.values() {
         let api = object["apiVersion"].as_str().unwrap();
         let kind = object["kind"].as_str().unwrap();
@@ -113,7 +121,9 @@ fn every_object_is_there_and_reads_as_its_kubernetes_type() {
             "Certificate" | "Issuer" => "cert-manager.io/v1",
             "ClusterRole" | "ClusterRoleBinding" => "rbac.authorization.k8s.io/v1",
             "Deployment" => "apps/v1",
-            "MutatingWebhookConfiguration" => "admissionregistration.k8s.io/v1",
+            "MutatingWebhookConfiguration"
+            | "ValidatingAdmissionPolicy"
+            | "ValidatingAdmissionPolicyBinding" => "admissionregistration.k8s.io/v1",
             "PodDisruptionBudget" => "policy/v1",
             _ => "v1",
         };
@@ -246,15 +256,24 @@ fn the_controller_watches_with_least_privilege() {
     let pod = spec.template.spec.as_ref().unwrap();
     assert_eq!(pod.service_account_name.as_deref(), Some("baton-controller"));
     let command = hardened(&deployment).command.unwrap();
-    assert_eq!(command, ["/batonctl", "watch", "--annotate", "-A"]);
+    assert_eq!(command, ["/batonctl", "watch", "--annotate", "--events", "-A"]);
     batonctl_accepts(&command);
 
     let role: ClusterRole = typed(&objects, "ClusterRole/-/baton-controller");
     let rules = role.rules.unwrap();
-    assert_eq!(rules.len(), 1);
+    assert_eq!(rules.len(), 2);
     assert_eq!(rules[0].api_groups.as_deref(), Some(&[String::new()][..]));
     assert_eq!(rules[0].resources.as_deref(), Some(&["pods".to_string()][..]));
     assert_eq!(rules[0].verbs, ["get", "list", "watch", "patch"]);
+    assert_eq!(rules[1].api_groups.as_deref(), Some(&["events.k8s.io".to_string()][..]));
+    assert_eq!(rules[1].verbs, ["create", "patch"]);
+    // The patch right is narrowed to the run-status annotation by a ValidatingAdmissionPolicy bound to it.
+    let policy = &objects["ValidatingAdmissionPolicy/-/baton-controller-writes-run-status-only"];
+    let binding = &objects["ValidatingAdmissionPolicyBinding/-/baton-controller-writes-run-status-only"];
+    assert_eq!(binding["spec"]["policyName"], policy["metadata"]["name"]);
+    assert_eq!(binding["spec"]["validationActions"], serde_json::json!(["Deny"]));
+    assert!(policy["spec"]["matchConditions"][0]["expression"].as_str().unwrap().contains(":baton-controller"));
+    assert_eq!(policy["spec"]["validations"][0]["expression"], "object.spec == oldObject.spec");
     let binding: ClusterRoleBinding = typed(&objects, "ClusterRoleBinding/-/baton-controller");
     assert_eq!(
         (binding.role_ref.kind.as_str(), binding.role_ref.name.as_str()),
