@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -54,6 +55,30 @@ impl Webhook {
         let (response, verdict) = admission::answer(&request, &self.settings, &images);
         Ok((admission::to_wire(response), verdict, request.describe()))
     }
+}
+
+/// A listener on `addr`. On the IPv6 wildcard (`[::]`, the default) it takes IPv4 too, whatever the
+/// node's `net.ipv6.bindv6only` (dual-stack and IPv6-only clusters alike); where the kernel has no
+/// IPv6 at all it falls back to `0.0.0.0` on the same port, saying so.
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let both = addr.ip() == std::net::Ipv6Addr::UNSPECIFIED;
+    let socket = match Socket::new(Domain::for_address(addr), Type::STREAM, None) {
+        Err(e) if both && e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
+            let v4 = SocketAddr::from(([0, 0, 0, 0], addr.port()));
+            eprintln!("batonctl webhook: this host has no IPv6: listening on {v4} instead of {addr}");
+            return listen(v4);
+        }
+        other => other?,
+    };
+    if both {
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Serves `listener` until `stop` completes, then finishes the requests under way (at most
@@ -265,4 +290,19 @@ fn reply(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Respo
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_ipv6_wildcard_takes_ipv4_too() {
+        let listener = listen("[::]:0".parse().unwrap()).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // The kernel completes the handshake before accept: a refused connection fails here.
+        let connected = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+        assert!(connected.is_ok(), "{connected:?}");
+        assert!(listener.accept().await.is_ok());
+    }
 }
