@@ -3,7 +3,13 @@
 //! or from the pod's `imagePullSecrets`.
 //!
 //! [`Registry`] is asynchronous (for a webhook); [`BlockingRegistry`] answers the injection's
-//! synchronous [`ImageConfigs`] on a runtime of its own, one request per image.
+//! synchronous [`ImageConfigs`] on a runtime of its own, one request per image. [`shared`]: the
+//! webhook's lookups, one in flight per image and platform, answers kept a while.
+//!
+//! A multi-platform image is read for the pod's platform (linux and [`baton_inject::pod_arch`]): the
+//! variant of that architecture, else amd64's, else any linux one.
+
+pub mod shared;
 
 use std::cell::RefCell;
 use std::collections::{BTreeMap, HashMap};
@@ -12,7 +18,7 @@ use std::time::Duration;
 use base64::Engine as _;
 use baton_inject::{ImageConfig, ImageConfigs, ImageRef};
 use oci_client::client::{ClientConfig, ClientProtocol};
-use oci_client::manifest::ImageIndexEntry;
+use oci_client::manifest::{ImageIndexEntry, OciManifest};
 use oci_client::secrets::RegistryAuth;
 use oci_client::{Client, Reference};
 use serde::Deserialize;
@@ -21,7 +27,7 @@ use serde::Deserialize;
 const LOOKUP_TIMEOUT: Duration = Duration::from_secs(30);
 
 /// Why an image's config could not be read: a few words that end up inside the injection's sentence.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum RegistryError {
     #[error("{image:?} is not an image reference: {reason}")]
     Reference { image: String, reason: String },
@@ -31,6 +37,8 @@ pub enum RegistryError {
     Timeout { registry: String },
     #[error("its config from {registry} is not an image config: {reason}")]
     Config { registry: String, reason: String },
+    #[error("its index in {registry} lists no linux image")]
+    NoLinuxImage { registry: String },
 }
 
 /// Registry credentials by registry host: a docker config file (`~/.docker/config.json`, podman's
@@ -122,7 +130,8 @@ impl Registry {
         let _ = rustls::crypto::ring::default_provider().install_default();
         let config = ClientConfig {
             protocol: ClientProtocol::HttpsExcept(settings.insecure.clone()),
-            platform_resolver: Some(Box::new(linux_platform)),
+            // Indexes are resolved here, for each pod's platform (pull_config).
+            platform_resolver: None,
             connect_timeout: Some(Duration::from_secs(10)),
             read_timeout: Some(Duration::from_secs(20)),
             ..ClientConfig::default()
@@ -130,13 +139,14 @@ impl Registry {
         Registry { client: Client::new(config), settings }
     }
 
-    /// The ENTRYPOINT and CMD of `image` (a multi-platform image: its linux variant for this CPU,
-    /// else linux/amd64). Credentials: the first of the pod's pull secrets that has some for the
-    /// registry, else the docker config's, else none.
+    /// The ENTRYPOINT and CMD of `image` for nodes of `arch` (a multi-platform image: its linux
+    /// variant for `arch`, else amd64's, else any linux one). Credentials: the first of the pod's pull
+    /// secrets that has some for the registry, else the docker config's, else none.
     pub async fn image_config(
         &self,
         image: &str,
         pull_secrets: &[String],
+        arch: &str,
     ) -> Result<ImageConfig, RegistryError> {
         let reference: Reference = image.parse().map_err(|e: oci_client::ParseError| {
             RegistryError::Reference { image: image.to_string(), reason: e.to_string() }
@@ -148,13 +158,41 @@ impl Registry {
             .chain([&self.settings.credentials])
             .find_map(|c| c.for_registry(&registry))
             .unwrap_or(RegistryAuth::Anonymous);
-        let pulled =
-            tokio::time::timeout(LOOKUP_TIMEOUT, self.client.pull_manifest_and_config(&reference, &auth))
-                .await
-                .map_err(|_| RegistryError::Timeout { registry: registry.clone() })?;
-        let (_manifest, _digest, config) =
-            pulled.map_err(|e| RegistryError::Registry { registry: registry.clone(), reason: chain(&e) })?;
+        let config = tokio::time::timeout(LOOKUP_TIMEOUT, self.pull_config(&reference, &auth, arch))
+            .await
+            .map_err(|_| RegistryError::Timeout { registry: registry.clone() })??;
         parse_config(&config).map_err(|reason| RegistryError::Config { registry, reason })
+    }
+
+    /// The image config (JSON) of `reference`, through its index when it has one.
+    async fn pull_config(
+        &self,
+        reference: &Reference,
+        auth: &RegistryAuth,
+        arch: &str,
+    ) -> Result<String, RegistryError> {
+        let registry = reference.registry().to_string();
+        let failed = |e: oci_client::errors::OciDistributionError| RegistryError::Registry {
+            registry: registry.clone(),
+            reason: chain(&e),
+        };
+        let manifest = match self.client.pull_manifest(reference, auth).await.map_err(failed)?.0 {
+            OciManifest::Image(manifest) => manifest,
+            OciManifest::ImageIndex(index) => {
+                let digest = linux_variant(&index.manifests, arch)
+                    .ok_or_else(|| RegistryError::NoLinuxImage { registry: registry.clone() })?;
+                match self.client.pull_manifest(&reference.clone_with_digest(digest), auth).await {
+                    Ok((OciManifest::Image(manifest), _)) => manifest,
+                    Ok((OciManifest::ImageIndex(_), _)) => {
+                        return Err(RegistryError::NoLinuxImage { registry: registry.clone() })
+                    }
+                    Err(e) => return Err(failed(e)),
+                }
+            }
+        };
+        let mut config = Vec::new();
+        self.client.pull_blob(reference, &manifest.config, &mut config).await.map_err(failed)?;
+        String::from_utf8(config).map_err(|e| RegistryError::Config { registry, reason: e.to_string() })
     }
 }
 
@@ -190,14 +228,9 @@ pub fn parse_config(json: &str) -> Result<ImageConfig, String> {
     Ok(ImageConfig { entrypoint: run.entrypoint.unwrap_or_default(), cmd: run.cmd.unwrap_or_default() })
 }
 
-/// Pods run on linux: this CPU's variant, else amd64, else any linux one.
-fn linux_platform(entries: &[ImageIndexEntry]) -> Option<String> {
-    let arch = match std::env::consts::ARCH {
-        "x86_64" => "amd64",
-        "aarch64" => "arm64",
-        "x86" => "386",
-        other => other,
-    };
+/// The digest of the linux image for nodes of `arch` in an index: that architecture's, else amd64's,
+/// else the first linux one (an ENTRYPOINT rarely differs between them).
+fn linux_variant(entries: &[ImageIndexEntry], arch: &str) -> Option<String> {
     let linux: Vec<&ImageIndexEntry> =
         entries.iter().filter(|e| e.platform.as_ref().is_some_and(|p| p.os.to_string() == "linux")).collect();
     let on =
@@ -205,8 +238,8 @@ fn linux_platform(entries: &[ImageIndexEntry]) -> Option<String> {
     on(arch).or_else(|| on("amd64")).or_else(|| linux.first()).map(|e| e.digest.clone())
 }
 
-/// An answer of [`ImageConfigs`], kept by image and pull secrets.
-type Answers = HashMap<(String, Vec<String>), Result<Option<ImageConfig>, String>>;
+/// An answer of [`ImageConfigs`], kept by image, pull secrets and architecture.
+type Answers = HashMap<(String, Vec<String>, String), Result<Option<ImageConfig>, String>>;
 
 /// A [`Registry`] for synchronous callers, with a runtime of its own and one lookup per image.
 pub struct BlockingRegistry {
@@ -226,13 +259,13 @@ impl BlockingRegistry {
 
 impl ImageConfigs for BlockingRegistry {
     fn config(&self, image: &ImageRef<'_>) -> Result<Option<ImageConfig>, String> {
-        let key = (image.image.to_string(), image.pull_secrets.to_vec());
+        let key = (image.image.to_string(), image.pull_secrets.to_vec(), image.arch.to_string());
         if let Some(known) = self.cache.borrow().get(&key) {
             return known.clone();
         }
         let answer = self
             .runtime
-            .block_on(self.registry.image_config(image.image, image.pull_secrets))
+            .block_on(self.registry.image_config(image.image, image.pull_secrets, image.arch))
             .map(Some)
             .map_err(|e| e.to_string());
         self.cache.borrow_mut().insert(key, answer.clone());
@@ -252,6 +285,27 @@ mod tests {
         assert_eq!(parse_config(json).unwrap().cmd, ["sh"]);
         assert_eq!(parse_config(r#"{"os":"linux"}"#).unwrap(), ImageConfig::default());
         assert!(parse_config("[").is_err());
+    }
+
+    #[test]
+    fn an_index_is_read_for_the_pods_architecture() {
+        let entry = |digest: &str, os: &str, arch: &str| {
+            serde_json::from_value::<ImageIndexEntry>(serde_json::json!({
+                "mediaType": "application/vnd.oci.image.manifest.v1+json", "digest": digest, "size": 1,
+                "platform": {"os": os, "architecture": arch}}))
+            .unwrap()
+        };
+        let index = [
+            entry("sha256:win", "windows", "amd64"),
+            entry("sha256:s390x", "linux", "s390x"),
+            entry("sha256:arm64", "linux", "arm64"),
+            entry("sha256:amd64", "linux", "amd64"),
+        ];
+        assert_eq!(linux_variant(&index, "arm64").as_deref(), Some("sha256:arm64"));
+        assert_eq!(linux_variant(&index, "amd64").as_deref(), Some("sha256:amd64"));
+        assert_eq!(linux_variant(&index, "riscv64").as_deref(), Some("sha256:amd64"), "else amd64's");
+        assert_eq!(linux_variant(&index[..2], "arm64").as_deref(), Some("sha256:s390x"), "else any linux");
+        assert_eq!(linux_variant(&index[..1], "amd64"), None, "never a windows image");
     }
 
     #[test]

@@ -12,10 +12,9 @@ use baton_controller::webhook::admission::Settings;
 use baton_controller::webhook::certs;
 use baton_controller::webhook::images::Resolver;
 use baton_controller::webhook::limits::{self, Limits};
-use baton_controller::webhook::server::{serve, Webhook};
+use baton_controller::webhook::server::{listen, serve, Webhook};
 use baton_controller::webhook::tls::{server_config, CertFiles};
 use baton_inject::{Options, DEFAULT_IMAGE};
-use tokio::net::TcpListener;
 
 use crate::cli_input::{image_file, registry_auth};
 
@@ -57,8 +56,8 @@ pub struct ServeArgs {
     /// Its private key (PEM), re-read when it changes (tls.key).
     #[arg(long, value_name = "FILE", required = true)]
     pub tls_key: Option<PathBuf>,
-    /// The address to listen on.
-    #[arg(long, value_name = "ADDR", default_value = "0.0.0.0:8443")]
+    /// The address to listen on; the default, every address, takes IPv4 and IPv6.
+    #[arg(long, value_name = "ADDR", default_value = "[::]:8443")]
     pub listen: SocketAddr,
     /// The image of the `baton-init` init container.
     #[arg(long, value_name = "IMAGE", default_value = DEFAULT_IMAGE)]
@@ -191,8 +190,7 @@ fn run_server(args: ServeArgs) -> Result<()> {
         };
         let resolver = Resolver::new(file, Registry::new(registry));
         let webhook = Arc::new(Webhook { settings, resolver, limits: args.limits() });
-        let listener = TcpListener::bind(args.listen)
-            .await
+        let listener = listen(args.listen)
             .with_context(|| format!("cannot listen on {}: pass another --listen address", args.listen))?;
         let at = listener.local_addr().context("cannot read the address listened on")?;
         eprintln!(

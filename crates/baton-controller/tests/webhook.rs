@@ -89,6 +89,44 @@ async fn injects_the_pod_as_batonctl_inject_does() {
     assert!(answer["response"].get("patch").is_none(), "{answer}");
 }
 
+/// Istio's injector after baton's (webhooks run in name order): its proxy appended, an init container
+/// before it; then the API server calls baton's webhook again (reinvocationPolicy: IfNeeded).
+#[tokio::test]
+async fn a_proxy_added_by_a_later_webhook_is_wrapped_as_a_sidecar_on_reinvocation() {
+    let images = images_flag();
+    let (dir, server) = setup(&[&images[0], &images[1]]);
+    let ca = dir.path().join("ca.crt");
+    let mut review = review("annotated");
+    let (_, answer) = server.mutate(&ca, &review).await;
+    json_patch::patch(&mut review["request"]["object"], &patch_of(&answer["response"])).unwrap();
+
+    let pod = &mut review["request"]["object"]["spec"];
+    let proxy = "docker.io/istio/proxyv2:1.24.0";
+    pod["initContainers"].as_array_mut().unwrap().push(json!({"name": "istio-init", "image": proxy}));
+    pod["containers"].as_array_mut().unwrap().push(json!({"name": "istio-proxy", "image": proxy,
+        "args": ["proxy", "sidecar"], "securityContext": {"runAsUser": 1337}}));
+    let (status, answer) = server.mutate(&ca, &review).await;
+    assert_eq!(status, 200);
+    json_patch::patch(&mut review["request"]["object"], &patch_of(&answer["response"])).unwrap();
+    server.log.wait_for("batonctl webhook: Pod ci/build-…: injected (1 container wrapped)");
+    let containers = review["request"]["object"]["spec"]["containers"].as_array().unwrap();
+    let steps: Vec<&str> = containers[..4].iter().map(|c| c["name"].as_str().unwrap()).collect();
+    // baton-init, istio-init + 4 containers + the proxy: 12288 / 7 = 1755.
+    let mut want = vec!["/var/run/baton/bin/baton".to_string(), "run".into(), "--name=istio-proxy".into()];
+    want.extend(steps.iter().filter(|s| **s != "cache").map(|s| format!("--until={s}")));
+    want.extend(["--message-limit=1755".into(), "--".into(), "/usr/local/bin/pilot-agent".into()]);
+    assert_eq!(containers[4]["command"], json!(want));
+    for c in containers {
+        let command = c["command"].as_array().unwrap();
+        assert!(command.contains(&json!("--message-limit=1755")), "{c}");
+    }
+
+    // A third call, with nothing added: allowed as it is.
+    let (_, answer) = server.mutate(&ca, &review).await;
+    assert_eq!(answer["response"]["allowed"], true);
+    assert!(answer["response"].get("patch").is_none(), "{answer}");
+}
+
 #[tokio::test]
 async fn leaves_a_pod_without_the_annotation_alone() {
     let (dir, server) = setup(&[]);

@@ -15,6 +15,7 @@ use k8s_openapi::api::apps::v1::Deployment;
 use k8s_openapi::api::core::v1::{Container, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
+use k8s_openapi::api::scheduling::v1::PriorityClass;
 use serde::de::DeserializeOwned;
 use serde_json::Value;
 
@@ -42,19 +43,26 @@ fn by_key(objects: Vec<Value>) -> BTreeMap<String, Value> {
 }
 
 /// The objects of the kustomization in `dir`: its files, and those of the folders it names. Every
-/// YAML file of `dir` is listed.
+/// YAML file of `dir` is listed, as a resource or as kustomize's own configuration.
 fn kustomization(dir: &Path) -> Vec<Value> {
     let file = read(&dir.join("kustomization.yaml")).remove(0);
     assert_eq!(file["kind"], "Kustomization");
-    let resources: Vec<&str> =
-        file["resources"].as_array().unwrap().iter().map(|r| r.as_str().unwrap()).collect();
+    let list = |key: &str| -> Vec<&str> {
+        file[key].as_array().into_iter().flatten().map(|r| r.as_str().unwrap()).collect()
+    };
+    let resources = list("resources");
+    let configurations = list("configurations");
     let on_disk: BTreeSet<String> = std::fs::read_dir(dir)
         .unwrap()
         .map(|e| e.unwrap().file_name().into_string().unwrap())
         .filter(|n| n.ends_with(".yaml") && n != "kustomization.yaml")
         .collect();
-    let listed: BTreeSet<String> =
-        resources.iter().filter(|r| r.ends_with(".yaml")).map(|r| r.to_string()).collect();
+    let listed: BTreeSet<String> = resources
+        .iter()
+        .chain(&configurations)
+        .filter(|r| r.ends_with(".yaml"))
+        .map(|r| r.to_string())
+        .collect();
     assert_eq!(listed, on_disk, "{}: the kustomization lists every file", dir.display());
     let mut all = Vec::new();
     for resource in resources {
@@ -99,6 +107,7 @@ fn every_object_is_there_and_reads_as_its_kubernetes_type() {
             "MutatingWebhookConfiguration/-/baton-webhook",
             "Namespace/-/baton-system",
             "PodDisruptionBudget/baton-system/baton-webhook",
+            "PriorityClass/-/baton-webhook",
             "Service/baton-system/baton-webhook",
             "ServiceAccount/baton-system/baton-controller",
             "ServiceAccount/baton-system/baton-webhook",
@@ -125,6 +134,7 @@ fn every_object_is_there_and_reads_as_its_kubernetes_type() {
             | "ValidatingAdmissionPolicy"
             | "ValidatingAdmissionPolicyBinding" => "admissionregistration.k8s.io/v1",
             "PodDisruptionBudget" => "policy/v1",
+            "PriorityClass" => "scheduling.k8s.io/v1",
             _ => "v1",
         };
         assert_eq!(api, want, "{kind}");
@@ -159,6 +169,18 @@ fn batonctl_accepts(command: &[String]) {
     assert!(out.status.success(), "{command:?}: {}", String::from_utf8_lossy(&out.stderr));
 }
 
+/// `command` as the kubelet runs it in `container`: `$(VAR)` replaced by the value of its env var VAR.
+fn expanded(container: &Container) -> Vec<String> {
+    let env = container.env.as_deref().unwrap_or_default();
+    let mut command = container.command.clone().unwrap();
+    for word in &mut command {
+        for var in env {
+            *word = word.replace(&format!("$({})", var.name), var.value.as_deref().unwrap_or_default());
+        }
+    }
+    command
+}
+
 fn flag<'a>(command: &'a [String], name: &str) -> &'a str {
     command
         .iter()
@@ -180,10 +202,24 @@ fn the_webhook_fits_together() {
         "the webhook does not talk to the API server"
     );
     let container = hardened(&deployment);
-    let command = container.command.clone().unwrap();
+    let command = expanded(&container);
     assert_eq!(&command[..2], ["/batonctl", "webhook"]);
     batonctl_accepts(&command);
+    // The baton-init image comes from an env var, which kustomize's images: rewrite (kustomizeconfig.yaml).
+    assert_eq!(
+        container.command.as_ref().unwrap().iter().filter(|w| *w == "--image=$(BATON_INIT_IMAGE)").count(),
+        1
+    );
     assert_eq!(flag(&command, "--image"), baton_inject::DEFAULT_IMAGE, "the baton image of this version");
+
+    // Scheduled before the workloads it admits, one replica per zone when possible.
+    let priority: PriorityClass = typed(&objects, "PriorityClass/-/baton-webhook");
+    assert_eq!(pod.priority_class_name.as_deref(), Some(priority.metadata.name.as_deref().unwrap()));
+    assert!((1..=1_000_000_000).contains(&priority.value), "above workloads, below the system's classes");
+    assert_eq!(priority.global_default, Some(false));
+    let spread = &pod.topology_spread_constraints.as_ref().unwrap()[0];
+    assert_eq!((spread.topology_key.as_str(), spread.max_skew), ("topology.kubernetes.io/zone", 1));
+    assert_eq!(spread.when_unsatisfiable, "ScheduleAnyway", "a single-zone cluster still runs both");
 
     // The certificate files are those of the mounted Secret that cert-manager writes.
     let certificate = &objects["Certificate/baton-system/baton-webhook"];
@@ -197,6 +233,7 @@ fn the_webhook_fits_together() {
 
     // The port it listens on is the one the probes, the Service and the webhook use.
     let listen: std::net::SocketAddr = flag(&command, "--listen").parse().unwrap();
+    assert_eq!(listen.ip(), std::net::Ipv6Addr::UNSPECIFIED, "[::]: IPv4 and IPv6 alike");
     let port = &container.ports.as_ref().unwrap()[0];
     assert_eq!((port.name.as_deref(), port.container_port), (Some("https"), i32::from(listen.port())));
     for probe in [container.readiness_probe.as_ref().unwrap(), container.liveness_probe.as_ref().unwrap()] {
@@ -272,7 +309,10 @@ fn the_controller_watches_with_least_privilege() {
     let binding = &objects["ValidatingAdmissionPolicyBinding/-/baton-controller-writes-run-status-only"];
     assert_eq!(binding["spec"]["policyName"], policy["metadata"]["name"]);
     assert_eq!(binding["spec"]["validationActions"], serde_json::json!(["Deny"]));
-    assert!(policy["spec"]["matchConditions"][0]["expression"].as_str().unwrap().contains(":baton-controller"));
+    assert!(policy["spec"]["matchConditions"][0]["expression"]
+        .as_str()
+        .unwrap()
+        .contains(":baton-controller"));
     assert_eq!(policy["spec"]["validations"][0]["expression"], "object.spec == oldObject.spec");
     let binding: ClusterRoleBinding = typed(&objects, "ClusterRoleBinding/-/baton-controller");
     assert_eq!(

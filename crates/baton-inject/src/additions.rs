@@ -129,7 +129,9 @@ mod tests {
             assert!(init["securityContext"].get("runAsUser").is_none(), "{demanding}");
         }
         let pod_wide = init_container(
-            &spec(json!({"securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "Localhost"}}})),
+            &spec(
+                json!({"securityContext": {"runAsNonRoot": true, "seccompProfile": {"type": "Localhost"}}}),
+            ),
             &options,
         );
         assert!(pod_wide["securityContext"].get("runAsNonRoot").is_none(), "the pod's own setting applies");

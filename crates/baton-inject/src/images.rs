@@ -27,6 +27,8 @@ pub struct ImageRef<'a> {
     pub pull_secrets: &'a [String],
     /// The object's namespace, when the manifest says it (where the secrets live).
     pub namespace: Option<&'a str>,
+    /// The CPU architecture whose variant of a multi-platform image counts ([`crate::pod_arch`]).
+    pub arch: &'a str,
 }
 
 /// A source of image configs. `Ok(None)`: this source does not know the image; `Err`: it tried and
@@ -156,7 +158,7 @@ mod tests {
     use super::*;
 
     fn lookup(file: &ImageFile, image: &str) -> Option<ImageConfig> {
-        file.config(&ImageRef { image, pull_secrets: &[], namespace: None }).unwrap()
+        file.config(&ImageRef { image, pull_secrets: &[], namespace: None, arch: "amd64" }).unwrap()
     }
 
     #[test]
@@ -196,7 +198,8 @@ mod tests {
         let mut resolved = BTreeMap::new();
         resolved.insert("a".to_string(), Ok(ImageConfig { entrypoint: vec!["/a".into()], cmd: vec![] }));
         resolved.insert("b".to_string(), Err("401 Unauthorized".to_string()));
-        let ask = |image| resolved.config(&ImageRef { image, pull_secrets: &[], namespace: None });
+        let ask =
+            |image| resolved.config(&ImageRef { image, pull_secrets: &[], namespace: None, arch: "amd64" });
         assert_eq!(ask("a").unwrap().unwrap().entrypoint, ["/a"]);
         assert_eq!(ask("b").unwrap_err(), "401 Unauthorized");
         assert_eq!(ask("c"), Ok(None));
@@ -212,14 +215,16 @@ mod tests {
         }
         let file = ImageFile::parse("busybox: {cmd: [sh]}\n").unwrap();
         let chain = Chain(vec![&file, &Failing]);
-        let ask = |image| chain.config(&ImageRef { image, pull_secrets: &[], namespace: None });
+        let ask =
+            |image| chain.config(&ImageRef { image, pull_secrets: &[], namespace: None, arch: "amd64" });
         assert_eq!(ask("busybox").unwrap().unwrap().cmd, ["sh"]);
         assert_eq!(ask("alpine").unwrap_err(), "registry down");
         assert_eq!(
             Chain(vec![&file, &NoImages]).config(&ImageRef {
                 image: "x",
                 pull_secrets: &[],
-                namespace: None
+                namespace: None,
+                arch: "amd64"
             }),
             Ok(None)
         );

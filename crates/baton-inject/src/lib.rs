@@ -15,7 +15,9 @@
 //! - sets `--message-limit` to `min(4096, 12288 / containers)` (init containers included).
 //!
 //! It is idempotent: a container that already runs `baton run` is left as it is, and a template
-//! with nothing left to wrap yields no operation at all.
+//! with nothing left to wrap yields no operation at all — except that a pod baton injected before
+//! and that has gained containers since (another webhook's, such as a mesh's proxy) is planned again:
+//! the new containers wrapped, every step's `--message-limit` lowered to the new share.
 //!
 //! - [`plan`] / [`inject_object`]: a whole object (Pod, Job, CronJob; any other kind is left alone);
 //! - [`plan_template`]: a bare pod template or a Pod as an admission webhook gets it;
@@ -26,15 +28,17 @@ pub mod error;
 pub mod images;
 pub mod manifest;
 pub mod order;
+pub mod platform;
 pub mod template;
 
 use json_patch::jsonptr::{Pointer, PointerBuf};
 use json_patch::Patch;
 use serde_json::Value;
 
+pub use additions::{BIN_VOLUME, INIT_CONTAINER, INJECTED_LABEL, VOLUME};
 pub use error::{InjectError, Refusal};
 pub use images::{Chain, ImageConfig, ImageConfigs, ImageFile, ImageRef, NoImages};
-pub use additions::{BIN_VOLUME, INIT_CONTAINER, INJECTED_LABEL, VOLUME};
+pub use platform::pod_arch;
 pub use template::{images_to_resolve, inject_annotation, runs_baton, TemplateOutcome, TemplatePlan, INJECT};
 
 /// The baton image of this version: what `baton-init` runs unless `--image` says otherwise
@@ -115,6 +119,8 @@ impl Kind {
 pub enum Outcome {
     /// `wrapped` containers of its pod template now run under baton.
     Injected { kind: Kind, wrapped: usize },
+    /// Nothing left to wrap, but more containers than at the injection: `steps` limits lowered.
+    Relimited { kind: Kind, steps: usize },
     /// Nothing left to wrap.
     AlreadyInjected { kind: Kind },
     /// `baton.dev/inject: "false"`.
@@ -166,6 +172,7 @@ pub fn plan_at(
     let planned = template::plan(template, &site, options, images).map_err(fail)?;
     let outcome = match planned.outcome {
         TemplateOutcome::Injected { wrapped } => Outcome::Injected { kind, wrapped },
+        TemplateOutcome::Relimited { steps } => Outcome::Relimited { kind, steps },
         TemplateOutcome::AlreadyInjected => Outcome::AlreadyInjected { kind },
         TemplateOutcome::OptedOut => Outcome::OptedOut { kind },
         TemplateOutcome::Windows => Outcome::Windows { kind },

@@ -5,7 +5,10 @@
 //! - `baton.dev/order: parallel`: no order but what `baton.dev/after.<container>` says;
 //! - `baton.dev/after.<container>: "a,b:done"`: that container's `--after` list (replaces the default);
 //! - `baton.dev/sidecars: "proxy,db"`: those start at once, are left out of the default chain, and stop
-//!   (`--until`) when every other container has ended.
+//!   (`--until`) when every other container has ended. A name not (yet) in the pod is accepted: a
+//!   mesh's injector may add that container after baton's webhook has seen the pod;
+//! - the proxies of the meshes ([`MESH_PROXIES`]) are sidecars without being named: as a step they
+//!   would never end, and the Job would hang.
 
 use std::collections::BTreeMap;
 
@@ -14,6 +17,9 @@ use crate::error::Refusal;
 pub const ORDER: &str = "baton.dev/order";
 pub const AFTER_PREFIX: &str = "baton.dev/after.";
 pub const SIDECARS: &str = "baton.dev/sidecars";
+/// The containers that meshes and agents add beside the pod's own (Istio's, Linkerd's and Vault's
+/// injectors), which serve the steps and never end by themselves: sidecars by default.
+pub const MESH_PROXIES: [&str; 3] = ["istio-proxy", "linkerd-proxy", "vault-agent"];
 
 /// What one container waits for and, for a sidecar, what it outlives.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
@@ -42,17 +48,10 @@ pub fn plan(names: &[String], annotations: &BTreeMap<String, String>) -> Result<
             })
         }
     };
-    let mut sidecars = Vec::new();
-    if let Some(list) = annotations.get(SIDECARS) {
-        for name in items(list) {
-            if !names.iter().any(|n| n == name) {
-                return Err(unknown(SIDECARS, name));
-            }
-            if !sidecars.contains(&name) {
-                sidecars.push(name);
-            }
-        }
-    }
+    // Names of containers that are not in the pod (yet) are kept: they may arrive later.
+    let named = annotations.get(SIDECARS).map(|list| items(list).collect::<Vec<_>>()).unwrap_or_default();
+    let sidecars: Vec<&str> =
+        names.iter().map(String::as_str).filter(|n| named.contains(n) || MESH_PROXIES.contains(n)).collect();
     // An after-annotation for a container that does not exist is a typo too.
     for key in annotations.keys() {
         if let Some(name) = key.strip_prefix(AFTER_PREFIX) {
@@ -227,6 +226,30 @@ mod tests {
     }
 
     #[test]
+    fn mesh_proxies_are_sidecars_without_being_named() {
+        let n = names(&["build", "test", "istio-proxy"]);
+        let o = plan(&n, &annotations(&[])).unwrap();
+        assert_eq!(afters(&o), [vec![], vec!["build"], vec![]]);
+        assert_eq!(o[2].until, ["build", "test"]);
+        for proxy in MESH_PROXIES {
+            let o = plan(&names(&[proxy, "a", "b"]), &annotations(&[])).unwrap();
+            assert_eq!((afters(&o), &o[0].until), (vec![vec![], vec![], vec!["a"]], &names(&["a", "b"])));
+        }
+    }
+
+    #[test]
+    fn sidecars_may_name_containers_that_arrive_later() {
+        // Before the mesh's injector: the name is kept for later, the steps run as usual.
+        let a = annotations(&[(SIDECARS, "envoy, db")]);
+        let o = plan(&names(&["build", "test"]), &a).unwrap();
+        assert_eq!(afters(&o), [vec![], vec!["build"]]);
+        assert!(o.iter().all(|o| o.until.is_empty()));
+        // After it: the container is a sidecar.
+        let o = plan(&names(&["build", "test", "envoy"]), &a).unwrap();
+        assert_eq!(o[2], StepOrder { after: vec![], until: names(&["build", "test"]) });
+    }
+
+    #[test]
     fn refusals_name_what_is_wrong() {
         let n = names(&["build", "test"]);
         let err = plan(&n, &annotations(&[("baton.dev/after.test", "biuld")])).unwrap_err();
@@ -236,8 +259,6 @@ mod tests {
         );
         let err = plan(&n, &annotations(&[("baton.dev/after.tset", "build")])).unwrap_err();
         assert!(matches!(&err, Refusal::UnknownContainer { name, .. } if name == "tset"), "{err}");
-        let err = plan(&n, &annotations(&[(SIDECARS, "db")])).unwrap_err();
-        assert!(err.to_string().starts_with("annotation baton.dev/sidecars names container \"db\""), "{err}");
         let err = plan(&n, &annotations(&[("baton.dev/after.build", "build:done")])).unwrap_err();
         assert_eq!(
             err.to_string(),

@@ -52,14 +52,26 @@ fn pod_yaml() {
     let pod = &yaml_docs(&out)[0];
     let spec = &pod["spec"];
     assert_eq!(spec["initContainers"][0]["name"], "baton-init");
-    assert_eq!(strings(&spec["initContainers"][0]["command"]), ["/baton", "init", "--dir", "/var/run/baton", "--bin-volume"]);
-    assert_eq!(spec["volumes"][1], serde_json::json!({"name": "baton", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}}));
-    assert_eq!(spec["volumes"][2], serde_json::json!({"name": "baton-bin", "emptyDir": {"medium": "Memory", "sizeLimit": "8Mi"}}));
+    assert_eq!(
+        strings(&spec["initContainers"][0]["command"]),
+        ["/baton", "init", "--dir", "/var/run/baton", "--bin-volume"]
+    );
+    assert_eq!(
+        spec["volumes"][1],
+        serde_json::json!({"name": "baton", "emptyDir": {"medium": "Memory", "sizeLimit": "64Mi"}})
+    );
+    assert_eq!(
+        spec["volumes"][2],
+        serde_json::json!({"name": "baton-bin", "emptyDir": {"medium": "Memory", "sizeLimit": "8Mi"}})
+    );
     assert_eq!(pod["metadata"]["labels"]["baton.dev/injected"], "true");
     // The binary is read-only in every step.
     for c in spec["containers"].as_array().unwrap() {
         let bin = c["volumeMounts"].as_array().unwrap().iter().find(|m| m["name"] == "baton-bin").unwrap();
-        assert_eq!(bin, &serde_json::json!({"name": "baton-bin", "mountPath": "/var/run/baton/bin", "readOnly": true}));
+        assert_eq!(
+            bin,
+            &serde_json::json!({"name": "baton-bin", "mountPath": "/var/run/baton/bin", "readOnly": true})
+        );
     }
     // 1 init + 3 containers: 12288 / 4 = 3072.
     let c = &spec["containers"];
@@ -216,4 +228,27 @@ fn multi_document_yaml_passes_other_kinds_byte_for_byte() {
         assert!(input.contains(kept) && out.contains(kept), "not kept: {kept}");
     }
     assert_eq!(yaml_docs(&out).len(), 5);
+}
+
+#[test]
+fn a_linkerd_injected_job_keeps_its_proxy_beside_the_steps() {
+    let (out, notes) = golden("mesh.yaml");
+    assert_eq!(notes, ["Job ci/meshed: injected (3 containers wrapped)"]);
+    let spec = &yaml_docs(&out)[0]["spec"]["template"]["spec"];
+    let command = |i: usize| strings(&spec["containers"][i]["command"]).join(" ");
+    // 2 init + 3 containers: 12288 / 5 = 2457. The proxy is not a step: it starts at once and is
+    // stopped when both steps have ended; the steps' chain skips it.
+    assert_eq!(
+        command(0),
+        "/var/run/baton/bin/baton run --name=linkerd-proxy --until=fetch --until=build --message-limit=2457 -- \
+         /usr/lib/linkerd/linkerd2-proxy"
+    );
+    assert!(command(1).contains("--name=fetch --message-limit=2457 --"), "{}", command(1));
+    assert!(command(2).contains("--name=build --after=fetch --message-limit=2457 --"), "{}", command(2));
+    // The postStart hook that holds the steps until the proxy is ready stays.
+    assert_eq!(
+        spec["containers"][0]["lifecycle"]["postStart"]["exec"]["command"][0],
+        "/usr/lib/linkerd/linkerd-await"
+    );
+    assert_eq!(spec["initContainers"][1]["name"], "linkerd-init");
 }

@@ -66,6 +66,11 @@ impl Request {
         self.pod().map(images_to_resolve).unwrap_or_default()
     }
 
+    /// The CPU architecture of the pod's nodes, for its images' configs (`baton_inject::pod_arch`).
+    pub fn arch(&self) -> String {
+        self.pod().map_or(baton_inject::platform::DEFAULT_ARCH, baton_inject::pod_arch).to_string()
+    }
+
     /// `Pod ci/build`, `Pod ci/build-…` (generateName): the object as the CLI's sentences name it,
     /// with the request's namespace (a Pod being created often has none in its metadata).
     pub fn describe(&self) -> String {
@@ -90,6 +95,10 @@ pub enum Verdict {
     Windows,
     Injected {
         wrapped: usize,
+    },
+    /// Injected before; called again after containers were added: `steps` limits lowered.
+    Relimited {
+        steps: usize,
     },
     /// Denied with this sentence.
     Denied(String),
@@ -126,12 +135,13 @@ pub fn answer(
     if plan.ops.is_empty() {
         return (allow, Verdict::AlreadyInjected);
     }
-    let wrapped = match plan.outcome {
-        baton_inject::TemplateOutcome::Injected { wrapped } => wrapped,
-        _ => 0,
+    let verdict = match plan.outcome {
+        baton_inject::TemplateOutcome::Relimited { steps } => Verdict::Relimited { steps },
+        baton_inject::TemplateOutcome::Injected { wrapped } => Verdict::Injected { wrapped },
+        _ => Verdict::Injected { wrapped: 0 },
     };
     match allow.with_patch(json_patch::Patch(plan.ops)) {
-        Ok(patched) => (patched, Verdict::Injected { wrapped }),
+        Ok(patched) => (patched, verdict),
         Err(e) => refuse(request, settings, format!("{}: cannot write the patch: {e}", request.describe())),
     }
 }
@@ -254,9 +264,11 @@ mod tests {
 
     #[test]
     fn a_windows_pod_is_allowed_unchanged_with_a_warning() {
-        let mut body: Value =
-            serde_json::from_slice(&review(json!({"baton.dev/inject": "true"}), json!([{"name": "a", "command": ["x"]}])))
-                .unwrap();
+        let mut body: Value = serde_json::from_slice(&review(
+            json!({"baton.dev/inject": "true"}),
+            json!([{"name": "a", "command": ["x"]}]),
+        ))
+        .unwrap();
         body["request"]["object"]["spec"]["os"] = json!({"name": "windows"});
         let (text, verdict) = wire(&serde_json::to_vec(&body).unwrap(), false, &NoImages);
         assert_eq!(verdict, Verdict::Windows);

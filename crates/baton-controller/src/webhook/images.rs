@@ -1,22 +1,20 @@
 //! The ENTRYPOINT and CMD of the images a pod's injection needs, looked up before the (synchronous)
-//! injection runs: the `--images` file first, then a cache of earlier registry answers, then the
-//! registries themselves, all at once and within the admission request's deadline.
+//! injection runs: the `--images` file first, then the registries' answers kept from earlier pods,
+//! then the registries themselves, all at once and within the admission request's deadline. A
+//! lookup already in flight for another pod is waited for, not made again
+//! ([`crate::registry::shared`]).
 //!
 //! Why a lookup failed stays in the webhook's log: the review's author names the image, so the
 //! denial it reads must not say what answered at that address (a port scanner, otherwise).
 
-use std::collections::{BTreeMap, HashMap};
-use std::sync::Mutex;
-use std::time::{Duration, Instant};
+use std::collections::BTreeMap;
+use std::time::Duration;
 
 use baton_inject::{ImageConfig, ImageConfigs, ImageFile, ImageRef};
 
+use crate::registry::shared::{Key, SharedLookups};
 use crate::registry::{Registry, RegistryError};
 
-/// How long a registry's answer is reused: a tag may move, but not every second.
-const CACHE_FOR: Duration = Duration::from_secs(300);
-/// The most answers kept; past that the cache starts over.
-const CACHE_SIZE: usize = 4096;
 /// The reason a denial gives for any registry failure, whatever it was (the log has it).
 pub const NOT_READ: &str = "could not read the image's configuration from its registry";
 
@@ -24,7 +22,7 @@ pub const NOT_READ: &str = "could not read the image's configuration from its re
 pub struct Resolver {
     file: ImageFile,
     registry: Registry,
-    cache: Mutex<HashMap<String, (Instant, ImageConfig)>>,
+    lookups: SharedLookups,
 }
 
 /// The answers for one pod, by image, as the injection takes them.
@@ -33,20 +31,20 @@ pub type Answers = BTreeMap<String, Result<ImageConfig, String>>;
 impl Resolver {
     /// `registry` must be made inside the runtime (its HTTP client wants one at hand).
     pub fn new(file: ImageFile, registry: Registry) -> Resolver {
-        Resolver { file, registry, cache: Mutex::new(HashMap::new()) }
+        Resolver { file, registry, lookups: SharedLookups::default() }
     }
 
-    /// The configs of `images` known without asking a registry (the `--images` file, the cache),
-    /// and the images whose registry must be asked.
-    pub fn known(&self, images: &[String]) -> (Answers, Vec<String>) {
+    /// The configs of `images`, for nodes of `arch`, known without asking a registry (the
+    /// `--images` file, the answers kept), and the images whose registry must be asked.
+    pub fn known(&self, images: &[String], arch: &str) -> (Answers, Vec<String>) {
         let mut answers = Answers::new();
         let mut ask = Vec::new();
         for image in images {
-            let lookup = ImageRef { image, pull_secrets: &[], namespace: None };
+            let lookup = ImageRef { image, pull_secrets: &[], namespace: None, arch };
             if let Ok(Some(config)) = self.file.config(&lookup) {
                 answers.insert(image.clone(), Ok(config));
-            } else if let Some(config) = self.cached(image) {
-                answers.insert(image.clone(), Ok(config));
+            } else if let Some(answer) = self.lookups.kept(&key(image, arch)) {
+                answers.insert(image.clone(), answer.map_err(|e| denial(&e)));
             } else {
                 ask.push(image.clone());
             }
@@ -54,41 +52,43 @@ impl Resolver {
         (answers, ask)
     }
 
-    /// Asks the registries of `ask`, all at once, into `answers`; a lookup still going after
-    /// `budget`, like any other registry failure, becomes [`NOT_READ`] (the injection then refuses
-    /// the pod with it in its sentence), and its real reason goes to the log.
-    pub async fn look_up(&self, ask: &[String], budget: Duration, answers: &mut Answers) {
+    /// Asks the registries of `ask` for nodes of `arch`, all at once, into `answers`; a lookup still
+    /// going after `budget`, like any other registry failure, becomes [`NOT_READ`] (the injection
+    /// then refuses the pod with it in its sentence), and its real reason goes to the log, once per
+    /// lookup made (not once per pod that waited for it).
+    pub async fn look_up(&self, ask: &[String], arch: &str, budget: Duration, answers: &mut Answers) {
         let lookups = ask.iter().map(|image| async move {
-            let answer = match tokio::time::timeout(budget, self.registry.image_config(image, &[])).await {
-                Ok(Ok(config)) => Ok(config),
-                // The reference as written is the author's own text: no registry was asked.
-                Ok(Err(e @ RegistryError::Reference { .. })) => Err(e.to_string()),
-                Ok(Err(e)) => Err(not_read(image, &e.to_string())),
+            let key = key(image, arch);
+            let shared = self.lookups.get(&key, || async {
+                let answer = self.registry.image_config(image, &[], arch).await;
+                match &answer {
+                    Err(RegistryError::Reference { .. }) | Ok(_) => {}
+                    Err(e) => eprintln!("batonctl webhook: image {image}: {e}"),
+                }
+                answer
+            });
+            let answer = match tokio::time::timeout(budget, shared).await {
+                Ok(answer) => answer.map_err(|e| denial(&e)),
                 Err(_) => {
                     Err(not_read(image, &format!("no answer within the review's {} ms", budget.as_millis())))
                 }
             };
             (image.clone(), answer)
         });
-        for (image, answer) in futures::future::join_all(lookups).await {
-            if let Ok(config) = &answer {
-                self.remember(&image, config);
-            }
-            answers.insert(image, answer);
-        }
+        answers.extend(futures::future::join_all(lookups).await);
     }
+}
 
-    fn cached(&self, image: &str) -> Option<ImageConfig> {
-        let cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        cache.get(image).filter(|(at, _)| at.elapsed() < CACHE_FOR).map(|(_, config)| config.clone())
-    }
+fn key(image: &str, arch: &str) -> Key {
+    Key { image: image.to_string(), arch: arch.to_string() }
+}
 
-    fn remember(&self, image: &str, config: &ImageConfig) {
-        let mut cache = self.cache.lock().unwrap_or_else(|e| e.into_inner());
-        if cache.len() >= CACHE_SIZE {
-            cache.clear();
-        }
-        cache.insert(image.to_string(), (Instant::now(), config.clone()));
+/// The reason a denial gives for a failed lookup: the reference's own fault in full (it is the
+/// author's text, no registry was asked), any registry's as [`NOT_READ`] (the log has it).
+fn denial(error: &RegistryError) -> String {
+    match error {
+        RegistryError::Reference { .. } => error.to_string(),
+        _ => NOT_READ.to_string(),
     }
 }
 

@@ -5,6 +5,7 @@
 
 use std::convert::Infallible;
 use std::future::Future;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -42,17 +43,42 @@ impl Webhook {
     /// The answer to one review's body, as bytes for the wire, and what was done.
     pub async fn mutate(&self, body: &[u8], budget: Duration) -> Result<(Vec<u8>, Verdict, String), String> {
         let mut request = admission::read(body)?;
-        let (mut images, ask) = self.resolver.known(&request.images());
+        let arch = request.arch();
+        let (mut images, ask) = self.resolver.known(&request.images(), &arch);
         if !ask.is_empty() {
             // Parsed, a review can take 16 times its size (`[0,0,…]`): it is read again after the
             // lookups rather than kept while they wait, which a client can make last.
             drop(request);
-            self.resolver.look_up(&ask, budget, &mut images).await;
+            self.resolver.look_up(&ask, &arch, budget, &mut images).await;
             request = admission::read(body)?;
         }
         let (response, verdict) = admission::answer(&request, &self.settings, &images);
         Ok((admission::to_wire(response), verdict, request.describe()))
     }
+}
+
+/// A listener on `addr`. On the IPv6 wildcard (`[::]`, the default) it takes IPv4 too, whatever the
+/// node's `net.ipv6.bindv6only` (dual-stack and IPv6-only clusters alike); where the kernel has no
+/// IPv6 at all it falls back to `0.0.0.0` on the same port, saying so.
+pub fn listen(addr: SocketAddr) -> std::io::Result<TcpListener> {
+    use socket2::{Domain, Socket, Type};
+    let both = addr.ip() == std::net::Ipv6Addr::UNSPECIFIED;
+    let socket = match Socket::new(Domain::for_address(addr), Type::STREAM, None) {
+        Err(e) if both && e.raw_os_error() == Some(libc::EAFNOSUPPORT) => {
+            let v4 = SocketAddr::from(([0, 0, 0, 0], addr.port()));
+            eprintln!("batonctl webhook: this host has no IPv6: listening on {v4} instead of {addr}");
+            return listen(v4);
+        }
+        other => other?,
+    };
+    if both {
+        socket.set_only_v6(false)?;
+    }
+    socket.set_reuse_address(true)?;
+    socket.set_nonblocking(true)?;
+    socket.bind(&addr.into())?;
+    socket.listen(1024)?;
+    TcpListener::from_std(socket.into())
 }
 
 /// Serves `listener` until `stop` completes, then finishes the requests under way (at most
@@ -237,6 +263,10 @@ fn log(pod: &str, verdict: &Verdict) {
             let s = if *wrapped == 1 { "" } else { "s" };
             eprintln!("batonctl webhook: {pod}: injected ({wrapped} container{s} wrapped)")
         }
+        Verdict::Relimited { steps } => {
+            let s = if *steps == 1 { "" } else { "s" };
+            eprintln!("batonctl webhook: {pod}: containers added since its injection: --message-limit lowered in {steps} step{s}")
+        }
         Verdict::Denied(sentence) => eprintln!("batonctl webhook: denied: {sentence}"),
         Verdict::FailedOpen(sentence) => {
             eprintln!("batonctl webhook: allowed without baton (--fail-open): {sentence}")
@@ -260,4 +290,19 @@ fn reply(status: StatusCode, content_type: &'static str, body: Vec<u8>) -> Respo
     *response.status_mut() = status;
     response.headers_mut().insert(CONTENT_TYPE, HeaderValue::from_static(content_type));
     response
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn the_ipv6_wildcard_takes_ipv4_too() {
+        let listener = listen("[::]:0".parse().unwrap()).unwrap();
+        let port = listener.local_addr().unwrap().port();
+        // The kernel completes the handshake before accept: a refused connection fails here.
+        let connected = tokio::net::TcpStream::connect(("127.0.0.1", port)).await;
+        assert!(connected.is_ok(), "{connected:?}");
+        assert!(listener.accept().await.is_ok());
+    }
 }

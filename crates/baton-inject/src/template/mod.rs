@@ -1,31 +1,36 @@
 //! The injection of one pod template (a Pod, or the `template` of a Job): what to add and rewrite,
 //! as JSON Patch operations against the template as given.
+//!
+//! - [`read`]: the template's fields, each refused with a sentence when it is not what Kubernetes takes;
+//! - [`command`]: a step's command: what it runs without baton, wrapped in `baton run`, its limit.
 
-use std::collections::BTreeMap;
-use std::path::Path;
+mod command;
+mod read;
 
-use baton_contract::layout::DEFAULT_DIR;
 use baton_contract::message::kubelet_share;
 use json_patch::jsonptr::{Pointer, PointerBuf};
 use json_patch::{AddOperation, PatchOperation};
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::additions::{self, bin_mount, mount, BIN_VOLUME, INIT_CONTAINER, INJECTED_LABEL, VOLUME};
 use crate::error::Refusal;
-use crate::images::{ImageConfigs, ImageRef};
+use crate::images::ImageConfigs;
 use crate::order;
 use crate::Options;
+pub use command::runs_baton;
+use command::{original_command, relimited, wrapped};
+use read::{annotations, pull_secrets, read_container, Container};
 
 /// The annotation that opts a pod out (`"false"`) or, for the webhook, in (`"true"`).
 pub const INJECT: &str = "baton.dev/inject";
-/// The kubelet's default `terminationMessagePath`, which is also baton's.
-const DEFAULT_TERMINATION_PATH: &str = "/dev/termination-log";
-
 /// What the injection does to a template.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum TemplateOutcome {
     /// `wrapped` containers now run under baton.
     Injected { wrapped: usize },
+    /// Every container already ran `baton run`, but the pod has more containers than when it was
+    /// injected (a later webhook added some): the `--message-limit` of `steps` was lowered.
+    Relimited { steps: usize },
     /// Every container already runs `baton run`: nothing to do.
     AlreadyInjected,
     /// `baton.dev/inject: "false"`: left alone.
@@ -82,16 +87,6 @@ pub fn images_to_resolve(template: &Value) -> Vec<String> {
         }
     }
     images
-}
-
-/// A container as far as the injection reads it.
-struct Container<'a> {
-    name: &'a str,
-    image: Option<&'a str>,
-    command: Vec<String>,
-    args: Vec<String>,
-    mounts: Option<&'a Vec<Value>>,
-    termination_path: Option<&'a str>,
 }
 
 pub(crate) fn plan(
@@ -160,14 +155,24 @@ pub(crate) fn plan(
 
     let to_wrap: Vec<usize> =
         (0..containers.len()).filter(|&i| !runs_baton(&containers[i].command)).collect();
-    if to_wrap.is_empty() {
+    let has_init = inits
+        .is_some_and(|l| l.iter().any(|c| c.get("name").and_then(Value::as_str) == Some(INIT_CONTAINER)));
+    let count = containers.len() + inits.map_or(0, Vec::len) + usize::from(!has_init);
+    let limit = kubelet_share(count);
+    // A pod baton injected before, called again after another webhook added containers (a mesh's
+    // proxy, an init container): the kubelet's budget is shared by more, so every step's limit is
+    // lowered to the new share. A pod written for baton by hand is left as its author wrote it.
+    let replan = !to_wrap.is_empty() || labelled(template);
+    let relimit: Vec<(usize, Vec<String>)> = (0..containers.len())
+        .filter(|i| replan && !to_wrap.contains(i))
+        .filter_map(|i| relimited(&containers[i].command, limit).map(|command| (i, command)))
+        .collect();
+    if to_wrap.is_empty() && relimit.is_empty() {
         return Ok(TemplatePlan { outcome: TemplateOutcome::AlreadyInjected, ops: Vec::new() });
     }
 
     let spec_at = site.at.with_trailing_token("spec");
     let mut ops = Vec::new();
-    let has_init = inits
-        .is_some_and(|l| l.iter().any(|c| c.get("name").and_then(Value::as_str) == Some(INIT_CONTAINER)));
     if !has_init {
         let init = additions::init_container(spec, options);
         match inits {
@@ -190,7 +195,7 @@ pub(crate) fn plan(
     }
     let labels_at = site.at.with_trailing_token("metadata");
     match template.pointer("/metadata/labels") {
-        Some(Value::Object(labels)) if labels.get(INJECTED_LABEL) == Some(&json!("true")) => {}
+        _ if labelled(template) => {}
         Some(Value::Object(_)) => ops.push(add(&labels_at, &["labels", INJECTED_LABEL], json!("true"))),
         _ if template.get("metadata").is_some_and(Value::is_object) => {
             ops.push(add(&labels_at, &["labels"], json!({INJECTED_LABEL: "true"})))
@@ -198,13 +203,16 @@ pub(crate) fn plan(
         _ => ops.push(add(site.at, &["metadata"], json!({"labels": {INJECTED_LABEL: "true"}}))),
     }
 
-    let count = containers.len() + inits.map_or(0, Vec::len) + usize::from(!has_init);
-    let limit = kubelet_share(count);
+    for (i, command) in &relimit {
+        let at = spec_at.concat(&PointerBuf::from_tokens(["containers".to_string(), i.to_string()]));
+        ops.push(add(&at, &["command"], json!(command)));
+    }
     let pull_secrets = pull_secrets(spec);
+    let arch = crate::pod_arch(template);
     for &i in &to_wrap {
         let c = &containers[i];
         let at = spec_at.concat(&PointerBuf::from_tokens(["containers".to_string(), i.to_string()]));
-        let original = original_command(c, &pull_secrets, site.namespace, images)?;
+        let original = original_command(c, &pull_secrets, site.namespace, arch, images)?;
         let command = wrapped(c, &orders[i], &original, options, limit);
         // `add` replaces an existing member (RFC 6902), so one operation fits both cases.
         ops.push(add(&at, &["command"], json!(command)));
@@ -212,9 +220,11 @@ pub(crate) fn plan(
         let mut mounts_to_add = Vec::new();
         for (volume, wanted) in wanted {
             let path = wanted["mountPath"].as_str().unwrap_or_default();
-            let here = c.mounts.into_iter().flatten().find(|m| {
-                m.get("mountPath").and_then(Value::as_str).is_some_and(|p| same_dir(p, path))
-            });
+            let here = c
+                .mounts
+                .into_iter()
+                .flatten()
+                .find(|m| m.get("mountPath").and_then(Value::as_str).is_some_and(|p| same_dir(p, path)));
             match here {
                 Some(m) if m.get("name").and_then(Value::as_str) == Some(volume) => {}
                 Some(m) => {
@@ -232,166 +242,16 @@ pub(crate) fn plan(
             Some(_) => ops.extend(mounts_to_add.into_iter().map(|m| add(&at, &["volumeMounts", "-"], m))),
         }
     }
-    Ok(TemplatePlan { outcome: TemplateOutcome::Injected { wrapped: to_wrap.len() }, ops })
-}
-
-/// A container whose command is already `…/baton run …`: injected before, or written for baton by
-/// hand. It is left exactly as it is.
-pub fn runs_baton(command: &[String]) -> bool {
-    command.len() >= 2
-        && Path::new(&command[0]).file_name().is_some_and(|n| n == "baton")
-        && command[1] == "run"
-}
-
-fn annotations(
-    template: &Value,
-    field: &dyn Fn(&str) -> String,
-) -> Result<BTreeMap<String, String>, Refusal> {
-    let mut out = BTreeMap::new();
-    match template.pointer("/metadata/annotations") {
-        None | Some(Value::Null) => {}
-        Some(Value::Object(map)) => {
-            for (key, value) in map {
-                match value {
-                    Value::String(s) => {
-                        out.insert(key.clone(), s.clone());
-                    }
-                    _ => {
-                        return Err(Refusal::Malformed {
-                            field: field(&format!("metadata.annotations[{key:?}]")),
-                            problem: not_a_string(value),
-                        })
-                    }
-                }
-            }
-        }
-        Some(_) => {
-            return Err(Refusal::Malformed {
-                field: field("metadata.annotations"),
-                problem: "not a map".to_string(),
-            })
-        }
-    }
-    Ok(out)
-}
-
-/// Why `value` is refused where a string belongs. YAML 1.1, which Kubernetes reads, makes `y`, `n`,
-/// `yes`, `no`, `on` and `off` booleans: quoting the value keeps it a string.
-fn not_a_string(value: &Value) -> String {
-    match value {
-        Value::Bool(_) => {
-            "a boolean, not a string (YAML reads y, n, yes, no, on and off as booleans; quote the value)"
-                .to_string()
-        }
-        _ => "not a string (quote the value)".to_string(),
-    }
-}
-
-fn read_container<'a>(c: &'a Value, field: &str) -> Result<Container<'a>, Refusal> {
-    let malformed = |path: &str, problem: &str| Refusal::Malformed {
-        field: format!("{field}{path}"),
-        problem: problem.to_string(),
+    let outcome = match to_wrap.len() {
+        0 => TemplateOutcome::Relimited { steps: relimit.len() },
+        wrapped => TemplateOutcome::Injected { wrapped },
     };
-    let name = match c.get("name") {
-        Some(Value::String(name)) => name.as_str(),
-        None | Some(Value::Null) => return Err(malformed(".name", "missing")),
-        Some(other) => return Err(malformed(".name", &not_a_string(other))),
-    };
-    let strings = |key: &str| -> Result<Vec<String>, Refusal> {
-        match c.get(key) {
-            None | Some(Value::Null) => Ok(Vec::new()),
-            Some(Value::Array(items)) => items
-                .iter()
-                .map(|s| {
-                    s.as_str()
-                        .map(str::to_string)
-                        .ok_or_else(|| malformed(&format!(".{key}"), "not a list of strings"))
-                })
-                .collect(),
-            Some(_) => Err(malformed(&format!(".{key}"), "not a list of strings")),
-        }
-    };
-    let mounts = match c.get("volumeMounts") {
-        Some(Value::Array(list)) => Some(list),
-        None | Some(Value::Null) => None,
-        Some(_) => return Err(malformed(".volumeMounts", "not a list")),
-    };
-    Ok(Container {
-        name,
-        image: c.get("image").and_then(Value::as_str),
-        command: strings("command")?,
-        args: strings("args")?,
-        mounts,
-        termination_path: c.get("terminationMessagePath").and_then(Value::as_str),
-    })
+    Ok(TemplatePlan { outcome, ops })
 }
 
-fn pull_secrets(spec: &Map<String, Value>) -> Vec<String> {
-    spec.get("imagePullSecrets")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|s| s.get("name").and_then(Value::as_str).map(str::to_string))
-        .collect()
-}
-
-/// What the container runs without baton, by Kubernetes' rules: its command, else the image's
-/// ENTRYPOINT, plus the image's CMD when it has no args either (args stay where they are).
-fn original_command(
-    c: &Container<'_>,
-    pull_secrets: &[String],
-    namespace: Option<&str>,
-    images: &dyn ImageConfigs,
-) -> Result<Vec<String>, Refusal> {
-    if !c.command.is_empty() {
-        return Ok(c.command.clone());
-    }
-    let image = c.image.ok_or_else(|| Refusal::Malformed {
-        field: format!("container {}", c.name),
-        problem: "without command and without image".to_string(),
-    })?;
-    let unknown = |reason| Refusal::UnknownEntrypoint {
-        container: c.name.to_string(),
-        image: image.to_string(),
-        reason,
-    };
-    let config = match images.config(&ImageRef { image, pull_secrets, namespace }) {
-        Ok(Some(config)) => config,
-        Ok(None) => return Err(unknown(None)),
-        Err(reason) => return Err(unknown(Some(reason))),
-    };
-    let mut run = config.entrypoint;
-    if c.args.is_empty() {
-        run.extend(config.cmd);
-        if run.is_empty() {
-            return Err(Refusal::NothingToRun { container: c.name.to_string(), image: image.to_string() });
-        }
-    }
-    Ok(run)
-}
-
-/// `[DIR/bin/baton, run, --name=<container>, <options>…, --, <original command…>]`.
-fn wrapped(
-    c: &Container<'_>,
-    order: &order::StepOrder,
-    original: &[String],
-    options: &Options,
-    limit: usize,
-) -> Vec<String> {
-    let mut command =
-        vec![format!("{}/bin/baton", options.dir), "run".to_string(), format!("--name={}", c.name)];
-    if options.dir != DEFAULT_DIR {
-        command.push(format!("--dir={}", options.dir));
-    }
-    command.extend(order.after.iter().map(|a| format!("--after={a}")));
-    command.extend(order.until.iter().map(|u| format!("--until={u}")));
-    if let Some(path) = c.termination_path.filter(|p| *p != DEFAULT_TERMINATION_PATH) {
-        command.push(format!("--termination-path={path}"));
-    }
-    command.push(format!("--message-limit={limit}"));
-    command.push("--".to_string());
-    command.extend(original.iter().cloned());
-    command
+/// Whether the template carries the label of baton's injection.
+fn labelled(template: &Value) -> bool {
+    template.pointer("/metadata/labels").and_then(|l| l.get(INJECTED_LABEL)) == Some(&json!("true"))
 }
 
 fn same_dir(a: &str, b: &str) -> bool {
