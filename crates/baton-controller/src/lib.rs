@@ -3,6 +3,7 @@
 //! - [`termination`]: one container's termination message, classified (record, cut record, text, …).
 //! - [`status`]: the pure `Pod → RunStatus` function and the status types.
 //! - [`table`]: the status as a table for people.
+//! - [`timeline`]: the lines of a live view in the order things happened.
 //! - [`registry`] (feature `registry`): image configs (ENTRYPOINT, CMD) from registries, for
 //!   `baton_inject`.
 //! - [`play`] (feature `play`): a pod run on podman with the kubelet's part played, for `batonctl play`.
@@ -17,6 +18,7 @@ pub mod registry;
 pub mod status;
 pub mod table;
 pub mod termination;
+pub mod timeline;
 #[cfg(feature = "watch")]
 pub mod watch;
 #[cfg(feature = "webhook")]

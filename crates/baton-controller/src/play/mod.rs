@@ -39,6 +39,8 @@ use run::{now, Event, Reaped, Run, Unblock};
 use setup::{check, set_up, write_json, Cleanup};
 use view::View;
 
+use crate::timeline::Timeline;
+
 /// How often the baton folder is looked at for the live view.
 const TICK: Duration = Duration::from_millis(100);
 /// podman is asked for the containers' states on every event, and at least this often.
@@ -181,7 +183,7 @@ pub fn play(text: &str, source: &str, opts: &Options, out: &mut dyn Write) -> Re
         stops: Vec::new(),
         kill_at: None,
         dirty: false,
-        pending: Vec::new(),
+        timeline: Timeline::new(REFRESH),
         out,
     };
     let deadline =
@@ -205,7 +207,7 @@ pub fn play(text: &str, source: &str, opts: &Options, out: &mut dyn Write) -> Re
             run.dirty = false;
             refreshed = Instant::now();
             if let Some(pod) = run.refresh(&set_up.dir)? {
-                run.flush();
+                run.flush_all();
                 break pod;
             }
         }

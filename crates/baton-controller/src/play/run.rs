@@ -14,6 +14,7 @@ use serde_json::Value;
 use super::observe::{last_error, Watch};
 use super::view::{self, View};
 use super::{pod_status, Error};
+use crate::timeline::Timeline;
 
 pub(super) enum Event {
     /// A line of `podman events`.
@@ -39,8 +40,8 @@ pub(super) struct Run<'a> {
     pub(super) kill_at: Option<Instant>,
     /// podman has news: ask it.
     pub(super) dirty: bool,
-    /// Lines found since the last were said.
-    pub(super) pending: Vec<view::Line>,
+    /// Lines found and not yet said.
+    pub(super) timeline: Timeline<String>,
     pub(super) out: &'a mut dyn Write,
 }
 
@@ -125,20 +126,30 @@ impl Run<'_> {
     }
 
     pub(super) fn note(&mut self, lines: Vec<view::Line>) {
-        self.pending.extend(lines);
+        let found = now();
+        for l in lines {
+            self.timeline.add(l.at, found, l.text);
+        }
     }
 
     /// Says the lines noted. Each is timed by its source (podman's start and end times, baton's
-    /// `since`), relative to the moment the play began; lines found together are said in the order
-    /// they happened.
+    /// `since`), relative to the moment the play began, and said in the order they happened.
     pub(super) fn flush(&mut self) {
-        let mut lines = std::mem::take(&mut self.pending);
-        lines.sort_by_key(|l| l.at);
-        for l in lines {
-            let secs = l
-                .at
-                .map_or(self.start.elapsed().as_secs_f64(), |t| t.duration_since(self.since).as_secs_f64());
-            let _ = writeln!(self.out, "{secs:>7.2}s  {}", l.text);
+        let lines = self.timeline.release(now());
+        self.say(lines);
+    }
+
+    /// Says every line still held: the run is over.
+    pub(super) fn flush_all(&mut self) {
+        let lines = self.timeline.drain();
+        self.say(lines);
+    }
+
+    fn say(&mut self, lines: Vec<(Option<Timestamp>, String)>) {
+        for (at, text) in lines {
+            let secs =
+                at.map_or(self.start.elapsed().as_secs_f64(), |t| t.duration_since(self.since).as_secs_f64());
+            let _ = writeln!(self.out, "{secs:>7.2}s  {text}");
         }
     }
 }
