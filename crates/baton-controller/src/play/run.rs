@@ -132,8 +132,9 @@ impl Run<'_> {
         }
     }
 
-    /// Says the lines noted. Each is timed by its source (podman's start and end times, baton's
-    /// `since`), relative to the moment the play began, and said in the order they happened.
+    /// Says the lines noted that happened at least a refresh ago (podman may tell a start that late),
+    /// in the order they happened. Each is timed by its source (podman's start and end times,
+    /// baton's `since`; else when it was found), relative to the moment the play began.
     pub(super) fn flush(&mut self) {
         let lines = self.timeline.release(now());
         self.say(lines);
@@ -145,10 +146,9 @@ impl Run<'_> {
         self.say(lines);
     }
 
-    fn say(&mut self, lines: Vec<(Option<Timestamp>, String)>) {
+    fn say(&mut self, lines: Vec<(Timestamp, String)>) {
         for (at, text) in lines {
-            let secs =
-                at.map_or(self.start.elapsed().as_secs_f64(), |t| t.duration_since(self.since).as_secs_f64());
+            let secs = at.duration_since(self.since).as_secs_f64();
             let _ = writeln!(self.out, "{secs:>7.2}s  {text}");
         }
     }
