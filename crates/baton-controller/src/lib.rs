@@ -3,7 +3,10 @@
 //! - [`termination`]: one container's termination message, classified (record, cut record, text, …).
 //! - [`status`]: the pure `Pod → RunStatus` function and the status types.
 //! - [`table`]: the status as a table for people.
-//! - [`timeline`]: the lines of a live view in the order things happened.
+//! - [`cluster`] (feature `watch`): `batonctl status` from the cluster — the pods of a pod, Job,
+//!   CronJob or label selector, listed or watched until their run ends.
+//! - [`timeline`]: the lines of a live view in the order things happened; [`live`]: `status -w`'s
+//!   frame (the tables, then what happened, in order).
 //! - [`registry`] (feature `registry`): image configs (ENTRYPOINT, CMD) from registries, for
 //!   `baton_inject`.
 //! - [`play`] (feature `play`): a pod run on podman with the kubelet's part played, for `batonctl play`.
@@ -11,6 +14,9 @@
 //!   writes the status to an annotation only when it changed.
 //! - [`webhook`] (feature `webhook`): the mutating admission webhook around `baton_inject`.
 
+#[cfg(feature = "watch")]
+pub mod cluster;
+pub mod live;
 #[cfg(feature = "play")]
 pub mod play;
 #[cfg(feature = "registry")]
