@@ -214,14 +214,13 @@ fn oldest_first(mut pods: Vec<Pod>) -> Vec<Pod> {
 /// How the run of the shown pods went: a Job's (or a CronJob's latest Job's) run is its newest pod's;
 /// otherwise a failed pod fails the run, and one still going keeps it going. No pod: Pending.
 pub fn run_phase(pods: &Pods, shown: &[Pod]) -> Phase {
-    let phases = shown.iter().map(|p| run_status(p).phase);
     if pods.job.is_some() {
-        return phases.last().unwrap_or(Phase::Pending);
+        return shown.last().map_or(Phase::Pending, |p| run_status(p).phase);
     }
     if shown.is_empty() {
         return Phase::Pending;
     }
-    Phase::worst(phases)
+    Phase::worst(shown.iter().map(|p| run_status(p).phase))
 }
 
 /// Whether the Job has given up or finished: its `Complete`, `Failed` or `FailureTarget` condition.

@@ -55,9 +55,12 @@ mod tests {
         base + Duration::from_secs_f64(secs)
     }
 
+    /// Lines found together at one moment: (found at, [(happened at, line)]), in seconds after 12:00.
+    type Batch<'a> = (f64, Vec<(Option<f64>, &'a str)>);
+
     /// Feeds `batches` (found at, [(happened at, line)]) as a live view does, releasing after each,
     /// then drains; returns the lines in the order said.
-    fn said(batches: &[(f64, Vec<(Option<f64>, &str)>)]) -> Vec<String> {
+    fn said(batches: &[Batch]) -> Vec<String> {
         let mut timeline = Timeline::new(Duration::from_secs(2));
         let mut out = Vec::new();
         for (found, lines) in batches {
