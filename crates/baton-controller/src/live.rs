@@ -32,7 +32,7 @@ pub fn frame(runs: &[PodRunStatus]) -> String {
 }
 
 /// Each step's start and end, oldest first, timed by baton's record (else the kubelet's): `TIME
-/// STEP  started`, `TIME  STEP  ended REASON, exit code N`. With several pods, STEP is `POD/STEP`.
+/// STEP  started`, `TIME  STEP  ended REASON, exit code N` (no code for a step that never ran). With several pods, STEP is `POD/STEP`.
 pub fn happened(runs: &[PodRunStatus]) -> Vec<String> {
     let mut timeline = Timeline::new(Duration::ZERO);
     let name = |run: &PodRunStatus, step: &StepStatus| {
@@ -53,9 +53,10 @@ pub fn happened(runs: &[PodRunStatus]) -> Vec<String> {
             }
             if step.state == State::Terminated {
                 if let Some(at) = time(step.finished_at.as_deref()) {
-                    let code = step.exit_code.map_or("-".to_string(), |c| c.to_string());
                     let reason = step.reason.as_deref().unwrap_or("-");
-                    timeline.add(Some(at), at, format!("{who}  ended {reason}, exit code {code}"));
+                    // A step that never ran (Skipped, Cancelled) has no exit code to say.
+                    let code = step.exit_code.map_or(String::new(), |c| format!(", exit code {c}"));
+                    timeline.add(Some(at), at, format!("{who}  ended {reason}{code}"));
                 }
             }
         }
