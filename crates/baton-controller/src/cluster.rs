@@ -2,9 +2,10 @@
 //! `cronjob/NAME`, a label selector) read from the API server, and with `-w` the same pods watched
 //! until their run ends.
 //!
-//! A Job's pods are those with its `batch.kubernetes.io/job-name` label (the label the Job controller
-//! sets, kept by kubectl as `job-name` too); a CronJob's run is its latest Job, found by owner
-//! reference and creation time.
+//! A Job's pods are those its own selector matches (the Job controller's
+//! `batch.kubernetes.io/controller-uid`: a Job deleted and made again under the same name does not
+//! pick up the old one's terminating pods), else those with its `batch.kubernetes.io/job-name`
+//! label; a CronJob's run is its latest Job, found by owner reference and creation time.
 
 use std::collections::BTreeMap;
 
@@ -134,7 +135,7 @@ pub async fn resolve(client: &Client, namespace: Option<&str>, selection: &Selec
         Selection::Job(name) => {
             let api: Api<Job> = Api::namespaced(client.clone(), &ns);
             match api.get_opt(name).await.map_err(api_error(format!("job {ns}/{name}")))? {
-                Some(_) => Ok(job_pods(&ns, name)),
+                Some(job) => Ok(job_pods(&ns, &job)),
                 None => Err(Error::NotFound { kind: "job", name: name.clone(), namespace: ns }),
             }
         }
@@ -149,32 +150,42 @@ pub async fn resolve(client: &Client, namespace: Option<&str>, selection: &Selec
                 jobs.list(&ListParams::default()).await.map_err(api_error(format!("the jobs of {what}")))?;
             let uid = cron.metadata.uid.unwrap_or_default();
             match latest_owned(&list.items, &uid) {
-                Some(job) => Ok(job_pods(&ns, &job)),
+                Some(job) => Ok(job_pods(&ns, job)),
                 None => Err(Error::NoJob { name: name.clone(), namespace: ns }),
             }
         }
     }
 }
 
-fn job_pods(ns: &str, job: &str) -> Pods {
+fn job_pods(ns: &str, job: &Job) -> Pods {
+    let name = job.metadata.name.clone().unwrap_or_default();
     Pods {
         namespace: Some(ns.to_string()),
-        labels: Some(format!("{JOB_NAME_LABEL}={job}")),
+        labels: Some(job_selector(job).unwrap_or_else(|| format!("{JOB_NAME_LABEL}={name}"))),
         fields: None,
-        job: Some(job.to_string()),
-        what: format!("job {ns}/{job}"),
+        job: Some(name.clone()),
+        what: format!("job {ns}/{name}"),
     }
 }
 
-/// The name of the newest Job owned by the object with `uid` (creation time, then name).
-pub fn latest_owned(jobs: &[Job], uid: &str) -> Option<String> {
-    jobs.iter()
-        .filter(|j| j.metadata.owner_references.iter().flatten().any(|o| o.uid == uid))
-        .max_by(|a, b| {
+/// The Job's own selector's labels (`k=v,k=v`), when it has only match labels.
+fn job_selector(job: &Job) -> Option<String> {
+    let selector = job.spec.as_ref()?.selector.as_ref()?;
+    if selector.match_expressions.as_ref().is_some_and(|e| !e.is_empty()) {
+        return None;
+    }
+    let labels = selector.match_labels.as_ref().filter(|l| !l.is_empty())?;
+    Some(labels.iter().map(|(k, v)| format!("{k}={v}")).collect::<Vec<_>>().join(","))
+}
+
+/// The newest Job owned by the object with `uid` (creation time, then name).
+pub fn latest_owned<'a>(jobs: &'a [Job], uid: &str) -> Option<&'a Job> {
+    jobs.iter().filter(|j| j.metadata.owner_references.iter().flatten().any(|o| o.uid == uid)).max_by(
+        |a, b| {
             let key = |j: &Job| (j.metadata.creation_timestamp.clone().map(|t| t.0), j.metadata.name.clone());
             key(a).cmp(&key(b))
-        })
-        .and_then(|j| j.metadata.name.clone())
+        },
+    )
 }
 
 fn pod_api(client: &Client, pods: &Pods) -> Api<Pod> {

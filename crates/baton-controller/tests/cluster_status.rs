@@ -136,8 +136,23 @@ async fn a_cronjob_is_its_latest_owned_job() {
     let resolved = cluster::resolve(&client, None, &selection);
     let (pods, ()) = tokio::join!(resolved, server);
     let pods = pods.unwrap();
+    // A Job without a selector (as here) is found by its name label.
     assert_eq!(pods.labels.as_deref(), Some("batch.kubernetes.io/job-name=nightly-200"));
     assert_eq!(pods.job.as_deref(), Some("nightly-200"));
+}
+
+/// A Job made again under the same name must not show the old one's pods, which keep the name label
+/// while they terminate: the Job's own selector (its controller-uid) picks its pods.
+#[tokio::test]
+async fn a_job_with_a_selector_is_found_by_it() {
+    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "ci");
+    let mut j = job("build", "u2", None, "2026-11-23T16:00:00Z", json!([]));
+    j["spec"]["selector"] = json!({"matchLabels": {"batch.kubernetes.io/controller-uid": "u2"}});
+    let server = answer(&mut handle, "/apis/batch/v1/namespaces/ci/jobs/build", StatusCode::OK, &j);
+    let selection = Selection::Job("build".into());
+    let (pods, ()) = tokio::join!(cluster::resolve(&client, None, &selection), server);
+    assert_eq!(pods.unwrap().labels.as_deref(), Some("batch.kubernetes.io/controller-uid=u2"));
 }
 
 #[tokio::test]
