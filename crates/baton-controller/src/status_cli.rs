@@ -7,7 +7,7 @@ use std::io::{IsTerminal, Write};
 use std::process::ExitCode;
 
 use anyhow::{bail, Context, Result};
-use baton_controller::cluster::{self, Selection};
+use baton_controller::cluster::{self, Pods, Selection};
 use baton_controller::status::{Phase, PodRunStatus};
 use baton_controller::{live, table, watch};
 use clap::Args;
@@ -128,7 +128,8 @@ fn from_cluster(args: &StatusArgs) -> Result<Phase> {
             print(&shown, args.output)?;
             return Ok(cluster::run_phase(&pods, &shown));
         }
-        let screen = std::cell::RefCell::new(Screen::new(args.output));
+        let terminal = std::io::stdout().is_terminal();
+        let screen = std::cell::RefCell::new(Screen::new(args.output, terminal, pods.clone()));
         let ended = tokio::select! {
             phase = cluster::watch(&client, &pods, |shown| screen.borrow_mut().show(shown)) => Some(phase),
             _ = tokio::signal::ctrl_c() => None,
@@ -145,18 +146,20 @@ fn from_cluster(args: &StatusArgs) -> Result<Phase> {
 struct Screen {
     output: Output,
     terminal: bool,
+    /// The selection, for the run's phase.
+    pods: Pods,
     last_frame: String,
     last_json: BTreeMap<(Option<String>, String), String>,
-    /// The runs' phase at the last change: what Ctrl-C exits with.
+    /// The run's phase at the last change: what Ctrl-C exits with.
     phase: Phase,
 }
 
 impl Screen {
-    fn new(output: Output) -> Self {
-        let terminal = std::io::stdout().is_terminal();
+    fn new(output: Output, terminal: bool, pods: Pods) -> Self {
         Screen {
             output,
             terminal,
+            pods,
             last_frame: String::new(),
             last_json: BTreeMap::new(),
             phase: Phase::Pending,
@@ -164,38 +167,100 @@ impl Screen {
     }
 
     fn show(&mut self, pods: &[Pod]) {
-        let runs: Vec<PodRunStatus> = pods.iter().map(PodRunStatus::of).collect();
-        self.phase =
-            if runs.is_empty() { Phase::Pending } else { Phase::worst(runs.iter().map(|r| r.status.phase)) };
+        let text = self.update(pods);
+        if text.is_empty() {
+            return;
+        }
         let mut out = std::io::stdout().lock();
-        let written = match self.output {
-            Output::Json => runs.iter().try_for_each(|run| {
-                let line = serde_json::to_string(run).unwrap_or_default();
-                let key = (run.namespace.clone(), run.pod.clone());
-                if self.last_json.get(&key) == Some(&line) {
-                    return Ok(());
-                }
-                self.last_json.insert(key, line.clone());
-                writeln!(out, "{line}")
-            }),
-            Output::Table => {
-                let frame = if runs.is_empty() { "no pods yet\n".to_string() } else { live::frame(&runs) };
-                if frame == self.last_frame {
-                    return;
-                }
-                let written = if self.terminal {
-                    write!(out, "\x1b[H\x1b[2J{frame}")
-                } else if self.last_frame.is_empty() {
-                    write!(out, "{frame}")
-                } else {
-                    write!(out, "\n{frame}")
-                };
-                self.last_frame = frame;
-                written
-            }
-        };
-        if let Err(e) = written.and_then(|()| out.flush()) {
+        if let Err(e) = out.write_all(text.as_bytes()).and_then(|()| out.flush()) {
             eprintln!("batonctl: cannot write to standard output: {e}");
         }
+    }
+
+    /// What to write for the pods as they are now: nothing when nothing shown changed.
+    fn update(&mut self, pods: &[Pod]) -> String {
+        self.phase = cluster::run_phase(&self.pods, pods);
+        let runs: Vec<PodRunStatus> = pods.iter().map(PodRunStatus::of).collect();
+        match self.output {
+            Output::Json => {
+                let mut text = String::new();
+                for run in &runs {
+                    let line = serde_json::to_string(run).unwrap_or_default();
+                    let key = (run.namespace.clone(), run.pod.clone());
+                    if self.last_json.get(&key) != Some(&line) {
+                        text.push_str(&line);
+                        text.push('\n');
+                        self.last_json.insert(key, line);
+                    }
+                }
+                text
+            }
+            Output::Table => {
+                let frame = if runs.is_empty() {
+                    format!("{}\n", self.pods.none_found())
+                } else {
+                    live::frame(&runs)
+                };
+                if frame == self.last_frame {
+                    return String::new();
+                }
+                let text = if self.terminal {
+                    format!("\x1b[H\x1b[2J{frame}")
+                } else if self.last_frame.is_empty() {
+                    frame.clone()
+                } else {
+                    format!("\n{frame}")
+                };
+                self.last_frame = frame;
+                text
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pod(fixture: &str) -> Pod {
+        let path = format!("{}/tests/fixtures/{fixture}.json", env!("CARGO_MANIFEST_DIR"));
+        serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+    }
+
+    fn job_pods() -> Pods {
+        Pods {
+            namespace: Some("ci".into()),
+            labels: Some("batch.kubernetes.io/job-name=build".into()),
+            fields: None,
+            job: Some("build".into()),
+            what: "job ci/build".into(),
+        }
+    }
+
+    #[test]
+    fn one_redraw_per_change_and_none_for_an_unchanged_status() {
+        let mut screen = Screen::new(Output::Table, false, job_pods());
+        assert_eq!(screen.update(&[]), "job ci/build has no pods yet\n");
+        let running = pod("running");
+        let first = screen.update(std::slice::from_ref(&running));
+        assert!(first.starts_with("\npod ci/demo-running: Running\n"), "{first}");
+        // The same status again (a label or condition changed): nothing is drawn.
+        assert_eq!(screen.update(std::slice::from_ref(&running)), "");
+        assert_eq!(screen.phase, Phase::Running);
+        let second = screen.update(&[running, pod("succeeded")]);
+        assert!(second.contains("pod ci/demo-succeeded: Succeeded"), "{second}");
+        // A Job's run is its newest pod's.
+        assert_eq!(screen.phase, Phase::Succeeded);
+    }
+
+    #[test]
+    fn a_terminal_is_cleared_before_each_frame_and_json_says_only_what_changed() {
+        let mut screen = Screen::new(Output::Table, true, job_pods());
+        assert!(screen.update(&[pod("running")]).starts_with("\x1b[H\x1b[2Jpod ci/demo-running: Running\n"));
+        let mut json = Screen::new(Output::Json, false, job_pods());
+        assert_eq!(json.update(&[pod("running"), pod("succeeded")]).lines().count(), 2);
+        let changed = json.update(&[pod("oom-killed"), pod("succeeded")]);
+        assert_eq!(changed.lines().count(), 1, "{changed}");
+        assert!(changed.contains("\"pod\":\"demo-oom\""), "{changed}");
     }
 }
