@@ -254,11 +254,9 @@ mod tests {
 
     #[test]
     fn a_windows_pod_is_allowed_unchanged_with_a_warning() {
-        let mut body: Value = serde_json::from_slice(&review(
-            json!({"baton.dev/inject": "true"}),
-            json!([{"name": "a", "command": ["x"]}]),
-        ))
-        .unwrap();
+        let mut body: Value =
+            serde_json::from_slice(&review(json!({"baton.dev/inject": "true"}), json!([{"name": "a", "command": ["x"]}])))
+                .unwrap();
         body["request"]["object"]["spec"]["os"] = json!({"name": "windows"});
         let (text, verdict) = wire(&serde_json::to_vec(&body).unwrap(), false, &NoImages);
         assert_eq!(verdict, Verdict::Windows);
