@@ -3,6 +3,10 @@
 //! - [`termination`]: one container's termination message, classified (record, cut record, text, …).
 //! - [`status`]: the pure `Pod → RunStatus` function and the status types.
 //! - [`table`]: the status as a table for people.
+//! - [`cluster`] (feature `watch`): `batonctl status` from the cluster — the pods of a pod, Job,
+//!   CronJob or label selector, listed or watched until their run ends.
+//! - [`timeline`]: the lines of a live view in the order things happened; [`live`]: `status -w`'s
+//!   frame (the tables, then what happened, in order).
 //! - [`registry`] (feature `registry`): image configs (ENTRYPOINT, CMD) from registries, for
 //!   `baton_inject`.
 //! - [`play`] (feature `play`): a pod run on podman with the kubelet's part played, for `batonctl play`.
@@ -11,6 +15,9 @@
 //! - [`step_events`] (feature `watch`): one Kubernetes Event per step that did not succeed.
 //! - [`webhook`] (feature `webhook`): the mutating admission webhook around `baton_inject`.
 
+#[cfg(feature = "watch")]
+pub mod cluster;
+pub mod live;
 #[cfg(feature = "play")]
 pub mod play;
 #[cfg(feature = "registry")]
@@ -20,6 +27,7 @@ pub mod status;
 pub mod step_events;
 pub mod table;
 pub mod termination;
+pub mod timeline;
 #[cfg(feature = "watch")]
 pub mod watch;
 #[cfg(feature = "webhook")]

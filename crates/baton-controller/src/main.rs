@@ -11,12 +11,14 @@ use std::time::Duration;
 use anyhow::{bail, Context, Result};
 use baton_controller::status::{Phase, PodRunStatus};
 use baton_controller::{play, table, watch};
-use clap::{Parser, Subcommand, ValueEnum};
+use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
+use cluster_args::ClusterArgs;
 use k8s_openapi::api::core::v1::Pod;
-use kube::config::{KubeConfigOptions, Kubeconfig};
 
 mod cli_input;
+mod cluster_args;
 mod inject_cli;
+mod status_cli;
 mod webhook_cli;
 
 /// The static (musl) batonctl would otherwise use musl's allocator, which hands memory back to the
@@ -48,43 +50,23 @@ enum Command {
     /// Serve a mutating admission webhook (HTTPS) that injects baton into every Pod created with the
     /// annotation baton.dev/inject: "true"; `batonctl webhook certs` makes its certificates.
     Webhook(webhook_cli::WebhookArgs),
-    /// Print the run status of a pod (or a list of pods) given as JSON or YAML:
-    /// `kubectl get pod NAME -o json | batonctl status`.
+    /// Print the run status of pods read from the cluster (`batonctl status job/NAME`, `-l SELECTOR`)
+    /// or given as JSON or YAML (`kubectl get pod NAME -o json | batonctl status`); `-w` keeps it live.
     ///
-    /// Exit status: 0 when the status was printed, 1 when the input cannot be read, 2 for a wrong
-    /// command line. With --exit-status it says how the run went: 0 every pod succeeded, 1 a pod
-    /// failed, 2 a pod is still pending or running, 3 the input cannot be read.
-    Status {
-        /// The file to read; `-` reads standard input.
-        #[arg(short = 'f', long = "file", value_name = "FILE", default_value = "-")]
-        file: String,
-        /// `table` for people, `json` for machines (one JSON object a line, one line a pod).
-        #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
-        output: Output,
-        /// Exit 0 if every pod's run succeeded, 1 if one failed, 2 if one is still going (3: the
-        /// input cannot be read).
-        #[arg(long)]
-        exit_status: bool,
-    },
+    /// Exit status: 0 when the status was printed, 1 when the input or the cluster cannot be read, 2
+    /// for a wrong command line. With --exit-status (and always with -w) it says how the run went: 0
+    /// every pod succeeded (a Job: its newest pod), 1 a pod failed, 2 a pod is still pending or
+    /// running, 3 the input or the cluster cannot be read.
+    Status(status_cli::StatusArgs),
     /// Watch pods and print one JSON line each time a pod's run status changes.
     Watch {
-        /// The namespace to watch (default: the kubeconfig's namespace).
-        #[arg(short = 'n', long = "namespace", value_name = "NAMESPACE")]
-        namespace: Option<String>,
-        /// Watch pods in every namespace.
-        #[arg(short = 'A', long = "all-namespaces", conflicts_with = "namespace")]
-        all_namespaces: bool,
+        #[command(flatten)]
+        cluster: ClusterArgs,
         /// Only pods with these labels, as `kubectl -l` takes them (`app=build,tier!=test`), selected
         /// by the API server. The default is the label `batonctl inject` and the webhook put on the
         /// pods they inject; `-l ''` watches every pod.
         #[arg(short = 'l', long = "selector", value_name = "SELECTOR", default_value = watch::DEFAULT_SELECTOR)]
         selector: String,
-        /// The kubeconfig file (default: $KUBECONFIG, ~/.kube/config, or the in-cluster service account).
-        #[arg(long, value_name = "PATH")]
-        kubeconfig: Option<PathBuf>,
-        /// The kubeconfig context to use (default: its current context).
-        #[arg(long, value_name = "NAME")]
-        context: Option<String>,
         /// Also write the run status of each pod to its `baton.dev/run-status` annotation (server-side
         /// apply, field manager `batonctl`), only when it changed.
         #[arg(long)]
@@ -131,10 +113,23 @@ enum Command {
         #[arg(short = 'o', long = "output", value_enum, default_value_t = Output::Table)]
         output: Output,
     },
+    /// Print a completion script for bash, zsh or fish: `source <(batonctl completions bash)`.
+    Completions {
+        #[arg(value_enum)]
+        shell: Shell,
+    },
+}
+
+/// The shells `completions` writes for.
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+enum Shell {
+    Bash,
+    Zsh,
+    Fish,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
-enum Output {
+pub enum Output {
     Table,
     Json,
 }
@@ -144,30 +139,24 @@ fn duration(text: &str) -> Result<Duration, String> {
 }
 
 fn main() -> ExitCode {
-    let cli = Cli::parse();
+    let cli = Cli::from_arg_matches(&command().get_matches()).unwrap_or_else(|e| e.exit());
     let outcome = match cli.command {
-        Command::Inject(args) => inject_cli::manifests(&args.file, |f| read_input(f, "batonctl inject -f job.yaml"))
-            .and_then(|manifests| inject_cli::run(args, &manifests)),
+        Command::Inject(args) => {
+            inject_cli::manifests(&args.file, |f| read_input(f, "batonctl inject -f job.yaml"))
+                .and_then(|manifests| inject_cli::run(args, &manifests))
+        }
         Command::Webhook(args) => webhook_cli::run(args),
-        Command::Status { file, output, exit_status } => match status(&file, output) {
-            Ok(phase) if exit_status => return run_exit(phase),
-            Ok(_) => Ok(()),
-            Err(e) if exit_status => {
-                eprintln!("batonctl: {e:#}");
-                return ExitCode::from(EXIT_UNREADABLE);
-            }
-            Err(e) => Err(e),
-        },
+        Command::Status(args) => return status_cli::run(args),
         Command::Play { file, keep, name, work_dir, containers_conf, output } => {
             let options = PlayOptions { file, keep, name, work_dir, containers_conf, output };
             return play_pod(options);
         }
-        Command::Watch { namespace, all_namespaces, selector, kubeconfig, context, annotate, batch, events } => {
-            let target = Target { namespace, all_namespaces, kubeconfig, context };
+        Command::Watch { cluster, selector, annotate, batch, events } => {
             let selector = Some(selector).filter(|s| !s.is_empty());
             let options = watch::Options { namespace: None, selector, annotate, batch, events };
-            watch_pods(target, options)
+            watch_pods(cluster, options)
         }
+        Command::Completions { shell } => completions(shell),
     };
     match outcome {
         Ok(()) => ExitCode::SUCCESS,
@@ -178,45 +167,35 @@ fn main() -> ExitCode {
     }
 }
 
-/// `--exit-status` when the input cannot be read.
-const EXIT_UNREADABLE: u8 = 3;
+/// The command line, named as it was called: kubectl runs its plugin `kubectl-baton` for `kubectl
+/// baton …`, and then the help and errors say `kubectl baton`.
+fn command() -> clap::Command {
+    let argv0 = std::env::args_os().next().map(PathBuf::from);
+    let called = argv0.as_deref().and_then(|p| p.file_name()).and_then(|n| n.to_str()).unwrap_or("batonctl");
+    Cli::command().bin_name(bin_name(called))
+}
 
-/// `--exit-status`: 0 succeeded, 1 failed, 2 still going.
-fn run_exit(phase: Phase) -> ExitCode {
-    match phase {
-        Phase::Succeeded => ExitCode::SUCCESS,
-        Phase::Failed => ExitCode::from(1),
-        Phase::Pending | Phase::Running => ExitCode::from(2),
+/// `kubectl-baton` → `kubectl baton` (kubectl's plugin naming); anything else is `batonctl`.
+fn bin_name(called: &str) -> &'static str {
+    if called == "kubectl-baton" {
+        "kubectl baton"
+    } else {
+        "batonctl"
     }
 }
 
-/// Prints the status of every pod; returns the worst phase among them (Failed, then still going).
-fn status(file: &str, output: Output) -> Result<Phase> {
-    let text = read_input(file, "kubectl get pod NAME -o json | batonctl status")?;
-    let pods = parse_pods(&text).with_context(|| format!("{} holds no pod", describe(file)))?;
-    let mut out = std::io::stdout().lock();
-    let mut worst = Phase::Succeeded;
-    for (i, pod) in pods.iter().enumerate() {
-        let run = PodRunStatus::of(pod);
-        worst = match (worst, run.status.phase) {
-            (Phase::Failed, _) | (_, Phase::Failed) => Phase::Failed,
-            (Phase::Succeeded, p) => p,
-            (w, _) => w,
-        };
-        match output {
-            Output::Json => writeln!(out, "{}", serde_json::to_string(&run)?)?,
-            Output::Table => {
-                if i > 0 {
-                    writeln!(out)?;
-                }
-                write!(out, "{}", table::render(&run))?;
-            }
-        }
-    }
-    Ok(worst)
+fn completions(shell: Shell) -> Result<()> {
+    let shell = match shell {
+        Shell::Bash => clap_complete::Shell::Bash,
+        Shell::Zsh => clap_complete::Shell::Zsh,
+        Shell::Fish => clap_complete::Shell::Fish,
+    };
+    let mut out = Vec::new();
+    clap_complete::generate(shell, &mut Cli::command(), "batonctl", &mut out);
+    std::io::stdout().lock().write_all(&out).context("cannot write the completion script")
 }
 
-fn describe(file: &str) -> String {
+pub fn describe(file: &str) -> String {
     if file == "-" {
         "standard input".to_string()
     } else {
@@ -225,7 +204,7 @@ fn describe(file: &str) -> String {
 }
 
 /// The text of `file` (`-`: standard input, which must not be a terminal; `example` says how to use it).
-fn read_input(file: &str, example: &str) -> Result<String> {
+pub fn read_input(file: &str, example: &str) -> Result<String> {
     let mut bytes = Vec::new();
     if file == "-" {
         let stdin = std::io::stdin();
@@ -241,7 +220,7 @@ fn read_input(file: &str, example: &str) -> Result<String> {
 }
 
 /// A Pod, or a List / PodList of pods (what `kubectl get pods -o json` prints), as JSON or YAML.
-fn parse_pods(text: &str) -> Result<Vec<Pod>> {
+pub fn parse_pods(text: &str) -> Result<Vec<Pod>> {
     let value: serde_json::Value = if text.trim_start().starts_with('{') {
         serde_json::from_str(text).context("the JSON is not valid")?
     } else {
@@ -320,52 +299,16 @@ fn play_pod(o: PlayOptions) -> ExitCode {
     }
 }
 
-/// Where to watch: resolved against the kubeconfig, which needs the runtime.
-struct Target {
-    namespace: Option<String>,
-    all_namespaces: bool,
-    kubeconfig: Option<PathBuf>,
-    context: Option<String>,
-}
-
-fn watch_pods(target: Target, mut options: watch::Options) -> Result<()> {
-    let runtime = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .context("cannot start the async runtime")?;
-    runtime.block_on(async move {
-        let client = client(&target).await?;
-        options.namespace = match (target.all_namespaces, target.namespace) {
-            (true, _) => None,
-            (false, Some(ns)) => Some(ns),
-            (false, None) => Some(client.default_namespace().to_string()),
-        };
+fn watch_pods(cluster: ClusterArgs, mut options: watch::Options) -> Result<()> {
+    cluster_args::runtime()?.block_on(async move {
+        let client = cluster.client().await?;
+        options.namespace = cluster.namespace(&client);
         let mut out = std::io::stdout();
         tokio::select! {
             done = watch::run(client, &options, &mut out) => done.map_err(anyhow::Error::from),
             _ = tokio::signal::ctrl_c() => Ok(()),
         }
     })
-}
-
-async fn client(target: &Target) -> Result<kube::Client> {
-    let options = KubeConfigOptions { context: target.context.clone(), ..KubeConfigOptions::default() };
-    let config = match &target.kubeconfig {
-        Some(path) => {
-            let file = Kubeconfig::read_from(path)
-                .with_context(|| format!("cannot read kubeconfig {}", path.display()))?;
-            kube::Config::from_custom_kubeconfig(file, &options)
-                .await
-                .with_context(|| format!("kubeconfig {} is not usable", path.display()))?
-        }
-        None if target.context.is_some() => {
-            kube::Config::from_kubeconfig(&options).await.context("cannot load the kubeconfig context")?
-        }
-        None => {
-            kube::Config::infer().await.context("cannot find a cluster: no kubeconfig and not in a pod")?
-        }
-    };
-    kube::Client::try_from(config).context("cannot build a Kubernetes client")
 }
 
 #[cfg(test)]

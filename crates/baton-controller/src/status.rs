@@ -43,6 +43,16 @@ impl Phase {
     pub fn is_final(self) -> bool {
         matches!(self, Phase::Succeeded | Phase::Failed)
     }
+
+    /// The phase of several runs taken together: Failed if one failed, else still going if one is,
+    /// else Succeeded (no run: Succeeded).
+    pub fn worst(phases: impl IntoIterator<Item = Phase>) -> Phase {
+        phases.into_iter().fold(Phase::Succeeded, |worst, p| match (worst, p) {
+            (Phase::Failed, _) | (_, Phase::Failed) => Phase::Failed,
+            (Phase::Succeeded, p) => p,
+            (w, _) => w,
+        })
+    }
 }
 
 /// What kind of container a step runs in.

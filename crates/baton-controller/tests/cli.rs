@@ -91,7 +91,9 @@ fn bad_usage_exits_2() {
 /// `--exit-status` says how the run went: 0 succeeded, 1 failed, 2 still going, 3 unreadable input.
 #[test]
 fn exit_status_says_how_the_run_went() {
-    for (file, code) in [("succeeded.json", 0), ("oom-killed.json", 1), ("running.json", 2), ("pending.json", 2)] {
+    for (file, code) in
+        [("succeeded.json", 0), ("oom-killed.json", 1), ("running.json", 2), ("pending.json", 2)]
+    {
         let out = batonctl(&["status", "--exit-status", "-f", &fixture(file)], None);
         assert_eq!(out.status.code(), Some(code), "{file}: {}", text(&out.stderr));
         let plain = batonctl(&["status", "-f", &fixture(file)], None);
@@ -101,11 +103,81 @@ fn exit_status_says_how_the_run_went() {
     assert_eq!(out.status.code(), Some(3), "{}", text(&out.stderr));
     // A list with a failed pod and a running one: failed wins.
     let a: Value = serde_json::from_str(&std::fs::read_to_string(fixture("running.json")).unwrap()).unwrap();
-    let b: Value = serde_json::from_str(&std::fs::read_to_string(fixture("oom-killed.json")).unwrap()).unwrap();
+    let b: Value =
+        serde_json::from_str(&std::fs::read_to_string(fixture("oom-killed.json")).unwrap()).unwrap();
     let list = serde_json::json!({"apiVersion": "v1", "kind": "List", "items": [a, b]});
     let out = batonctl(&["status", "--exit-status"], Some(list.to_string().as_bytes()));
     assert_eq!(out.status.code(), Some(1));
     let help = batonctl(&["status", "--help"], None);
     assert!(text(&help.stdout).contains("--exit-status"), "{}", text(&help.stdout));
     assert!(text(&help.stdout).contains("Exit status"), "{}", text(&help.stdout));
+}
+
+/// A selection the cluster is not asked about: one sentence that says what to give, before any
+/// kubeconfig is read (exit 1; 3 with --exit-status).
+#[test]
+fn a_wrong_cluster_selection_is_refused_before_the_cluster_is_asked() {
+    let cases: [(&[&str], &str); 3] = [
+        (
+            &["status", "deployment/web"],
+            "batonctl: batonctl status reads pods, Jobs and CronJobs, not deployment: give pod/NAME, job/NAME or cronjob/NAME\n",
+        ),
+        (
+            &["status", "-A", "job/build"],
+            "batonctl: job/build names one object, which lives in one namespace: give it with -n NAMESPACE instead of -A\n",
+        ),
+        (
+            &["status", "-f", "pod.json", "-n", "ci"],
+            "batonctl: -f pod.json reads pods from a file, while KIND/NAME, -l, -w, -n, -A, --kubeconfig and --context read them from the cluster: give one or the other\n",
+        ),
+    ];
+    for (args, said) in cases {
+        let mut command = support::batonctl();
+        command.args(args).env("KUBECONFIG", "/nonexistent/kubeconfig");
+        let out = support::run_with_input(command, b"");
+        assert_eq!(out.status.code(), Some(1), "{args:?}");
+        assert_eq!(text(&out.stderr), said, "{args:?}");
+    }
+    let out = batonctl(&["status", "--exit-status", "deployment/web"], None);
+    assert_eq!(out.status.code(), Some(3));
+    // A name and a selector, or a name and a file, is a wrong command line.
+    assert_eq!(batonctl(&["status", "job/a", "-l", "x=y"], None).status.code(), Some(2));
+    assert_eq!(batonctl(&["status", "job/a", "-f", "pod.json"], None).status.code(), Some(2));
+}
+
+#[test]
+fn completions_are_written_for_bash_zsh_and_fish() {
+    for (shell, mark) in
+        [("bash", "complete -F"), ("zsh", "#compdef batonctl"), ("fish", "complete -c batonctl")]
+    {
+        let out = batonctl(&["completions", shell], None);
+        assert!(out.status.success(), "{shell}: {}", text(&out.stderr));
+        let script = text(&out.stdout);
+        assert!(script.contains(mark), "{shell}: {script}");
+        assert!(script.contains("exit-status"), "{shell}: the status flags are completed");
+    }
+    assert_eq!(batonctl(&["completions", "tcsh"], None).status.code(), Some(2));
+}
+
+/// kubectl runs `kubectl-baton` for `kubectl baton …`: the same commands, named as kubectl users
+/// type them.
+#[test]
+fn as_a_kubectl_plugin_it_names_itself_kubectl_baton() {
+    let dir = std::env::temp_dir().join(format!("batonctl-plugin-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let plugin = dir.join("kubectl-baton");
+    let _ = std::fs::remove_file(&plugin);
+    std::os::unix::fs::symlink(env!("CARGO_BIN_EXE_batonctl"), &plugin).unwrap();
+    let help = std::process::Command::new(&plugin).args(["status", "--help"]).output().unwrap();
+    assert!(help.status.success());
+    assert!(text(&help.stdout).contains("Usage: kubectl baton status"), "{}", text(&help.stdout));
+    let status = std::process::Command::new(&plugin)
+        .args(["status", "--exit-status", "-f", &fixture("succeeded.json")])
+        .output()
+        .unwrap();
+    assert_eq!(status.status.code(), Some(0), "{}", text(&status.stderr));
+    assert!(text(&status.stdout).starts_with("pod ci/demo-succeeded: Succeeded\n"));
+    let plain = batonctl(&["status", "--help"], None);
+    assert!(text(&plain.stdout).contains("Usage: batonctl status"), "{}", text(&plain.stdout));
+    std::fs::remove_dir_all(&dir).unwrap();
 }
