@@ -9,6 +9,7 @@
 //!   frame (the tables, then what happened, in order).
 //! - [`registry`] (feature `registry`): image configs (ENTRYPOINT, CMD) from registries, for
 //!   `baton_inject`.
+//! - [`metrics`] (feature `metrics`): Prometheus metrics of the webhook and the watcher.
 //! - [`play`] (feature `play`): a pod run on podman with the kubelet's part played, for `batonctl play`.
 //! - [`watch`] (feature `watch`): a pod watcher that prints each status change and, on request,
 //!   writes the status to an annotation only when it changed.
@@ -18,6 +19,8 @@
 #[cfg(feature = "watch")]
 pub mod cluster;
 pub mod live;
+#[cfg(feature = "metrics")]
+pub mod metrics;
 #[cfg(feature = "play")]
 pub mod play;
 #[cfg(feature = "registry")]

@@ -4,13 +4,14 @@
 //! input; `play`: 0 succeeded, 1 failed, 3 not played).
 
 use std::io::{IsTerminal, Read, Write};
+use std::net::SocketAddr;
 use std::path::PathBuf;
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use baton_controller::status::{Phase, PodRunStatus};
-use baton_controller::{play, table, watch};
+use baton_controller::{metrics, play, table, watch};
 use clap::{CommandFactory, FromArgMatches, Parser, Subcommand, ValueEnum};
 use cluster_args::ClusterArgs;
 use k8s_openapi::api::core::v1::Pod;
@@ -80,6 +81,9 @@ enum Command {
         /// events.k8s.io events).
         #[arg(long)]
         events: bool,
+        /// Serve Prometheus metrics (plain HTTP, GET /metrics) on this address, e.g. `[::]:9090`.
+        #[arg(long, value_name = "ADDR")]
+        metrics_listen: Option<SocketAddr>,
     },
     /// Run a pod that uses baton (a Pod, or the pod template of a Job or CronJob; YAML or JSON) in real
     /// containers on podman, as a cluster would, and print its run status:
@@ -151,10 +155,10 @@ fn main() -> ExitCode {
             let options = PlayOptions { file, keep, name, work_dir, containers_conf, output };
             return play_pod(options);
         }
-        Command::Watch { cluster, selector, annotate, batch, events } => {
+        Command::Watch { cluster, selector, annotate, batch, events, metrics_listen } => {
             let selector = Some(selector).filter(|s| !s.is_empty());
-            let options = watch::Options { namespace: None, selector, annotate, batch, events };
-            watch_pods(cluster, options)
+            let options = watch::Options { namespace: None, selector, annotate, batch, events, ..Default::default() };
+            watch_pods(cluster, options, metrics_listen)
         }
         Command::Completions { shell } => completions(shell),
     };
@@ -299,8 +303,15 @@ fn play_pod(o: PlayOptions) -> ExitCode {
     }
 }
 
-fn watch_pods(cluster: ClusterArgs, mut options: watch::Options) -> Result<()> {
+fn watch_pods(cluster: ClusterArgs, mut options: watch::Options, metrics_listen: Option<SocketAddr>) -> Result<()> {
     cluster_args::runtime()?.block_on(async move {
+        if let Some(address) = metrics_listen {
+            let mut registry = prometheus_client::registry::Registry::default();
+            options.metrics = metrics::WatchMetrics::new(&mut registry);
+            let listener = metrics::bind(address).await.map_err(anyhow::Error::msg)?;
+            eprintln!("batonctl watch: metrics on http://{address}/metrics");
+            tokio::spawn(metrics::serve(listener, std::sync::Arc::new(registry), std::future::pending()));
+        }
         let client = cluster.client().await?;
         options.namespace = cluster.namespace(&client);
         let mut out = std::io::stdout();

@@ -22,6 +22,7 @@ use kube::runtime::WatchStreamExt;
 use kube::Client;
 use tokio::time::Instant;
 
+use crate::metrics::WatchMetrics;
 use crate::status::{run_status, PodRunStatus, RunStatus};
 use crate::step_events::{self, PodRef, StepEvent};
 use crate::Error;
@@ -51,6 +52,8 @@ pub struct Options {
     /// Record one Kubernetes Event on the pod for each step that fails, is skipped or loses a
     /// predecessor (see [`step_events`]).
     pub events: bool,
+    /// Counted as the watcher goes (registered by the caller that serves them).
+    pub metrics: WatchMetrics,
 }
 
 /// Runs until the output fails; watch errors are retried with backoff, and so is each pod's failed
@@ -74,14 +77,17 @@ pub async fn run(client: Client, options: &Options, out: &mut (dyn Write + Send)
             event = events.next() => event,
             () = sleep_until(due) => {
                 for write in tracker.due(Instant::now()) {
-                    apply(&client, &mut tracker, write).await?;
+                    apply(&client, &mut tracker, write, &options.metrics).await?;
                 }
                 continue;
             }
         };
         match event {
             None => return Ok(()),
-            Some(Err(e)) => eprintln!("batonctl: watching pods failed, retrying: {e}"),
+            Some(Err(e)) => {
+                options.metrics.restarts.inc();
+                eprintln!("batonctl: watching pods failed, retrying: {e}")
+            }
             Some(Ok(event)) => {
                 for action in tracker.on_event(event, Instant::now()) {
                     match action {
@@ -89,10 +95,11 @@ pub async fn run(client: Client, options: &Options, out: &mut (dyn Write + Send)
                             writeln!(out, "{line}")?;
                             out.flush()?;
                         }
-                        Action::Write(write) => apply(&client, &mut tracker, write).await?,
-                        Action::Event(pod, step) => record(&recorder, &pod, &step).await,
+                        Action::Write(write) => apply(&client, &mut tracker, write, &options.metrics).await?,
+                        Action::Event(pod, step) => record(&recorder, &pod, &step, &options.metrics).await,
                     }
                 }
+                options.metrics.pods.set(tracker.pods.len() as i64);
             }
         }
     }
@@ -107,14 +114,23 @@ async fn sleep_until(due: Option<Instant>) {
 
 /// The server-side apply of one annotation; a pod gone meanwhile is forgotten, other failures are
 /// said and retried with backoff (a 403 too: a policy engine may refuse one pod and not the next).
-async fn apply(client: &Client, tracker: &mut Tracker, write: PendingWrite) -> Result<(), Error> {
+async fn apply(
+    client: &Client,
+    tracker: &mut Tracker,
+    write: PendingWrite,
+    metrics: &WatchMetrics,
+) -> Result<(), Error> {
     let api: Api<Pod> = Api::namespaced(client.clone(), &write.key.namespace);
     let patch = annotation_patch(&write.key, &write.value);
     let params = PatchParams::apply(FIELD_MANAGER).force();
     match api.patch(&write.key.name, &params, &Patch::Apply(&patch)).await {
-        Ok(_) => tracker.wrote(&write.key, write.value),
+        Ok(_) => {
+            metrics.patched("written");
+            tracker.wrote(&write.key, write.value)
+        }
         Err(e) if api_code(&e) == Some(404) => tracker.forget(&write.key),
         Err(e) => {
+            metrics.patched("failed");
             let key = write.key.clone();
             let after = tracker.failed(&key, write.value, Instant::now());
             let why = match api_code(&e) {
@@ -129,9 +145,11 @@ async fn apply(client: &Client, tracker: &mut Tracker, write: PendingWrite) -> R
 
 /// Records one step's event. A failure is said and not retried: an event is a notice, and the
 /// annotation still carries the step's end.
-async fn record(recorder: &Recorder, pod: &PodRef, step: &StepEvent) {
+async fn record(recorder: &Recorder, pod: &PodRef, step: &StepEvent, metrics: &WatchMetrics) {
     let reference = step_events::reference(pod, &step.container);
-    if let Err(e) = recorder.publish(&step_events::event(step), &reference).await {
+    let published = recorder.publish(&step_events::event(step), &reference).await;
+    metrics.evented(if published.is_ok() { "recorded" } else { "failed" });
+    if let Err(e) = published {
         let hint = if api_code(&e) == Some(403) { " (grant this identity `create` on events.k8s.io events)" } else { "" };
         eprintln!(
             "batonctl: recording the event of step {} of pod {}/{} failed{hint}: {e}",

@@ -7,6 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
 use anyhow::{bail, Context, Result};
+use baton_controller::metrics::{self, WebhookMetrics};
 use baton_controller::registry::{self, Credentials, Registry};
 use baton_controller::webhook::admission::Settings;
 use baton_controller::webhook::certs;
@@ -59,6 +60,9 @@ pub struct ServeArgs {
     /// The address to listen on; the default, every address, takes IPv4 and IPv6.
     #[arg(long, value_name = "ADDR", default_value = "[::]:8443")]
     pub listen: SocketAddr,
+    /// Serve Prometheus metrics (plain HTTP, GET /metrics) on this address too, e.g. `[::]:9090`.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
     /// The image of the `baton-init` init container.
     #[arg(long, value_name = "IMAGE", default_value = DEFAULT_IMAGE)]
     pub image: String,
@@ -188,8 +192,15 @@ fn run_server(args: ServeArgs) -> Result<()> {
             credentials,
             pull_secrets: Default::default(),
         };
-        let resolver = Resolver::new(file, Registry::new(registry));
-        let webhook = Arc::new(Webhook { settings, resolver, limits: args.limits() });
+        let mut metrics_registry = prometheus_client::registry::Registry::default();
+        let metrics = WebhookMetrics::new(&mut metrics_registry);
+        if let Some(address) = args.metrics_listen {
+            let listener = metrics::bind(address).await.map_err(anyhow::Error::msg)?;
+            eprintln!("batonctl webhook: metrics on http://{address}/metrics");
+            tokio::spawn(metrics::serve(listener, Arc::new(metrics_registry), std::future::pending()));
+        }
+        let resolver = Resolver::new(file, Registry::new(registry)).with_metrics(metrics.clone());
+        let webhook = Arc::new(Webhook { settings, resolver, limits: args.limits(), metrics });
         let listener = listen(args.listen)
             .with_context(|| format!("cannot listen on {}: pass another --listen address", args.listen))?;
         let at = listener.local_addr().context("cannot read the address listened on")?;

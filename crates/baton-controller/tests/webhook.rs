@@ -364,3 +364,32 @@ fn stops_on_sigterm() {
     let log = server.log.wait_for("batonctl webhook: stopped");
     assert!(log.contains("SIGTERM: serving 0 ms more"), "{log}");
 }
+
+/// `--metrics-listen`: the admissions are counted by outcome and timed, and served as Prometheus text
+/// over plain HTTP on a port of their own.
+#[tokio::test]
+async fn counts_admissions_by_outcome_on_the_metrics_port() {
+    let port = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port();
+    let address = format!("127.0.0.1:{port}");
+    let images = images_flag();
+    let (dir, server) = setup(&[&images[0], &images[1], "--metrics-listen", &address]);
+    let ca = dir.path().join("ca.crt");
+    assert_eq!(server.mutate(&ca, &review("annotated")).await.0, 200);
+    assert_eq!(server.mutate(&ca, &review("plain")).await.0, 200);
+    assert_eq!(server.mutate(&ca, &review("plain")).await.0, 200);
+    let text = reqwest::Client::new()
+        .get(format!("http://{address}/metrics"))
+        .send()
+        .await
+        .expect("the metrics are served")
+        .text()
+        .await
+        .unwrap();
+    for line in [
+        "batonctl_webhook_admissions_total{outcome=\"injected\"} 1",
+        "batonctl_webhook_admissions_total{outcome=\"skipped\"} 2",
+        "batonctl_webhook_admission_duration_seconds_count 3",
+    ] {
+        assert!(text.lines().any(|l| l == line), "{line} is missing from:\n{text}");
+    }
+}

@@ -17,6 +17,7 @@ use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
 use serde::de::DeserializeOwned;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use serde_json::Value;
 
 fn deploy() -> PathBuf {
@@ -293,7 +294,7 @@ fn the_controller_watches_with_least_privilege() {
     let pod = spec.template.spec.as_ref().unwrap();
     assert_eq!(pod.service_account_name.as_deref(), Some("baton-controller"));
     let command = hardened(&deployment).command.unwrap();
-    assert_eq!(command, ["/batonctl", "watch", "--annotate", "--events", "-A"]);
+    assert_eq!(command, ["/batonctl", "watch", "--annotate", "--events", "-A", "--metrics-listen=[::]:9090"]);
     batonctl_accepts(&command);
 
     let role: ClusterRole = typed(&objects, "ClusterRole/-/baton-controller");
@@ -349,4 +350,29 @@ fn kubectl_kustomize_builds_the_same_objects() {
     for (key, object) in &built {
         assert_eq!(object["metadata"]["labels"]["app.kubernetes.io/part-of"], "baton", "{key}");
     }
+}
+
+/// deploy/monitoring/: ServiceMonitors on the `metrics` ports the Deployments and the webhook's
+/// Service name, and the flags that make those ports serve.
+#[test]
+fn the_metrics_ports_line_up_with_the_monitoring_folder() {
+    let base = objects();
+    let monitoring = by_key(kustomization(&deploy().join("monitoring")));
+    for name in ["baton-webhook", "baton-controller"] {
+        let deployment: Deployment = typed(&base, &format!("Deployment/baton-system/{name}"));
+        let container = hardened(&deployment);
+        let port = container.ports.unwrap().into_iter().find(|p| p.name.as_deref() == Some("metrics")).unwrap();
+        assert_eq!(port.container_port, 9090, "{name}");
+        let flags: Vec<String> = container.command.unwrap().into_iter().chain(container.args.unwrap_or_default()).collect();
+        assert!(flags.iter().any(|f| f == "--metrics-listen=[::]:9090"), "{name}: {flags:?}");
+        let template = deployment.spec.unwrap().template.metadata.unwrap();
+        assert_eq!(template.annotations.unwrap()["prometheus.io/port"], "9090", "{name}");
+        let monitor = &monitoring[&format!("ServiceMonitor/baton-system/{name}")];
+        assert_eq!(monitor["spec"]["endpoints"][0]["port"], "metrics");
+        assert_eq!(monitor["spec"]["selector"]["matchLabels"]["app.kubernetes.io/name"], name);
+    }
+    let webhook: Service = typed(&base, "Service/baton-system/baton-webhook");
+    assert!(webhook.spec.unwrap().ports.unwrap().iter().any(|p| p.name.as_deref() == Some("metrics")));
+    let controller: Service = typed(&monitoring, "Service/baton-system/baton-controller-metrics");
+    assert_eq!(controller.spec.unwrap().ports.unwrap()[0].target_port, Some(IntOrString::String("metrics".into())));
 }

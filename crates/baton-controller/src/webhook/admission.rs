@@ -106,6 +106,21 @@ pub enum Verdict {
     FailedOpen(String),
 }
 
+impl Verdict {
+    /// The verdict as the `outcome` label of `batonctl_webhook_admissions_total`.
+    pub fn outcome(&self) -> &'static str {
+        match self {
+            Verdict::Skipped => "skipped",
+            Verdict::AlreadyInjected => "already_injected",
+            Verdict::Windows => "windows",
+            Verdict::Injected { .. } => "injected",
+            Verdict::Relimited { .. } => "relimited",
+            Verdict::Denied(_) => "denied",
+            Verdict::FailedOpen(_) => "failed_open",
+        }
+    }
+}
+
 /// The answer to `request`: the response (uid echoed) and what was done.
 pub fn answer(
     request: &Request,

@@ -12,6 +12,7 @@ use std::time::Duration;
 
 use baton_inject::{ImageConfig, ImageConfigs, ImageFile, ImageRef};
 
+use crate::metrics::WebhookMetrics;
 use crate::registry::shared::{Key, SharedLookups};
 use crate::registry::{Registry, RegistryError};
 
@@ -23,6 +24,7 @@ pub struct Resolver {
     file: ImageFile,
     registry: Registry,
     lookups: SharedLookups,
+    metrics: Option<WebhookMetrics>,
 }
 
 /// The answers for one pod, by image, as the injection takes them.
@@ -31,7 +33,19 @@ pub type Answers = BTreeMap<String, Result<ImageConfig, String>>;
 impl Resolver {
     /// `registry` must be made inside the runtime (its HTTP client wants one at hand).
     pub fn new(file: ImageFile, registry: Registry) -> Resolver {
-        Resolver { file, registry, lookups: SharedLookups::default() }
+        Resolver { file, registry, lookups: SharedLookups::default(), metrics: None }
+    }
+
+    /// Counts, in `metrics`, where each image config came from.
+    pub fn with_metrics(mut self, metrics: WebhookMetrics) -> Resolver {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    fn count(&self, result: &'static str) {
+        if let Some(metrics) = &self.metrics {
+            metrics.looked_up(result);
+        }
     }
 
     /// The configs of `images`, for nodes of `arch`, known without asking a registry (the
@@ -44,6 +58,7 @@ impl Resolver {
             if let Ok(Some(config)) = self.file.config(&lookup) {
                 answers.insert(image.clone(), Ok(config));
             } else if let Some(answer) = self.lookups.kept(&key(image, arch)) {
+                self.count("cached");
                 answers.insert(image.clone(), answer.map_err(|e| denial(&e)));
             } else {
                 ask.push(image.clone());
@@ -62,8 +77,12 @@ impl Resolver {
             let shared = self.lookups.get(&key, || async {
                 let answer = self.registry.image_config(image, &[], arch).await;
                 match &answer {
-                    Err(RegistryError::Reference { .. }) | Ok(_) => {}
-                    Err(e) => eprintln!("batonctl webhook: image {image}: {e}"),
+                    Ok(_) => self.count("fetched"),
+                    Err(RegistryError::Reference { .. }) => self.count("failed"),
+                    Err(e) => {
+                        self.count("failed");
+                        eprintln!("batonctl webhook: image {image}: {e}")
+                    }
                 }
                 answer
             });

@@ -23,6 +23,7 @@ use tokio_rustls::TlsAcceptor;
 use super::admission::{self, Settings, Verdict};
 use super::images::{self, Resolver};
 use super::limits::{Limits, Places, LARGE};
+use crate::metrics::WebhookMetrics;
 
 /// A client that has not finished its TLS handshake, or sent its request headers, by then is
 /// dropped; a kept-alive connection is closed after this long without a request.
@@ -37,6 +38,7 @@ pub struct Webhook {
     pub settings: Settings,
     pub resolver: Resolver,
     pub limits: Limits,
+    pub metrics: WebhookMetrics,
 }
 
 impl Webhook {
@@ -181,22 +183,37 @@ async fn route(
 /// `POST /mutate` within the request's limits: its size checked before its body is read, a place
 /// for a large one, and the deadline over the whole of it.
 async fn mutate(webhook: &Webhook, places: &Places, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    let started = Instant::now();
+    let (response, outcome) = within_limits(webhook, places, request).await;
+    webhook.metrics.admitted(outcome, started.elapsed());
+    response
+}
+
+/// [`mutate`]'s answer, and its outcome for the metrics.
+async fn within_limits(
+    webhook: &Webhook,
+    places: &Places,
+    request: Request<Incoming>,
+) -> (Response<Full<Bytes>>, &'static str) {
     let limits = &webhook.limits;
     let deadline = limits.deadline(request.uri().query());
     let allowed = deadline.saturating_duration_since(Instant::now());
     let _place = match admit(limits, places, &request) {
         Ok(place) => place,
-        Err((status, sentence)) => return refuse(status, sentence),
+        Err((status, sentence)) => {
+            let outcome = if status == StatusCode::PAYLOAD_TOO_LARGE { "too_large" } else { "busy" };
+            return (refuse(status, sentence), outcome);
+        }
     };
     match tokio::time::timeout_at(deadline, answer(webhook, request, deadline)).await {
-        Ok(response) => response,
+        Ok(answered) => answered,
         Err(_) => {
             let text = format!(
                 "the review was not received and answered within its deadline of {} ms (the API server's \
                  timeout, at most --request-timeout): send its body at once",
                 allowed.as_millis()
             );
-            refuse(StatusCode::REQUEST_TIMEOUT, text)
+            (refuse(StatusCode::REQUEST_TIMEOUT, text), "too_slow")
         }
     }
 }
@@ -233,25 +250,27 @@ fn admit(
 
 /// The answer to a review read within `limits.max_body`, its lookups given what is left of
 /// `deadline`.
-async fn answer(webhook: &Webhook, request: Request<Incoming>, deadline: Instant) -> Response<Full<Bytes>> {
+async fn answer(
+    webhook: &Webhook,
+    request: Request<Incoming>,
+    deadline: Instant,
+) -> (Response<Full<Bytes>>, &'static str) {
     let max = webhook.limits.max_body;
     let body = match Limited::new(request.into_body(), max as usize).collect().await {
         Ok(body) => body.to_bytes(),
         Err(e) => {
-            return refuse(
-                StatusCode::BAD_REQUEST,
-                format!("cannot read the review (at most {max} bytes): {e}"),
-            )
+            let text = format!("cannot read the review (at most {max} bytes): {e}");
+            return (refuse(StatusCode::BAD_REQUEST, text), "invalid");
         }
     };
     match webhook.mutate(&body, images::budget(deadline)).await {
         Ok((wire, verdict, pod)) => {
             log(&pod, &verdict);
-            reply(StatusCode::OK, "application/json", wire)
+            (reply(StatusCode::OK, "application/json", wire), verdict.outcome())
         }
         Err(e) => {
             eprintln!("batonctl webhook: {e}");
-            reply(StatusCode::BAD_REQUEST, "application/json", admission::invalid(&e))
+            (reply(StatusCode::BAD_REQUEST, "application/json", admission::invalid(&e)), "invalid")
         }
     }
 }
