@@ -117,6 +117,7 @@ fn options(annotate: bool) -> watch::Options {
         annotate,
         batch: Duration::ZERO,
         events: false,
+        metrics: Default::default(),
     }
 }
 
