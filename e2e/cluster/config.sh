@@ -60,7 +60,8 @@ server = "http://$REGISTRY"
 CFG
   done
 
-  # One bridge, host-local addresses, no masquerade: pods reach each other and the node, nothing else.
+  # One bridge, host-local addresses, a default route through the node (service addresses), no
+  # masquerade: pods reach each other and the node; up's FORWARD rules drop the rest.
   cat > "$CLUSTER_STATE/cni/10-baton.conflist" <<CFG
 {
   "cniVersion": "1.0.0",
@@ -75,6 +76,7 @@ CFG
       "ipam": {
         "type": "host-local",
         "ranges": [[{"subnet": "$POD_CIDR", "gateway": "$NODE_IP"}]],
+        "routes": [{"dst": "0.0.0.0/0"}],
         "dataDir": "$CLUSTER_STATE/cni-ipam"
       }
     }

@@ -33,6 +33,45 @@ EOF
       | .exitCode == 7 and .reason == "Error" and .message == "hello from the node\n")' "$dir/pod.json"
 }
 
+# Packets from the bridge to any other device that up's FORWARD rule dropped.
+forward_drops() {
+  iptables -L FORWARD -v -x -n 2>/dev/null | awk -v b="$BRIDGE" '/baton-cluster/ && $6 == b && $7 == "!" b { print $1; exit }'
+}
+
+# Nothing a pod sends leaves the machine: the host reaches its name server over TCP, a pod must not.
+scenario_isolation() {
+  local pod=isolation dir server before
+  server=$(awk '$1 == "nameserver" && $2 !~ /^127\./ { print $2; exit }' /etc/resolv.conf)
+  if [ -z "$server" ] || ! timeout 3 bash -c "exec 3<>/dev/tcp/$server/53" 2>/dev/null; then
+    skip "isolation: the host reaches no outside name server over TCP to compare with"
+    return
+  fi
+  dir=$(pod_dir "$pod")
+  mkdir -p "$dir"
+  cat > "$dir/spec.yaml" <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: $pod}
+spec:
+  restartPolicy: Never
+  containers:
+  - name: probe
+    image: $STEP_IMAGE
+    command: [sh, -c, 'if nc -w 3 $server 53 < /dev/null; then echo reached; exit 1; fi; echo blocked']
+EOF
+  for_cluster "$dir/spec.yaml" > "$dir/apply.json"
+  before=$(forward_drops)
+  apply "$dir/apply.json" || return
+  wait_end "$pod" || return
+  pod_json "$pod"
+  check "$pod: a pod gets no connection to $server:53, which the host reaches" \
+    jq -e '.status.phase == "Succeeded"' "$dir/pod.json"
+  if [ "$LOCAL_CLUSTER" = 1 ]; then
+    check "$pod: its packets were dropped by up's FORWARD rule ($before, then $(forward_drops) packets)" \
+      test "$(forward_drops)" -gt "$before"
+  fi
+}
+
 # ---------------------------------------------------------------------------------------------------
 # batonctl play against the real kubelet
 
