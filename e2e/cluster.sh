@@ -22,7 +22,7 @@ source "$E2E_DIR/checks.sh"
 # shellcheck source=e2e/cluster/scenarios.sh
 source "$E2E_DIR/cluster/scenarios.sh"
 
-SCENARIOS=(smoke isolation pipeline dag sidecar failure plain faults native job bench)
+SCENARIOS=(smoke isolation pipeline dag sidecar failure plain faults native job watch bench)
 WANT=("$@")
 [ ${#WANT[@]} -gt 0 ] || WANT=("${SCENARIOS[@]}")
 for s in "${WANT[@]}"; do

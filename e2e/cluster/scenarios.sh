@@ -320,6 +320,18 @@ scenario_job() {
   expect_results "$second" report '{"attempt":"2"}'
 }
 
+# batonctl watch --annotate against the real API server (crates/baton-controller/cluster-check.sh), as
+# the cluster's admin: deploy/'s RBAC for the watcher is not exercised here.
+scenario_watch() {
+  local out
+  if out=$(BATONCTL=$BATONCTL_BIN NAMESPACE=$NS BUSYBOX_IMAGE=$IMAGE_STEP CHECK_TIMEOUT=$POD_TIMEOUT \
+      "$REPO/crates/baton-controller/cluster-check.sh" 2>&1); then
+    pass "crates/baton-controller/cluster-check.sh: $(tail -n 1 <<<"$out")"
+  else
+    fail "crates/baton-controller/cluster-check.sh: $(grep -m 1 FAILED <<<"$out" || tail -n 1 <<<"$out")"
+  fi
+}
+
 # ---------------------------------------------------------------------------------------------------
 # The figure: a 20-step pod from creation to completion, and the median handoff between its steps
 
