@@ -2,7 +2,8 @@
 # The suite on a real single-node Kubernetes: the examples, the plain examples through `batonctl
 # inject | kubectl apply`, `batonctl status` on the real Pod JSON against what `batonctl play` prints for
 # the same pod, faults (OOM kill, deletion mid-run, a container killed by the runtime), native sidecars,
-# a Job retried by backoffLimit, and the 20-step figure. docs/e2e.md describes it.
+# a Job retried by backoffLimit, the watcher, deploy/ with the webhook called by the real API server, and
+# the 20-step figure. docs/e2e.md describes it.
 #
 #   e2e/cluster.sh [SCENARIO...]     (default: all; see SCENARIOS below)
 #
@@ -21,8 +22,10 @@ POD_TIMEOUT=${POD_TIMEOUT:-120}
 source "$E2E_DIR/checks.sh"
 # shellcheck source=e2e/cluster/scenarios.sh
 source "$E2E_DIR/cluster/scenarios.sh"
+# shellcheck source=e2e/cluster/deploy.sh
+source "$E2E_DIR/cluster/deploy.sh"
 
-SCENARIOS=(smoke isolation pipeline dag sidecar failure plain faults native job watch bench)
+SCENARIOS=(smoke isolation pipeline dag sidecar failure plain faults native job watch deploy bench)
 WANT=("$@")
 [ ${#WANT[@]} -gt 0 ] || WANT=("${SCENARIOS[@]}")
 for s in "${WANT[@]}"; do
