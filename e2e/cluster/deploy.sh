@@ -5,16 +5,20 @@
 # the sentence, `--fail-open`, an injected Job in a `restricted` namespace, and the watcher Deployment
 # annotating pods under deploy/'s RBAC. Sourced by e2e/cluster.sh after scenarios.sh.
 
-BATONCTL_STATIC=${BATONCTL_STATIC:-$REPO/target/x86_64-unknown-linux-musl/release/batonctl}
+BATONCTL_STATIC=${CARGO_TARGET_DIR:-$REPO/target}/x86_64-unknown-linux-musl/release/batonctl
 
 # The batonctl image (batonctl.Containerfile) from the static batonctl, pushed; prints its tag.
 push_batonctl_image() {
   local ctx tag
-  if [ ! -x "$BATONCTL_STATIC" ]; then
-    say "building the static batonctl (cargo build --release --target x86_64-unknown-linux-musl -p baton-controller)"
-    (cd "$REPO" && CC_x86_64_unknown_linux_musl=musl-gcc cargo build --quiet --release \
-      --target x86_64-unknown-linux-musl -p baton-controller --bin batonctl >&2) || return 1
+  # ring's C code needs a musl C compiler (batonctl.Containerfile says so).
+  if ! command -v musl-gcc >/dev/null 2>&1; then
+    say "installing from Debian's packages: musl-tools (apt-get install -y musl-tools)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools >/dev/null || return 1
   fi
+  # cargo rebuilds only what changed (4.5 min cold here, a second when nothing did).
+  say "building the static batonctl (cargo build --release --target x86_64-unknown-linux-musl -p baton-controller)"
+  (cd "$REPO" && CC_x86_64_unknown_linux_musl=musl-gcc cargo build --quiet --release \
+    --target x86_64-unknown-linux-musl -p baton-controller --bin batonctl >&2) || return 1
   ctx=$E2E_WORK/batonctl-image
   mkdir -p "$ctx"
   cp "$BATONCTL_STATIC" "$ctx/batonctl"
