@@ -25,7 +25,7 @@ source "$E2E_DIR/cluster/scenarios.sh"
 # shellcheck source=e2e/cluster/deploy.sh
 source "$E2E_DIR/cluster/deploy.sh"
 
-SCENARIOS=(smoke isolation pipeline dag sidecar failure plain faults native job watch deploy bench)
+SCENARIOS=(smoke isolation kubelet pipeline dag sidecar failure plain faults native job watch deploy bench)
 WANT=("$@")
 [ ${#WANT[@]} -gt 0 ] || WANT=("${SCENARIOS[@]}")
 for s in "${WANT[@]}"; do
@@ -143,6 +143,7 @@ play_and_wait() {
 }
 
 pod_json() { kubectl -n "$NS" get pod "$1" -o json > "$(pod_dir "$1")/pod.json"; }
+container_log() { kubectl -n "$NS" logs "$1" -c "$2" 2>&1; }
 
 # When the kubelet says the container started (whole seconds).
 container_started_ms() {
