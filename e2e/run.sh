@@ -107,7 +107,7 @@ scenario_kubelet() {
   [ "$PLAYED" = "$pod" ] || { fail "$pod: podman kube play failed"; return; }
   wait_pod "$pod" "$POD_TIMEOUT" || fail "$pod: still running after ${POD_TIMEOUT}s"
   collect "$pod"
-  kubelet_checks "$pod" ContainerCannotRun
+  kubelet_checks "$pod"
 }
 
 # Pod deletion during the sidecar example: SIGTERM reaches both containers at once; --stop-after main
@@ -258,7 +258,7 @@ scenario_cannotrun() {
   waited=$(( $(now_ms) - t0 ))
   collect "$pod"
   expect_phase "$pod" Failed
-  expect_step "$pod" build 128 128 ContainerCannotRun
+  expect_step "$pod" build 128 128 StartError
   expect_step "$pod" test 125 null WaitTimedOut
   expect_error "$pod" test "step build"
   check "$pod: the wait ended with --wait-timeout (pod done after $waited ms)" test "$waited" -lt 15000
