@@ -6,6 +6,7 @@
 #   play_and_wait FILE   start the pod in FILE, wait for its end (FAIL on a hang), set PLAYED
 #   pod_json POD         write $(pod_dir POD)/pod.json: the Pod with the kubelet's status
 #   container_started_ms POD CONTAINER   when the runtime started the container (ms, or null)
+#   container_log POD CONTAINER   the container's log
 
 HANDOFF_MS=${HANDOFF_MS:-100}
 # A sidecar's end after the step it serves: baton's notice and SIGTERM, then the sidecar's own exit.
@@ -18,6 +19,8 @@ SKIPPED=0
 pass() { PASSED=$((PASSED + 1)); printf 'PASS  %s\n' "$*"; }
 fail() { FAILED=$((FAILED + 1)); printf 'FAIL  %s\n' "$*"; }
 skip() { SKIPPED=$((SKIPPED + 1)); printf 'SKIP  %s\n' "$*"; }
+# matches TEXT REGEX: TEXT matches the extended regular expression.
+matches() { [[ $1 =~ $2 ]]; }
 # check DESCRIPTION COMMAND...: PASS when the command succeeds.
 check() { local what=$1; shift; if "$@" >/dev/null 2>&1; then pass "$what"; else fail "$what"; fi; }
 
@@ -253,6 +256,35 @@ scenario_failure() {
   expect_handoff "$pod" "test upload" notify
 }
 
+
+# kubelet_checks POD: the termination-message rules on e2e/pods/kubelet.yaml after it ended, containers
+# found by name (the kubelet sorts their statuses by name). A container the runtime could not start is
+# StartError, containerd's reason, as the real cluster showed (Docker's dockershim said ContainerCannotRun).
+kubelet_checks() {
+  local pod=$1 dir want log
+  dir=$(pod_dir "$pod")
+  log=$(container_log "$pod" probe)
+  # shellcheck disable=SC2016
+  local of='.status.containerStatuses[] | select(.name == $c) | .state.terminated'
+  check "$pod/probe: the termination file is bind-mounted, mode 0666" \
+    all_ok matches "$log" 'mount: bind-mounted' -- matches "$log" '-rw-rw-rw-'
+  check "$pod/probe: a rename over the termination file fails ($(grep rename: <<<"$log"))" \
+    matches "$log" 'rename: refused:.*busy'
+  check "$pod/probe: message written in place is read back, exit 3, reason Error" \
+    jq -e --arg c probe "$of"' | .message == "written in place" and .exitCode == 3 and .reason == "Error"' "$dir/pod.json"
+  want=$(seq 1 100 | sed 's/^/log line /' | tail -n "$KUBELET_LOG_LINES" | tail -c "$KUBELET_LOG_BYTES")
+  check "$pod/fallback: FallbackToLogsOnError gives the last 80 log lines of a failed container" \
+    jq -e --arg c fallback --arg w "$want"$'\n' "$of"' | .message == $w' "$dir/pod.json"
+  want=$(seq 1 2000 | tr '\n' ' ' | head -c 5000 | tail -c 4096 | head -c 2457)
+  check "$pod/big: a 5000-byte message keeps its last 4096 bytes, then the first 12288/5 = 2457" \
+    jq -e --arg c big --arg w "$want" "$of"' | .message == $w' "$dir/pod.json"
+  check "$pod/quiet: FallbackToLogsOnError gives nothing for a container that exited 0" \
+    jq -e --arg c quiet "$of"' | has("message") | not' "$dir/pod.json"
+  check "$pod/missing: a command the runtime cannot start is StartError, exit 128, with the runtime's error" \
+    jq -e --arg c missing "$of"' | .exitCode == 128 and .reason == "StartError" and (.message | test("/var/run/baton/bin/baton"))' "$dir/pod.json"
+  expect_step "$pod" missing 128 128 StartError
+  check "$pod: pod phase Failed (containers exited non-zero)" jq -e '.status.phase == "Failed"' "$dir/pod.json"
+}
 
 # Prints the measured figures and the verdict; returns 1 when a check failed.
 summary() {

@@ -252,7 +252,7 @@ kubelet_status() {
     jq -Rs --arg n "$name" --slurpfile all "$dir/messages.json" '$all[0] + {($n): .}' \
       < "$dir/containers/$name/message" > "$dir/messages.json.tmp" && mv "$dir/messages.json.tmp" "$dir/messages.json"
   done
-  # Containers the runtime could not start (the kubelet's ContainerCannotRun): podman kube play names
+  # Containers the runtime could not start (the kubelet's StartError): podman kube play names
   # them in its output, "starting container ID: MESSAGE".
   sed -n 's/^starting container \([0-9a-f]\{64\}\): \(.*\)$/\1\t\2/p' "$dir/play.log" 2>/dev/null \
     | jq -R -s 'split("\n") | map(select(length > 0) | split("\t") | {key: .[0], value: (.[1:] | join("\t"))}) | from_entries' \

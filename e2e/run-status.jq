@@ -21,7 +21,10 @@ def step($kind):
     elif .state.running then {name, kind: $kind, state: "running", source: "kubelet", startedAt: .state.running.startedAt, results: {}}
     else {name, kind: $kind, state: "waiting", source: "kubelet", reason: .state.waiting.reason, results: {}}
     end;
-([.status.initContainerStatuses[]? | step("init")] + [.status.containerStatuses[]? | step("container")]) as $steps
+# The statuses in the spec's order, as batonctl lists the steps: the kubelet sorts containerStatuses by name.
+def in_spec_order($statuses; $specs): [$specs[]?.name as $n | ($statuses // [] | map(select(.name == $n)))[0] // empty];
+([in_spec_order(.status.initContainerStatuses; .spec.initContainers)[] | step("init")]
+ + [in_spec_order(.status.containerStatuses; .spec.containers)[] | step("container")]) as $steps
 | {namespace: .metadata.namespace, pod: .metadata.name,
    phase: (if .status.phase == "Failed" then "Failed"
            elif all($steps[]; .state == "terminated") then (if all($steps[]; .succeeded) then "Succeeded" else "Failed" end)

@@ -94,7 +94,8 @@ done
 grep -q '"phase":"Failed"' "$work/watch.jsonl" || fail "batonctl watch printed no final status: $(cat "$work/watch.err")"
 sleep 2
 
-kubectl -n "$ns" get pod "$pod" -o json >"$work/pod.json"
+# kubectl hides managedFields unless asked (since 1.21); the ownership check below reads them.
+kubectl -n "$ns" get pod "$pod" -o json --show-managed-fields >"$work/pod.json"
 "$BATONCTL" status -f "$work/pod.json" -o json >"$work/status.json"
 "$BATONCTL" status -f "$work/pod.json"
 

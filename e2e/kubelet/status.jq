@@ -8,7 +8,7 @@
 #   MESSAGES.json  {container name: termination message}, already read under the kubelet's rules
 #                  (last 4096 bytes of the file, FallbackToLogsOnError, then the first 12288/N bytes)
 #   ERRORS.json    (--slurpfile starterr) {container ID: the runtime's error} for containers that could
-#                  not be started: the kubelet reports them terminated, ContainerCannotRun, exit 128
+#                  not be started: the kubelet reports them terminated, StartError, exit 128
 # Times are RFC 3339 in seconds, as metav1.Time marshals them (TZ=UTC is set by the harness).
 
 $spec[0] as $spec | $pod[0] as $podi | $msgs[0] as $msgs | ($starterr[0] // {}) as $starterr
@@ -22,7 +22,7 @@ $spec[0] as $spec | $pod[0] as $podi | $msgs[0] as $msgs | ($starterr[0] // {}) 
     | ($msgs[$c.name] // "") as $msg
     | (if $i == null then {waiting: {reason: (if $init then "PodInitializing" else "ContainerCreating" end)}}
        elif $starterr[$i.Id] != null and $started == null then
-         {terminated: {exitCode: 128, reason: "ContainerCannotRun", message: $starterr[$i.Id],
+         {terminated: {exitCode: 128, reason: "StartError", message: $starterr[$i.Id],
                        startedAt: "1970-01-01T00:00:00Z", finishedAt: ($i.Created | secs), containerID: "podman://\($i.Id)"}}
        elif ($s.Status | IN("running", "paused", "stopping")) then {running: {startedAt: $started}}
        elif ($s.Status | IN("exited", "stopped")) and $started != null then
@@ -66,4 +66,6 @@ $spec[0] as $spec | $pod[0] as $podi | $msgs[0] as $msgs | ($starterr[0] // {}) 
       cond("PodScheduled"; true; null)],
     hostIP: "127.0.0.1", startTime: $created}
   + (if ($init | length) > 0 then {initContainerStatuses: $init} else {} end)
-  + {containerStatuses: $main, qosClass: "BestEffort"})
+  # The kubelet sorts the containers' statuses by name (init containers stay in spec order): so does the
+  # stand-in, as the real cluster showed (e2e/cluster.sh).
+  + {containerStatuses: ($main | sort_by(.name)), qosClass: "BestEffort"})

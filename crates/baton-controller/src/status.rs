@@ -82,7 +82,7 @@ pub enum State {
 pub enum Source {
     /// baton's exit record (its reasons: Completed, Failed, Skipped, …).
     Baton,
-    /// The kubelet (its reasons: Completed, Error, OOMKilled, ContainerCannotRun, CrashLoopBackOff, …).
+    /// The kubelet (its reasons: Completed, Error, OOMKilled, StartError, ContainerCannotRun, CrashLoopBackOff, …).
     Kubelet,
 }
 

@@ -84,10 +84,7 @@ fn kubelet_rules_on_a_real_run() {
     // A successful container gives no message, whatever its policy; the field is left out.
     assert!(t("quiet").get("message").is_none());
     let missing = t("missing");
-    assert_eq!(
-        (missing["exitCode"].clone(), missing["reason"].clone()),
-        (json!(128), json!("ContainerCannotRun"))
-    );
+    assert_eq!((missing["exitCode"].clone(), missing["reason"].clone()), (json!(128), json!("StartError")));
     assert!(missing["message"].as_str().unwrap().contains("/var/run/baton/bin/baton"), "{missing}");
     assert_eq!(missing["startedAt"], "1970-01-01T00:00:00Z");
     assert_eq!(pod["status"]["phase"], "Failed");
@@ -320,7 +317,7 @@ fn status_jq_and_this_crate_build_the_same_pod() {
         let statuses = shell["status"]["containerStatuses"].as_array_mut().unwrap();
         statuses.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
         for s in statuses.iter_mut() {
-            if s["state"]["terminated"]["reason"] == "ContainerCannotRun" && s.get("containerID").is_none() {
+            if s["state"]["terminated"]["reason"] == "StartError" && s.get("containerID").is_none() {
                 s["containerID"] = s["state"]["terminated"]["containerID"].clone();
             }
         }

@@ -3,7 +3,7 @@
 //!
 //! 1. The file: at most its **last 4096 bytes** (a missing file counts as empty).
 //! 2. `terminationMessagePolicy: FallbackToLogsOnError`, only when that is empty and the container
-//!    failed (exit code not 0, and not `ContainerCannotRun`): the **last 80 log lines, at most their
+//!    failed (exit code not 0, and not `StartError`): the **last 80 log lines, at most their
 //!    last 2048 bytes**.
 //! 3. Before every status update, the status manager keeps the **first 12288 / N bytes** of every
 //!    terminated container's message, N = the containers of the spec (init, regular, ephemeral), even

@@ -8,8 +8,9 @@
 //! `imageID`, `containerID` (`podman://…`) and `started`; a terminated state carries `exitCode`,
 //! `reason` (`Completed` for 0, `Error` otherwise, `OOMKilled`), `message` (left out when empty),
 //! `startedAt`, `finishedAt` (RFC 3339, whole seconds, as `metav1.Time` marshals them) and
-//! `containerID`. A container the runtime could not start is `ContainerCannotRun`, exit code 128, with
-//! the runtime's error as its message and `startedAt` 1970-01-01T00:00:00Z, as the kubelet shows it.
+//! `containerID`. A container the runtime could not start is `StartError`, exit code 128, with
+//! the runtime's error as its message and `startedAt` 1970-01-01T00:00:00Z, as the kubelet shows it
+//! with containerd (e2e/cluster.sh; Docker's dockershim said `ContainerCannotRun`).
 
 use std::collections::BTreeMap;
 
@@ -79,7 +80,7 @@ impl Reading {
         self.containers.iter().find(|c| c.name == name)
     }
 
-    /// Whether podman could not start this container (the kubelet's `ContainerCannotRun`).
+    /// Whether podman could not start this container (the kubelet's `StartError`).
     pub fn cannot_run(&self, inspect: &ContainerInspect) -> bool {
         self.start_errors.contains_key(&inspect.id) && secs(inspect.state.started_at.as_deref()).is_none()
     }
@@ -109,7 +110,7 @@ pub fn secs(t: Option<&str>) -> Option<String> {
     k8s_openapi::jiff::fmt::strtime::format("%Y-%m-%dT%H:%M:%SZ", ts).ok()
 }
 
-/// The kubelet's `ContainerCannotRun` start time.
+/// The kubelet's `StartError` start time.
 const NEVER_STARTED: &str = "1970-01-01T00:00:00Z";
 
 /// The Pod with its status: `pod` is the Pod as written (no harness mounts: an API object does not
@@ -213,7 +214,7 @@ fn container_status(pod: &str, c: &Container, reading: &Reading, share: usize) -
             let runtime = reading.start_errors[&i.id].as_bytes();
             json!({"terminated": {
                 "exitCode": 128,
-                "reason": "ContainerCannotRun",
+                "reason": "StartError",
                 "message": message::cut(runtime, share),
                 "startedAt": NEVER_STARTED,
                 "finishedAt": secs(i.created.as_deref()),

@@ -82,7 +82,7 @@ impl View {
             let started = time(name, false);
             if before == "waiting"
                 && now != "waiting"
-                && state.pointer("/terminated/reason") != Some(&"ContainerCannotRun".into())
+                && state.pointer("/terminated/reason") != Some(&"StartError".into())
             {
                 lines.push(self.line(started, name, "started"));
             }
@@ -257,8 +257,8 @@ mod tests {
             "ended Error, exit code 125 (step TimedOut, exit code 124: the command ran longer than 1s)"
         );
         assert_eq!(
-            ended(&json!({"exitCode": 128, "reason": "ContainerCannotRun", "message": "exec: no such file"})),
-            "ended ContainerCannotRun, exit code 128: exec: no such file"
+            ended(&json!({"exitCode": 128, "reason": "StartError", "message": "exec: no such file"})),
+            "ended StartError, exit code 128: exec: no such file"
         );
         assert_eq!(ended(&json!({"exitCode": 137, "reason": "OOMKilled"})), "ended OOMKilled, exit code 137");
     }
@@ -266,12 +266,11 @@ mod tests {
     #[test]
     fn a_container_that_cannot_run_never_started() {
         let mut view = View::new(["fetch", "build"]);
-        let cannot =
-            json!({"terminated": {"exitCode": 128, "reason": "ContainerCannotRun", "message": "no"}});
+        let cannot = json!({"terminated": {"exitCode": 128, "reason": "StartError", "message": "no"}});
         let waiting = json!({"waiting": {}});
         assert_eq!(
             texts(view.pod(&pod(cannot, waiting), &Reading::default())),
-            ["fetch  ended ContainerCannotRun, exit code 128: no"]
+            ["fetch  ended StartError, exit code 128: no"]
         );
     }
 

@@ -1,0 +1,173 @@
+# shellcheck shell=bash
+# Scenario `deploy` of e2e/cluster.sh: deploy/ applied as docs/webhook.md says for a cluster without
+# cert-manager (`batonctl webhook certs`, the Secret, the caBundle patch), the batonctl image pushed to the
+# local registry, and then the real API server calling the webhook: its CEL matchCondition, a denial with
+# the sentence, `--fail-open`, an injected Job in a `restricted` namespace, and the watcher Deployment
+# annotating pods under deploy/'s RBAC. Sourced by e2e/cluster.sh after scenarios.sh.
+
+BATONCTL_STATIC=${CARGO_TARGET_DIR:-$REPO/target}/x86_64-unknown-linux-musl/release/batonctl
+
+# The batonctl image (batonctl.Containerfile) from the static batonctl, pushed; prints its tag.
+push_batonctl_image() {
+  local ctx tag
+  # ring's C code needs a musl C compiler (batonctl.Containerfile says so).
+  if ! command -v musl-gcc >/dev/null 2>&1; then
+    say "installing from Debian's packages: musl-tools (apt-get install -y musl-tools)"
+    apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq musl-tools >/dev/null || return 1
+  fi
+  # cargo rebuilds only what changed (4.5 min cold here, a second when nothing did).
+  say "building the static batonctl (cargo build --release --target x86_64-unknown-linux-musl -p baton-controller)"
+  (cd "$REPO" && CC_x86_64_unknown_linux_musl=musl-gcc cargo build --quiet --release \
+    --target x86_64-unknown-linux-musl -p baton-controller --bin batonctl >&2) || return 1
+  ctx=$E2E_WORK/batonctl-image
+  mkdir -p "$ctx"
+  cp "$BATONCTL_STATIC" "$ctx/batonctl"
+  cp /etc/ssl/certs/ca-certificates.crt "$ctx/ca-certificates.crt"
+  podman build -q --layers=false -f "$REPO/batonctl.Containerfile" --build-arg BATONCTL_BIN=batonctl \
+    --build-arg CA_BUNDLE=ca-certificates.crt -t localhost/batonctl:cluster-e2e "$ctx" >/dev/null || return 1
+  tag="$BATON_REGISTRY/batonctl:dev-$(podman image inspect localhost/batonctl:cluster-e2e --format '{{.Id}}' | cut -c1-12)"
+  podman tag localhost/batonctl:cluster-e2e "$tag" && podman push -q "${tls[@]}" "$tag" >&2 || return 1
+  printf '%s\n' "$tag"
+}
+
+# An overlay of deploy/without-cert-manager/ for this cluster: the pushed images, and the watcher
+# pointed at the API server by the node's address (this cluster runs no kube-proxy: docs/e2e.md).
+write_overlay() {
+  local dir=$1 image=$2 base
+  base=$(realpath --relative-to="$dir" "$REPO/deploy/without-cert-manager")
+  cat > "$dir/kustomization.yaml" <<EOF
+apiVersion: kustomize.config.k8s.io/v1beta1
+kind: Kustomization
+resources:
+  - $base
+images:
+  - name: localhost/batonctl
+    newName: ${image%:*}
+    newTag: ${image##*:}
+patches:
+  - target: {kind: Deployment, name: baton-webhook}
+    patch: |
+      - op: replace
+        path: /spec/template/spec/containers/0/command/5
+        value: --image=$IMAGE_BATON
+  - target: {kind: Deployment, name: baton-controller}
+    patch: |
+      - op: add
+        path: /spec/template/spec/containers/0/env
+        value: [{name: KUBERNETES_SERVICE_HOST, value: "$NODE_IP"}, {name: KUBERNETES_SERVICE_PORT, value: "$API_PORT"}]
+EOF
+}
+
+# admit NAME ANNOTATION: a one-step pod, annotated baton.dev/inject=ANNOTATION (none when empty), created
+# in $NS; the answer in $dir/NAME.out, the created Pod in $dir/NAME.json. Returns kubectl's status.
+admit() {
+  local name=$1 value=$2 annotations=""
+  [ -z "$value" ] || annotations="annotations: {baton.dev/inject: \"$value\"}"
+  cat > "$dir/$name.yaml" <<EOF
+apiVersion: v1
+kind: Pod
+metadata:
+  name: $name
+  $annotations
+spec:
+  restartPolicy: Never
+  containers:
+  - name: only
+    image: $IMAGE_STEP
+    command: [sh, -c, 'echo hello']
+EOF
+  kubectl -n "$NS" create -f "$dir/$name.yaml" -o json > "$dir/$name.json" 2> "$dir/$name.out"
+}
+
+# expect_admitted NAME ANNOTATION WHAT JQ: the pod is created, and the created Pod satisfies JQ.
+expect_admitted() {
+  if admit "$1" "$2"; then
+    check "deploy: $3" jq -e "$4" "$dir/$1.json"
+  else
+    fail "deploy: $3: refused: $(cat "$dir/$1.out")"
+  fi
+}
+
+# wait_run_status POD PHASE SECONDS: until the pod's baton.dev/run-status annotation says PHASE (a watch).
+wait_run_status() {
+  local line
+  while read -r line; do
+    jq -e --arg p "$2" '.phase == $p' <<<"$line" >/dev/null 2>&1 && return 0
+  done < <(timeout "$3" kubectl -n "$NS" get pod "$1" -w -o jsonpath='{.metadata.annotations.baton\.dev/run-status}{"\n"}' 2>/dev/null)
+  return 1
+}
+
+scenario_deploy() {
+  local dir image pods job_pod rns
+  [ "$LOCAL_CLUSTER" = 1 ] || { skip "deploy: needs e2e/cluster/up's cluster (its registry, no cert-manager)"; return; }
+  dir=$E2E_WORK/deploy
+  mkdir -p "$dir/overlay"
+  # An earlier run's install, still going away, would refuse the new one.
+  kubectl delete namespace baton-system --ignore-not-found --timeout=120s >/dev/null 2>&1
+  image=$(push_batonctl_image) || { fail "deploy: the batonctl image does not build or push"; return; }
+  write_overlay "$dir/overlay" "$image"
+  "$BATONCTL_BIN" webhook certs --service baton-webhook --namespace baton-system --out "$dir/certs" \
+    > "$dir/ca-bundle.txt" 2>/dev/null || { fail "deploy: batonctl webhook certs failed"; return; }
+  if ! kubectl apply -k "$dir/overlay" > "$dir/apply.log" 2>&1 \
+    || ! kubectl -n baton-system create secret tls baton-webhook-tls --cert "$dir/certs/tls.crt" --key "$dir/certs/tls.key" >/dev/null \
+    || ! kubectl patch mutatingwebhookconfiguration baton-webhook --type=json \
+      -p "[{\"op\": \"add\", \"path\": \"/webhooks/0/clientConfig/caBundle\", \"value\": \"$(cat "$dir/ca-bundle.txt")\"}]" >/dev/null; then
+    fail "deploy: applying deploy/without-cert-manager as docs/webhook.md says failed: $(tail -n 3 "$dir/apply.log")"
+    return
+  fi
+  if kubectl -n baton-system rollout status deploy/baton-webhook --timeout=120s >/dev/null 2>&1; then
+    pass "deploy: deploy/without-cert-manager applied as docs/webhook.md says; the webhook's 2 replicas are ready"
+  else
+    fail "deploy: the webhook did not become ready: $(kubectl -n baton-system get pods -o wide 2>&1 | tail -n +2 | tr '\n' ';')"
+    return
+  fi
+
+  # The real API server evaluates the matchCondition and calls the webhook.
+  expect_admitted deploy-plain "" "a pod without the annotation is created untouched (no baton-init)" \
+    '(.spec.initContainers // []) | length == 0'
+  expect_admitted deploy-false false "baton.dev/inject: \"false\" is untouched (the CEL matchCondition)" \
+    '(.spec.initContainers // []) | length == 0'
+  expect_admitted deploy-injected true "an annotated pod is injected by the API server's call (baton-init, the step wrapped)" \
+    '.spec.initContainers[0].name == "baton-init" and .spec.containers[0].command[0] == "/var/run/baton/bin/baton"'
+  if admit deploy-yes yes; then
+    fail "deploy: baton.dev/inject: \"yes\" was admitted; it must be denied with a sentence"
+  else
+    check "deploy: baton.dev/inject: \"yes\" is denied with the sentence, as docs/webhook.md shows it" \
+      grep -qF "admission webhook \"inject.baton.dev\" denied the request: Pod $NS/deploy-yes: annotation baton.dev/inject is \"yes\": use \"true\" or \"false\"" "$dir/deploy-yes.out"
+  fi
+
+  # The watcher Deployment, under deploy/'s RBAC, annotates the injected pod once it ended.
+  if wait_end deploy-injected; then
+    if wait_run_status deploy-injected Succeeded 60; then
+      pass "deploy: the watcher (baton-controller, deploy/'s RBAC) wrote the run status Succeeded on the pod"
+    else
+      fail "deploy: the watcher wrote no run status Succeeded within 60 s: $(kubectl -n baton-system logs deploy/baton-controller --tail=3 2>&1 | tr '\n' ' ')"
+    fi
+  fi
+
+  # An injected Job in a namespace that enforces the restricted Pod Security Standard.
+  rns=$NS-restricted
+  kubectl create namespace "$rns" >/dev/null
+  kubectl label namespace "$rns" pod-security.kubernetes.io/enforce=restricted >/dev/null
+  for_cluster "$PODS_DIR/restricted-job.yaml" > "$dir/restricted-job.json"
+  kubectl -n "$rns" apply -f "$dir/restricted-job.json" >/dev/null 2>&1
+  if kubectl -n "$rns" wait --for=condition=Complete job/baton-restricted --timeout=90s >/dev/null 2>&1; then
+    pass "deploy: an injected Job completed in a namespace enforcing the restricted Pod Security Standard"
+  else
+    fail "deploy: the injected Job did not complete under restricted Pod Security (issue 19 makes baton-init comply): $(kubectl -n "$rns" get events --field-selector reason=FailedCreate -o jsonpath='{.items[0].message}' 2>&1 | head -c 400)"
+  fi
+  kubectl delete namespace "$rns" --wait=false >/dev/null 2>&1
+
+  # --fail-open: the refused pod is let through unchanged, with the sentence as a warning.
+  kubectl -n baton-system patch deploy baton-webhook --type=json \
+    -p '[{"op": "add", "path": "/spec/template/spec/containers/0/command/-", "value": "--fail-open"}]' >/dev/null
+  kubectl -n baton-system rollout status deploy/baton-webhook --timeout=120s >/dev/null 2>&1
+  if admit deploy-yes-open yes; then
+    check "deploy: with --fail-open the same pod is admitted unchanged, warned with the sentence" \
+      all_ok jq -e '(.spec.initContainers // []) | length == 0' "$dir/deploy-yes-open.json" -- \
+        grep -qF "Warning: baton: not injected: Pod $NS/deploy-yes-open: annotation baton.dev/inject is \"yes\"" "$dir/deploy-yes-open.out"
+  else
+    fail "deploy: with --fail-open the pod was still refused: $(cat "$dir/deploy-yes-open.out")"
+  fi
+  kubectl delete -k "$dir/overlay" --timeout=120s >/dev/null 2>&1
+}
