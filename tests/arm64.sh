@@ -5,8 +5,8 @@
 # Tests that cannot pass emulated say why and check nothing (SKIPPED-EMULATED), or leave out the
 # signals qemu-user does not carry (NARROWED-EMULATED); natively none is skipped.
 #
-# Installs what it needs on a Debian machine (qemu-user-static, binfmt-support, the cross linker,
-# the test tools) and registers qemu-aarch64 with binfmt_misc (root; mounts it when it is not).
+# Installs what it needs on a Debian machine (tests/qemu-arm64.sh: qemu-user-static, binfmt_misc;
+# make static: the Rust target and the cross linker; the test tools), as root.
 # Ends with one line, "arm64: N passed, M failed, K skipped under emulation"; exits 1 on failure,
 # 2 when emulation cannot be set up. Extra arguments go to cargo test (e.g. a test name filter).
 set -euo pipefail
@@ -17,26 +17,16 @@ TARGET=aarch64-unknown-linux-musl
 export CARGO_TARGET_DIR=${CARGO_TARGET_DIR:-$PWD/target}
 BIN=$CARGO_TARGET_DIR/$TARGET/release/baton
 
-# What the tests run besides baton: strace, util-linux's setpriv, unshare, prlimit; and qemu.
+tests/qemu-arm64.sh || exit 2
+# What the tests run besides baton: strace, util-linux's setpriv, unshare, prlimit.
 pkgs=()
-for cmd_pkg in qemu-aarch64-static:qemu-user-static update-binfmts:binfmt-support \
-    aarch64-linux-gnu-gcc:gcc-aarch64-linux-gnu strace:strace setpriv:util-linux unshare:util-linux \
-    prlimit:util-linux file:file; do
+for cmd_pkg in strace:strace setpriv:util-linux unshare:util-linux prlimit:util-linux file:file; do
   command -v "${cmd_pkg%%:*}" >/dev/null 2>&1 || pkgs+=("${cmd_pkg#*:}")
 done
 if [ ${#pkgs[@]} -gt 0 ]; then
   say "installing Debian packages: ${pkgs[*]}"
   apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq "${pkgs[@]}" >/dev/null
 fi
-
-# binfmt_misc: the kernel hands every arm64 ELF to qemu-aarch64-static (flags F and P: it works
-# in containers and chroots, and argv[0] is kept).
-if [ ! -e /proc/sys/fs/binfmt_misc/status ]; then
-  mount -t binfmt_misc binfmt_misc /proc/sys/fs/binfmt_misc \
-    || { say "cannot mount binfmt_misc (needs root on the host, not in an unprivileged container)"; exit 2; }
-fi
-grep -qx enabled /proc/sys/fs/binfmt_misc/qemu-aarch64 2>/dev/null || update-binfmts --enable qemu-aarch64 \
-  || { say "cannot register qemu-aarch64 with binfmt_misc (update-binfmts --enable qemu-aarch64)"; exit 2; }
 
 say "building the arm64 binaries (make static TARGET=$TARGET; baton-cel)"
 make --no-print-directory static TARGET=$TARGET >&2
