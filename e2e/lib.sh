@@ -13,6 +13,8 @@ export TZ=UTC
 
 BATON_TARGET=${BATON_TARGET:-x86_64-unknown-linux-musl}
 BATON_BIN="$REPO/target/$BATON_TARGET/release/baton"
+# The image's platform follows the binary's (e2e/arm64.sh: aarch64, run by qemu-user).
+case $BATON_TARGET in aarch64-*) BATON_PLATFORM=linux/arm64 ;; *) BATON_PLATFORM=linux/amd64 ;; esac
 BATON_IMAGE=${BATON_IMAGE:-localhost/baton:0.1.0}
 STEP_IMAGE=${STEP_IMAGE:-localhost/busybox-step:dev}
 BUSYBOX=${BUSYBOX:-/bin/busybox}
@@ -98,7 +100,7 @@ build_images() {
   local ctx rc old_baton old_step
   old_baton=$(podman image inspect "$BATON_IMAGE" --format '{{.Id}}' 2>/dev/null)
   old_step=$(podman image inspect "$STEP_IMAGE" --format '{{.Id}}' 2>/dev/null)
-  podman build -q --layers=false -f "$REPO/Dockerfile" \
+  podman build -q --layers=false --platform "$BATON_PLATFORM" -f "$REPO/Dockerfile" \
     --build-arg "BATON_BIN=${BATON_BIN#"$REPO"/}" -t "$BATON_IMAGE" "$REPO" >/dev/null \
     || die "podman build of $BATON_IMAGE failed"
   ctx=$(mktemp -d)
@@ -171,7 +173,12 @@ play() {
     mv "$dir" "$dir.$n"
   fi
   mkdir -p "$dir"
-  yaml_to_json "$file" > "$dir/spec.json"
+  # The pods name localhost/baton:0.1.0 and localhost/busybox-step:dev; other BATON_IMAGE and
+  # STEP_IMAGE tags (e2e/arm64.sh's) take their place.
+  yaml_to_json "$file" | jq --arg baton "$BATON_IMAGE" --arg step "$STEP_IMAGE" '
+    def retag: map(.image |= (if . == "localhost/baton:0.1.0" then $baton
+                              elif . == "localhost/busybox-step:dev" then $step else . end));
+    .spec.containers |= retag | if .spec.initContainers then .spec.initContainers |= retag else . end' > "$dir/spec.json"
   remove_pod "$pod"
   E2E_PODS+=("$pod")
   for name in $(jq -r '(.spec.initContainers // [])[].name, .spec.containers[].name' "$dir/spec.json"); do

@@ -97,6 +97,8 @@ scenario_image() {
   check "$BATON_IMAGE: OCI labels (title, version, licenses Apache-2.0, source)" \
     bash -c "podman image inspect '$BATON_IMAGE' --format '{{json .Config.Labels}}' | jq -e '.[\"org.opencontainers.image.licenses\"] == \"Apache-2.0\" and .[\"org.opencontainers.image.title\"] == \"baton\" and (.[\"org.opencontainers.image.version\"] | length > 0)'"
   check "$BATON_IMAGE: size $size bytes, under 1.5 MB" test "$size" -lt 1500000
+  check "$BATON_IMAGE: platform $BATON_PLATFORM (the binary's)" \
+    test "$(podman image inspect "$BATON_IMAGE" --format '{{.Os}}/{{.Architecture}}')" = "$BATON_PLATFORM"
   rm -rf "$tmp"
 }
 

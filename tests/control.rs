@@ -20,7 +20,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
-const BATON: &str = env!("CARGO_BIN_EXE_baton");
+#[path = "common/under_test.rs"]
+mod under_test;
+use under_test::BATON;
 
 /// The longest anything awaited may take: far beyond an event-driven reaction on a loaded machine,
 /// far below a hang.
@@ -129,7 +131,7 @@ impl Pod {
 
     fn baton_with(&self, uid: Option<u32>, env: &[(&str, &str)], args: &[&str]) -> Out {
         let mut cmd = match uid {
-            None => Command::new(BATON),
+            None => Command::new(BATON.as_str()),
             Some(uid) => {
                 let mut c = Command::new("setpriv");
                 c.args([format!("--reuid={uid}"), format!("--regid={uid}"), "--clear-groups".into()]);
@@ -255,10 +257,10 @@ impl Launch<'_> {
             c
         } else if self.pid_ns {
             let mut c = Command::new("unshare");
-            c.args(["--pid", "--fork", "--mount-proc", "--kill-child", BATON]);
+            c.args(["--pid", "--fork", "--mount-proc", "--kill-child", BATON.as_str()]);
             c
         } else {
-            Command::new(BATON)
+            Command::new(BATON.as_str())
         };
         cmd.args(["run", "--dir", pod.dir_str(), "--name", &self.name]);
         cmd.args(&self.opts);
@@ -633,7 +635,8 @@ fn kill_without_step_or_baton_step_signals_the_step_whose_baton_is_pid_1() {
         r#"trap 'echo TERM > "$D/got"; exit 7' TERM
 {UNTIL_I_RUN}
 (trap '' TERM; "{BATON}" kill --dir "$D"; echo $? > "$D/kill-rc") > "$D/kill-out" 2>&1
-{LOOP}"#
+{LOOP}"#,
+        BATON = BATON.as_str()
     );
     let mut solo = pod.step("solo").own_pid_namespace().env("STEP", "solo").spawn(&script);
     pod.wait_file("kill-rc");

@@ -21,7 +21,7 @@ fn init_copies_the_binary_with_mode_0555_and_prints_its_path() {
     let installed = pod.dir().join("bin/baton");
     assert_eq!(out.stdout, format!("{}\n", installed.display()));
     assert_eq!(fs::metadata(&installed).unwrap().permissions().mode() & 0o7777, 0o555);
-    assert!(fs::read(&installed).unwrap() == fs::read(BATON).unwrap(), "the copy differs from the binary");
+    assert!(fs::read(&installed).unwrap() == fs::read(BATON.as_str()).unwrap(), "the copy differs from the binary");
     assert_eq!(files_in(&pod.dir().join("bin")), ["baton"], "temporary files left behind");
     // The copy works.
     pod.baton("copy").exe(&installed).args(["run", "--name", "a", "--dir"]).arg(pod.dir()).command(["true"]).run().expect_code(0);
@@ -40,7 +40,7 @@ fn init_is_idempotent_even_while_the_copy_is_running() {
     out.expect_code(0);
     assert_eq!(out.stdout, format!("{}\n", installed.display()));
     assert_eq!(fs::metadata(&installed).unwrap().permissions().mode() & 0o7777, 0o555);
-    assert!(fs::read(&installed).unwrap() == fs::read(BATON).unwrap());
+    assert!(fs::read(&installed).unwrap() == fs::read(BATON.as_str()).unwrap());
     assert_eq!(files_in(&pod.dir().join("bin")), ["baton"]);
     fs::write(pod.path("go"), "").unwrap();
     running.wait_within(SOON).expect_code(0);
@@ -67,7 +67,7 @@ fn init_takes_the_directory_from_baton_dir() {
 #[test]
 fn init_into_a_folder_it_cannot_write_fails_125_naming_it() {
     let pod = Pod::open_to_all();
-    let exe = pod.install_for_all(std::path::Path::new(BATON));
+    let exe = pod.install_for_all(std::path::Path::new(BATON.as_str()));
     let locked = pod.path("locked");
     fs::create_dir(&locked).unwrap();
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();
@@ -88,7 +88,7 @@ fn a_non_root_init_takes_a_bin_volume_as_the_kubelet_made_it() {
     fs::create_dir(&bin).unwrap();
     fs::set_permissions(&bin, fs::Permissions::from_mode(0o777)).unwrap();
     fs::set_permissions(pod.dir(), fs::Permissions::from_mode(0o777)).unwrap();
-    let exe = pod.install_for_all(std::path::Path::new(BATON));
+    let exe = pod.install_for_all(std::path::Path::new(BATON.as_str()));
     let refused = pod.baton("init").exe(&exe).as_uid(65532).arg("init").arg("--dir").arg(pod.dir()).run();
     refused.expect_code(125);
     assert!(refused.stderr.contains("belongs to UID 0"), "{}", refused.stderr);

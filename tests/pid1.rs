@@ -44,6 +44,9 @@ fn as_pid1_orphans_are_reaped_and_no_zombie_is_left() {
 
 #[test]
 fn as_sub_reaper_orphans_are_reaped_too() {
+    if skip_emulated("qemu-user 7.2 refuses prctl(PR_SET_CHILD_SUBREAPER) with EINVAL (QEMU_STRACE=1 shows it); as PID 1, tested above, baton reaps under emulation too") {
+        return;
+    }
     let pod = Pod::new();
     let out = pod.step("sub").sh(&orphan_script(pod.root())).run();
     out.expect_code(7);

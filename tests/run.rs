@@ -380,7 +380,7 @@ fn runs_as_non_root_uids_writing_only_where_allowed() {
     let image = pod.path("image");
     fs::create_dir(&image).unwrap();
     let exe = image.join("baton");
-    copy_executable(Path::new(BATON), &exe);
+    copy_executable(Path::new(BATON.as_str()), &exe);
     fs::set_permissions(&image, fs::Permissions::from_mode(0o555)).unwrap();
     let results = pod.path("results-a");
     fs::create_dir(&results).unwrap();
@@ -440,7 +440,7 @@ fn walk(dir: &Path, f: &mut dyn FnMut(&Path)) {
 fn runs_as_non_root_on_a_read_only_root_file_system() {
     let pod = Pod::open_to_all();
     pod.baton("init").arg("init").arg("--dir").arg(pod.dir()).run().expect_code(0);
-    let exe = pod.install_for_all(Path::new(BATON));
+    let exe = pod.install_for_all(Path::new(BATON.as_str()));
     let results = pod.path("results");
     fs::create_dir(&results).unwrap();
     std::os::unix::fs::chown(&results, Some(65532), Some(65532)).unwrap();
@@ -493,7 +493,7 @@ fn runs_as_non_root_on_a_read_only_root_file_system() {
 #[test]
 fn steps_of_different_uids_starting_together_on_a_fresh_shared_dir_both_run() {
     let pod = Pod::open_to_all();
-    let exe = pod.install_for_all(Path::new(BATON));
+    let exe = pod.install_for_all(Path::new(BATON.as_str()));
     for name in ["a", "b"] {
         fs::write(pod.term_path(name), "").unwrap();
         fs::set_permissions(pod.term_path(name), fs::Permissions::from_mode(0o666)).unwrap();
@@ -548,7 +548,7 @@ fn the_command_inherits_no_descriptor_of_batons_own() {
 #[test]
 fn a_shared_directory_it_cannot_use_is_a_125_naming_it() {
     let pod = Pod::open_to_all();
-    let exe = pod.install_for_all(Path::new(BATON));
+    let exe = pod.install_for_all(Path::new(BATON.as_str()));
     let locked = pod.path("locked");
     fs::create_dir(&locked).unwrap();
     fs::set_permissions(&locked, fs::Permissions::from_mode(0o755)).unwrap();

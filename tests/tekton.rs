@@ -316,7 +316,7 @@ fn compressed_existing_message_is_read_back() {
 fn the_kubelet_share_is_the_budget_in_bigger_pods() {
     let pod = Pod::new();
     // init made 3 steps: with `prepare` 4 containers, 12288 / 4 = 3072 bytes each.
-    let o = run(pod.cmd(["init", BATON, pod.s("bin/entrypoint").as_str(), "step-a", "step-b", "step-c"]));
+    let o = run(pod.cmd(["init", BATON.as_str(), pod.s("bin/entrypoint").as_str(), "step-a", "step-b", "step-c"]));
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     fs::write(pod.p("results/r"), "z".repeat(3100)).unwrap();
     let o = run(pod.step(0, &["-results", "r"], &["true"]));

@@ -58,7 +58,7 @@ fn stdout_and_stderr_paths_copy_and_append() {
 #[test]
 fn baton_name_with_a_tekton_flag_is_tekton_mode() {
     let pod = Pod::new();
-    let o = Command::new(BATON)
+    let o = Command::new(BATON.as_str())
         .args(["-post_file", &pod.s("run/0/out"), "-termination_path", &pod.s("t"), "-entrypoint", "true", "--"])
         .env("BATON_TEKTON_ROOT", &pod.root)
         .output()
@@ -66,7 +66,7 @@ fn baton_name_with_a_tekton_flag_is_tekton_mode() {
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert!(pod.exists("run/0/out"));
     // baton's own command line is untouched.
-    let o = Command::new(BATON).arg("--help").output().unwrap();
+    let o = Command::new(BATON.as_str()).arg("--help").output().unwrap();
     assert_eq!(code(&o), 0);
     assert!(String::from_utf8_lossy(&o.stdout).contains("run"));
 }
@@ -146,10 +146,10 @@ fn negative_timeout_fails_after_waiting_like_tekton() {
 fn init_copies_the_binary_and_links_the_steps() {
     let pod = Pod::new();
     let dst = pod.p("bin/entrypoint");
-    let o = run(pod.cmd(["init", BATON, dst.to_str().unwrap(), "step-a", "step-b"]));
+    let o = run(pod.cmd(["init", BATON.as_str(), dst.to_str().unwrap(), "step-a", "step-b"]));
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(fs::metadata(&dst).unwrap().permissions().mode() & 0o7777, 0o311);
-    assert_eq!(fs::metadata(&dst).unwrap().len(), fs::metadata(BATON).unwrap().len());
+    assert_eq!(fs::metadata(&dst).unwrap().len(), fs::metadata(BATON.as_str()).unwrap().len());
     for (link, i) in [("step-a", 0), ("0", 0), ("step-b", 1), ("1", 1)] {
         assert_eq!(
             fs::read_link(pod.p(&format!("steps/{link}"))).unwrap(),
@@ -160,7 +160,7 @@ fn init_copies_the_binary_and_links_the_steps() {
     // An init container that restarts finds its links: fine. A wrong link is replaced.
     fs::remove_file(pod.p("steps/1")).unwrap();
     std::os::unix::fs::symlink("/elsewhere", pod.p("steps/1")).unwrap();
-    let o = run(pod.cmd(["init", BATON, dst.to_str().unwrap(), "step-a", "step-b"]));
+    let o = run(pod.cmd(["init", BATON.as_str(), dst.to_str().unwrap(), "step-a", "step-b"]));
     assert_eq!(code(&o), 0, "{}", stderr(&o));
     assert_eq!(fs::read_link(pod.p("steps/1")).unwrap(), pod.p("run/1/status"));
     // The copy runs: `entrypoint` by name, in Tekton mode.
@@ -178,7 +178,7 @@ fn init_and_cp_errors() {
     let o = run(pod.cmd(["init", "onlyone"]));
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).starts_with("init error: "));
-    let o = run(pod.cmd(["cp", BATON, &pod.s("nodir/x")]));
+    let o = run(pod.cmd(["cp", BATON.as_str(), &pod.s("nodir/x")]));
     assert_eq!(code(&o), 1);
     assert!(stderr(&o).starts_with("cp error: "), "{}", stderr(&o));
 }

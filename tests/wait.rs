@@ -586,7 +586,7 @@ fn without_inotify_instances_it_falls_back_to_polling_and_says_so_once() {
     const UID: u32 = 64123;
     let pod = Pod::open_to_all();
     let hog_exe = pod.install_for_all(helper());
-    let exe = pod.install_for_all(Path::new(BATON));
+    let exe = pod.install_for_all(Path::new(BATON.as_str()));
     let ready = pod.path("hog-ready");
     let hog_dir = pod.path("hog");
     fs::create_dir(&hog_dir).unwrap();
@@ -626,6 +626,9 @@ fn without_inotify_instances_it_falls_back_to_polling_and_says_so_once() {
 
 #[test]
 fn baton_wait_stopped_by_a_signal_exits_128_plus_n() {
+    if skip_emulated("/proc/PID/status shows qemu's own signal mask, not baton's: the test cannot tell when baton has blocked its signals") {
+        return;
+    }
     let pod = Pod::new();
     let mut w = pod.baton("wait").args(["wait", "--dir"]).arg(pod.dir()).arg("ghost").spawn();
     // No state file for `baton wait`: wait until it has its signals blocked (SigBlk set), so the

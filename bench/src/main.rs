@@ -116,6 +116,8 @@ pub struct Config {
     pub memory_fs: String,
     /// Static binary sizes with only some modes built in (label, bytes), from bench/run.
     pub mode_sizes: Vec<(String, u64)>,
+    /// The shipped static binary per Rust target (triple, bytes), from bench/run (make static).
+    pub arch_sizes: Vec<(String, u64)>,
     pub command: String,
     /// The folder that receives benchmarks.md and img/ (default: the repository's docs/).
     pub out: PathBuf,
@@ -214,6 +216,16 @@ fn fans(ctx: &Ctx, plan: &Plan) -> Result<FanResult> {
     Ok(f)
 }
 
+/// `label=bytes,label=bytes` as given by bench/run.
+fn sizes(list: Option<&String>) -> Vec<(String, u64)> {
+    list.map(|m| {
+        m.split(',')
+            .filter_map(|kv| kv.split_once('=').and_then(|(k, v)| Some((k.to_string(), v.parse().ok()?))))
+            .collect()
+    })
+    .unwrap_or_default()
+}
+
 fn main() {
     let mut args = std::env::args().skip(1);
     let mut quick = false;
@@ -221,7 +233,7 @@ fn main() {
     while let Some(a) = args.next() {
         match a.as_str() {
             "--quick" => quick = true,
-            "--repo" | "--baton" | "--stamp" | "--tmp" | "--memory" | "--tmp-fs" | "--memory-fs" | "--mode-sizes" | "--command"
+            "--repo" | "--baton" | "--stamp" | "--tmp" | "--memory" | "--tmp-fs" | "--memory-fs" | "--mode-sizes" | "--arch-sizes" | "--command"
             | "--source" | "--only" | "--out" => {
                 get.insert(a.clone(), args.next().unwrap_or_default());
             }
@@ -250,14 +262,8 @@ fn main() {
         memory: get.get("--memory").filter(|m| !m.is_empty()).map(PathBuf::from),
         tmp_fs: get.get("--tmp-fs").cloned().unwrap_or_else(|| "disk".into()),
         memory_fs: get.get("--memory-fs").cloned().unwrap_or_else(|| "tmpfs".into()),
-        mode_sizes: get
-            .get("--mode-sizes")
-            .map(|m| {
-                m.split(',')
-                    .filter_map(|kv| kv.split_once('=').and_then(|(k, v)| Some((k.to_string(), v.parse().ok()?))))
-                    .collect()
-            })
-            .unwrap_or_default(),
+        mode_sizes: sizes(get.get("--mode-sizes")),
+        arch_sizes: sizes(get.get("--arch-sizes")),
         command: get.get("--command").cloned().unwrap_or_else(|| "bench/run".into()),
         source: get.get("--source").cloned().unwrap_or_default(),
     };

@@ -718,6 +718,16 @@ pub fn write(r: &Results) -> Result<String, String> {
             let _ = writeln!(sec6, "| {label} | {bytes} | {more} |");
         }
     }
+    if !r.config.arch_sizes.is_empty() {
+        sec6.push_str(
+            "\n### Per architecture\n\nThe shipped binary (every mode in) of `make static` for each target, by bench/run:\n\n\
+             | target | bytes | MiB | within 1.25 MiB |\n|---|---:|---:|---|\n",
+        );
+        for (triple, bytes) in &r.config.arch_sizes {
+            let within = if *bytes <= 1_310_720 { "yes" } else { "**no**" };
+            let _ = writeln!(sec6, "| {triple} | {bytes} | {:.2} | {within} |", *bytes as f64 / 1048576.0);
+        }
+    }
     match &r.image {
         Ok(bytes) => {
             let _ = writeln!(

@@ -24,7 +24,7 @@ impl Argo {
         fs::create_dir(&dir).unwrap();
         fs::set_permissions(&dir, fs::Permissions::from_mode(0o777)).unwrap();
         let argoexec = root.join("argoexec");
-        std::os::unix::fs::symlink(BATON, &argoexec).unwrap();
+        std::os::unix::fs::symlink(BATON.as_str(), &argoexec).unwrap();
         // As in TestEmissary: an empty template.
         fs::write(dir.join("template"), "{}").unwrap();
         Argo { _tmp: tmp, root, dir, argoexec }

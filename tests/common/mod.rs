@@ -20,8 +20,10 @@ use std::time::{Duration, Instant};
 
 pub use serde_json::Value;
 
-/// The binary under test.
-pub const BATON: &str = env!("CARGO_BIN_EXE_baton");
+#[path = "under_test.rs"]
+mod under_test;
+#[allow(unused_imports)] // each suite uses a part
+pub use under_test::{emulated, sendable, skip_emulated, BATON};
 
 /// Upper bound for something event-driven that should happen at once: generous, so a loaded
 /// two-core machine passes, yet far below the 10 s / 30 s a hang or a slow poll would take.
@@ -178,7 +180,7 @@ pub struct Baton {
 impl Baton {
     pub fn new(root: &Path, label: &str) -> Baton {
         Baton {
-            exe: BATON.into(),
+            exe: BATON.as_str().into(),
             prefix: Vec::new(),
             args: Vec::new(),
             envs: Vec::new(),
@@ -409,9 +411,9 @@ impl Drop for Proc {
 }
 
 fn exe_is_baton(pid: i32) -> bool {
-    let Ok(exe) = fs::read_link(format!("/proc/{pid}/exe")) else { return false };
+    let Some(exe) = under_test::program_of(pid) else { return false };
     let name = exe.file_name().and_then(|n| n.to_str()).unwrap_or("");
-    name == "baton" || exe == Path::new(BATON)
+    name == "baton" || exe == Path::new(BATON.as_str())
 }
 
 /// How a baton process ended.

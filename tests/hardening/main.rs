@@ -224,7 +224,7 @@ fn modes_are_exact_under_a_restrictive_umask() {
     assert_eq!(mode(&folder.join("state.json")), 0o644);
     assert_eq!(mode(&folder.join("control")), 0o622);
     // Another UID sees the step as it is (it can open the beacon): waiting, not "starting".
-    let exe = pod.install_for_all(Path::new(BATON));
+    let exe = pod.install_for_all(Path::new(BATON.as_str()));
     let out = pod.baton("status").exe(&exe).as_uid(65532).args(["status", "--json", "--dir"]).arg(pod.dir()).run();
     out.expect_code(0);
     assert!(out.stdout.contains("\"state\": \"waiting\""), "{}", out.stdout);
@@ -402,7 +402,8 @@ fn an_error_that_does_not_go_away_ends_the_wait_with_its_sentence() {
     out.expect_code(125);
     let record = pod.exit_record("b");
     assert_eq!(record["reason"], "CannotRun");
-    assert!(error_of(&record).contains("Too many open files"), "{record}");
+    // EMFILE; glibc says "Too many open files", musl (the release builds) "No file descriptors available".
+    assert!(error_of(&record).contains("(os error 24)"), "{record}");
     assert!(error_of(&record).contains("ulimit -n"), "{record}");
     a.signal(libc::SIGTERM);
     a.wait_within(SOON);
@@ -413,6 +414,9 @@ fn an_error_that_does_not_go_away_ends_the_wait_with_its_sentence() {
 
 #[test]
 fn huge_sparse_results_are_refused_before_they_are_read() {
+    if skip_emulated("qemu-user reserves 128 MiB of address space for its translation buffer, all that the test's prlimit --as allows") {
+        return;
+    }
     let pod = Pod::new();
     let results = pod.path("results");
     fs::create_dir(&results).unwrap();

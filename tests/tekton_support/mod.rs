@@ -11,7 +11,10 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use base64::Engine as _;
 
-pub const BATON: &str = env!("CARGO_BIN_EXE_baton");
+#[path = "../common/under_test.rs"]
+mod under_test;
+#[allow(unused_imports)] // each suite uses a part
+pub use under_test::{emulated, sendable, skip_emulated, BATON};
 
 /// A pod's `/tekton` in a temporary folder, and the binary under the name `entrypoint`.
 pub struct Pod {
@@ -29,7 +32,7 @@ impl Pod {
         }
         let entrypoint = dir.path().join("bin").join("entrypoint");
         fs::create_dir_all(entrypoint.parent().unwrap()).unwrap();
-        std::os::unix::fs::symlink(BATON, &entrypoint).unwrap();
+        std::os::unix::fs::symlink(BATON.as_str(), &entrypoint).unwrap();
         Pod { dir, root, entrypoint }
     }
 
