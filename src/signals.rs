@@ -21,8 +21,8 @@ pub struct Signals {
 impl Signals {
     /// Blocks every catchable signal and opens the signalfd. Call first thing in `run` and `wait`.
     pub fn take_over() -> io::Result<Signals> {
-        let (original_mask, blocked) = sys::block_signals()?;
-        let fd = SignalFd::new(&blocked)?;
+        let original_mask = sys::block_signals()?;
+        let fd = SignalFd::all_signals()?;
         Ok(Signals { fd, original_mask, early: Vec::new() })
     }
 

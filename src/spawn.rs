@@ -151,7 +151,11 @@ fn posix_spawn(args: &[CString], env: &[CString], mask: &SigSet, pipe_stdout: bo
             pipes[i] = Some((read, write));
         }
     }
-    let pid = nix::spawn::posix_spawnp(&args[0], &actions, &attr, args, env).map_err(nix)?;
+    let spawned = nix::spawn::posix_spawnp(&args[0], &actions, &attr, args, env);
+    // musl's posix_spawn restores baton's mask through pthread_sigmask, which leaves out the C
+    // library's signals 32-34: block them again (see sys::block_signals).
+    sys::block_libc_reserved()?;
+    let pid = spawned.map_err(nix)?;
     // The write ends are the child's now; dropping ours lets the copies see end of file.
     let [out, err] = pipes.map(|p| p.map(|(read, _write)| read));
     Ok(Child { pid: pid.as_raw(), stdout: out, stderr: err })

@@ -4,7 +4,7 @@
 //! report 128+N), and the fork/exec path (src/spawn.rs).
 
 use std::io;
-use std::os::fd::{AsFd, BorrowedFd, OwnedFd};
+use std::os::fd::{AsFd, AsRawFd, BorrowedFd, OwnedFd};
 use std::path::Path;
 use std::time::Duration;
 
@@ -23,17 +23,42 @@ fn io_err(e: Errno) -> io::Error {
     io::Error::from_raw_os_error(e as i32)
 }
 
-/// Blocks every catchable signal and returns (previous mask, blocked set). Blocked signals queue up
+/// Blocks every catchable signal and returns the previous mask. Blocked signals queue up
 /// until read from a signalfd: none is lost, not even before the child exists, and as PID 1 they
 /// are delivered although baton installs no handler. Blocking SIGSEGV and the other fault signals
 /// is safe: a real fault in baton is still delivered (and kills it); only a `kill -SEGV` from
 /// outside is queued, and forwarded like any other signal. (The kernel ignores SIGKILL and SIGSTOP
-/// in a mask; the C library keeps its own internal signals out of a full set.)
-pub fn block_signals() -> io::Result<(SigSet, SigSet)> {
-    let blocked = SigSet::all();
+/// in a mask; the C library keeps its own signals 32-34 out of a full set: they are blocked apart.)
+pub fn block_signals() -> io::Result<SigSet> {
     let mut previous = SigSet::empty();
-    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&blocked), Some(&mut previous)).map_err(io_err)?;
-    Ok((previous, blocked))
+    pthread_sigmask(SigmaskHow::SIG_SETMASK, Some(&SigSet::all()), Some(&mut previous)).map_err(io_err)?;
+    block_libc_reserved()?;
+    Ok(previous)
+}
+
+/// Signals 32, 33 and 34: musl keeps all three out of a full set (glibc 32 and 33) for its own use,
+/// so `SigSet::all()` leaves them unblocked, and one sent from outside (`kill -RTMIN` is 34 for a
+/// glibc program) would kill baton without a record. baton calls nothing that needs them (no
+/// thread cancellation, no set*id across threads), so it blocks them too and reads them from its
+/// signalfd like any other signal: a bit mask for the kernel, since the C library's sigset_t
+/// functions refuse these numbers. musl's own mask changes (posix_spawn restoring the mask) unblock
+/// them again: the spawn blocks them once more at once, which leaves a window of a few system calls.
+const LIBC_RESERVED_SIGNALS: u64 = (1 << (32 - 1)) | (1 << (33 - 1)) | (1 << (34 - 1));
+/// The kernel's signal mask size in bytes (64 signals).
+const KERNEL_SIGSET_SIZE: usize = 8;
+
+pub fn block_libc_reserved() -> io::Result<()> {
+    let mask = LIBC_RESERVED_SIGNALS;
+    // SAFETY: rt_sigprocmask reads KERNEL_SIGSET_SIZE bytes from a live u64 and writes nothing (the
+    // old-mask pointer is null). nix has no form for signals its SigSet cannot hold.
+    let rc = unsafe {
+        libc::syscall(libc::SYS_rt_sigprocmask, libc::SIG_BLOCK, &mask as *const u64, std::ptr::null_mut::<u64>(), KERNEL_SIGSET_SIZE)
+    };
+    if rc == 0 {
+        Ok(())
+    } else {
+        Err(io::Error::last_os_error())
+    }
 }
 
 /// Restores a signal mask. Async-signal-safe (one sigprocmask): used between fork and exec.
@@ -50,8 +75,21 @@ pub fn max_signal() -> i32 {
 pub struct SignalFd(NixSignalFd);
 
 impl SignalFd {
-    pub fn new(set: &SigSet) -> io::Result<SignalFd> {
-        NixSignalFd::with_flags(set, SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC).map(SignalFd).map_err(io_err)
+    /// A signalfd for every signal baton blocks ([`block_signals`]): the full set, and the C
+    /// library's reserved 32-34, which no SigSet can hold (SIGKILL and SIGSTOP the kernel leaves out).
+    pub fn all_signals() -> io::Result<SignalFd> {
+        let flags = SfdFlags::SFD_NONBLOCK | SfdFlags::SFD_CLOEXEC;
+        let fd = NixSignalFd::with_flags(&SigSet::all(), flags).map_err(io_err)?;
+        let mask = u64::MAX;
+        // SAFETY: signalfd4 on our own signalfd replaces its mask; it reads KERNEL_SIGSET_SIZE bytes
+        // from a live u64. nix has no form for signals its SigSet cannot hold.
+        let rc = unsafe {
+            libc::syscall(libc::SYS_signalfd4, fd.as_fd().as_raw_fd(), &mask as *const u64, KERNEL_SIGSET_SIZE, flags.bits())
+        };
+        if rc < 0 {
+            return Err(io::Error::last_os_error());
+        }
+        Ok(SignalFd(fd))
     }
     /// The next pending signal's number, or None when none is pending.
     pub fn read(&self) -> io::Result<Option<i32>> {

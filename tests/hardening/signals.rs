@@ -77,3 +77,25 @@ fn a_stopped_grandchild_in_the_group_still_ends_on_sigterm() {
     let seen: Vec<i32> = recorded(&rec).into_iter().filter(|&s| s != libc::SIGCHLD).collect();
     assert_eq!(seen, [libc::SIGTERM], "the running command must see SIGTERM alone");
 }
+
+/// Signals 32, 33 and 34 are the C library's own (musl keeps all three out of a full signal set, glibc
+/// 32 and 33), yet anyone may send them (`kill -RTMIN` is 34 for a glibc program). Sent to baton they
+/// must not kill it without a record: it forwards them like any other, and the step ends with the
+/// command's fate (a glibc `sleep` takes 32 and 33 itself and dies of 34, then of SIGTERM).
+#[test]
+fn the_c_librarys_own_signals_do_not_kill_baton() {
+    for signal in [32, 33, 34] {
+        let pod = Pod::new();
+        let mut step = pod.step("s").command(["sleep", "30"]).spawn();
+        pod.wait_phase("s", "running");
+        let baton = step.baton_pid();
+        unsafe { libc::kill(baton, signal) };
+        // Whatever the command made of it, baton is still there to stop it and say how it ended.
+        unsafe { libc::kill(baton, libc::SIGTERM) };
+        let out = step.wait_within(SOON);
+        assert!(pod.exit_path("s").exists(), "signal {signal} killed baton before it wrote a record");
+        let code = pod.exit_record("s")["exitCode"].as_i64().unwrap() as i32;
+        assert!(code == 128 + signal || code == 128 + libc::SIGTERM, "signal {signal}: exit code {code}");
+        out.expect_code(code);
+    }
+}
