@@ -1,13 +1,17 @@
 #!/usr/bin/env bash
 # Runs every test of baton, in this order:
 #   1. cargo test --workspace: unit tests and the integration tests of every crate
-#   2. make static: the release binary, checked static and stripped
+#   2. make static: the release binaries (x86_64 and aarch64), checked static, stripped, in budget
 #   3. the e2e suites in real containers on podman: e2e/run.sh (pods, the kubelet's part played),
 #      e2e/tekton.sh (a TaskRun-shaped pod), e2e/argo.sh (an Argo container-set pod), e2e/play.sh
 #      (batonctl play, and the plain examples through batonctl inject | batonctl play)
 #   4. crates/baton-controller/tests/registry.sh: batonctl inject against a real registry
+#   5. the real cluster, briefly: e2e/cluster.sh smoke pipeline, when its Kubernetes binaries are
+#      already built (e2e/cluster/build's cache) and no test cluster is running; skipped otherwise
 # and ends with one summary line. `./test.sh --fuzz` also builds the fuzz targets and runs each for
-# 10 s (cargo-fuzz); CI (.ci/run) does. Installs what the tests need on a fresh Debian machine.
+# 10 s (cargo-fuzz); CI (.ci/run) does, and then runs the longer checks itself: the whole suite on the
+# real cluster (building Kubernetes when needed) and the arm64 binary's tests under qemu-user.
+# Installs what the tests need on a fresh Debian machine.
 set -euo pipefail
 cd "$(dirname "$0")"
 
@@ -15,7 +19,7 @@ FUZZ=0
 for arg in "$@"; do
   case $arg in
     --fuzz) FUZZ=1 ;;
-    -h|--help) sed -n '2,8p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,14p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "test.sh: unknown argument $arg (see --help)" >&2; exit 2 ;;
   esac
 done
@@ -83,6 +87,17 @@ echo "== registry: batonctl inject reads ENTRYPOINT/CMD from docker-registry"
 crates/baton-controller/tests/registry.sh
 checks=$(grep -c '^PASS ' "$log/e2e.log" || true)
 
+stage="cluster"
+cluster="not run (its Kubernetes binaries are not built yet: e2e/cluster/build, or .ci/run)"
+k8s_bin="${BATON_CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/baton-cluster}/$(sed -n 's/^require k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' e2e/cluster/go.mod)/bin"
+if pgrep -x kube-apiserver >/dev/null 2>&1 || pgrep -x kubelet >/dev/null 2>&1; then
+  cluster="not run (a cluster is already running on this machine)"
+elif [ "$(id -u)" = 0 ] && [ -x "$k8s_bin/kubelet" ] && [ -x "$k8s_bin/kube-apiserver" ]; then
+  echo "== the real cluster, briefly: e2e/cluster.sh smoke pipeline"
+  e2e/cluster.sh smoke pipeline 2>&1 | tee "$log/cluster.log"
+  cluster="$(tail -n 1 "$log/cluster.log" | grep -Eo '[0-9]+ passed, [0-9]+ failed' || echo "no summary") (e2e/cluster.sh smoke pipeline)"
+fi
+
 stage="done"
 took=$(( $(date +%s) - started ))
-echo "test.sh: passed: $tests cargo tests, $checks e2e checks, fuzzing $fuzzed; in $((took / 60)) min $((took % 60)) s"
+echo "test.sh: passed: $tests cargo tests, $checks e2e checks, fuzzing $fuzzed, real cluster $cluster; in $((took / 60)) min $((took % 60)) s"

@@ -84,7 +84,7 @@ fn a_stopped_grandchild_in_the_group_still_ends_on_sigterm() {
 /// command's fate (a glibc `sleep` takes 32 and 33 itself and dies of 34, then of SIGTERM).
 #[test]
 fn the_c_librarys_own_signals_do_not_kill_baton() {
-    for signal in [32, 33, 34] {
+    for signal in sendable(&[32, 33, 34]) {
         let pod = Pod::new();
         let mut step = pod.step("s").command(["sleep", "30"]).spawn();
         pod.wait_phase("s", "running");
