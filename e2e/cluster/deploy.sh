@@ -97,30 +97,38 @@ wait_run_status() {
   return 1
 }
 
-scenario_deploy() {
-  local dir image pods job_pod rns
-  [ "$LOCAL_CLUSTER" = 1 ] || { skip "deploy: needs e2e/cluster/up's cluster (its registry, no cert-manager)"; return; }
-  dir=$E2E_WORK/deploy
+# install_deploy WHO: deploy/without-cert-manager applied in $dir/overlay as docs/webhook.md says, until
+# the webhook's replicas and the controller are ready; WHO names the scenario in its lines.
+install_deploy() {
+  local who=$1 image
   mkdir -p "$dir/overlay"
   # An earlier run's install, still going away, would refuse the new one.
   kubectl delete namespace baton-system --ignore-not-found --timeout=120s >/dev/null 2>&1
-  image=$(push_batonctl_image) || { fail "deploy: the batonctl image does not build or push"; return; }
+  image=$(push_batonctl_image) || { fail "$who: the batonctl image does not build or push"; return 1; }
   write_overlay "$dir/overlay" "$image"
   "$BATONCTL_BIN" webhook certs --service baton-webhook --namespace baton-system --out "$dir/certs" \
-    > "$dir/ca-bundle.txt" 2>/dev/null || { fail "deploy: batonctl webhook certs failed"; return; }
+    > "$dir/ca-bundle.txt" 2>/dev/null || { fail "$who: batonctl webhook certs failed"; return 1; }
   if ! kubectl apply -k "$dir/overlay" > "$dir/apply.log" 2>&1 \
     || ! kubectl -n baton-system create secret tls baton-webhook-tls --cert "$dir/certs/tls.crt" --key "$dir/certs/tls.key" >/dev/null \
     || ! kubectl patch mutatingwebhookconfiguration baton-webhook --type=json \
       -p "[{\"op\": \"add\", \"path\": \"/webhooks/0/clientConfig/caBundle\", \"value\": \"$(cat "$dir/ca-bundle.txt")\"}]" >/dev/null; then
-    fail "deploy: applying deploy/without-cert-manager as docs/webhook.md says failed: $(tail -n 3 "$dir/apply.log")"
-    return
+    fail "$who: applying deploy/without-cert-manager as docs/webhook.md says failed: $(tail -n 3 "$dir/apply.log")"
+    return 1
   fi
-  if kubectl -n baton-system rollout status deploy/baton-webhook --timeout=120s >/dev/null 2>&1; then
-    pass "deploy: deploy/without-cert-manager applied as docs/webhook.md says; the webhook's 2 replicas are ready"
+  if kubectl -n baton-system rollout status deploy/baton-webhook --timeout=120s >/dev/null 2>&1 \
+    && kubectl -n baton-system rollout status deploy/baton-controller --timeout=60s >/dev/null 2>&1; then
+    pass "$who: deploy/without-cert-manager applied as docs/webhook.md says; the webhook's 2 replicas and the controller are ready"
   else
-    fail "deploy: the webhook did not become ready: $(kubectl -n baton-system get pods -o wide 2>&1 | tail -n +2 | tr '\n' ';')"
-    return
+    fail "$who: the webhook or the controller did not become ready: $(kubectl -n baton-system get pods -o wide 2>&1 | tail -n +2 | tr '\n' ';')"
+    return 1
   fi
+}
+
+scenario_deploy() {
+  local dir pods job_pod rns
+  [ "$LOCAL_CLUSTER" = 1 ] || { skip "deploy: needs e2e/cluster/up's cluster (its registry, no cert-manager)"; return; }
+  dir=$E2E_WORK/deploy
+  install_deploy deploy || return
 
   # The real API server evaluates the matchCondition and calls the webhook.
   expect_admitted deploy-plain "" "a pod without the annotation is created untouched (no baton-init)" \
@@ -145,16 +153,23 @@ scenario_deploy() {
     fi
   fi
 
-  # An injected Job in a namespace that enforces the restricted Pod Security Standard.
+  # An injected Job in a namespace that enforces the restricted Pod Security Standard and has a
+  # ResourceQuota on requests and limits: the quota refuses any container that sets neither.
   rns=$NS-restricted
   kubectl create namespace "$rns" >/dev/null
   kubectl label namespace "$rns" pod-security.kubernetes.io/enforce=restricted >/dev/null
+  kubectl -n "$rns" create quota baton-e2e \
+    --hard=requests.cpu=1,requests.memory=512Mi,limits.cpu=1,limits.memory=512Mi >/dev/null
   for_cluster "$PODS_DIR/restricted-job.yaml" > "$dir/restricted-job.json"
   kubectl -n "$rns" apply -f "$dir/restricted-job.json" >/dev/null 2>&1
   if kubectl -n "$rns" wait --for=condition=Complete job/baton-restricted --timeout=90s >/dev/null 2>&1; then
-    pass "deploy: an injected Job completed in a namespace enforcing the restricted Pod Security Standard"
+    pass "deploy: an injected Job completed in a namespace enforcing restricted Pod Security, under a ResourceQuota on requests and limits"
+    kubectl -n "$rns" get pods -l batch.kubernetes.io/job-name=baton-restricted -o json > "$dir/restricted-pods.json"
+    check "deploy: the Job's pod is Guaranteed, as its own containers make it (baton-init's requests = limits)" \
+      jq -e '.items | length == 1 and .[0].status.qosClass == "Guaranteed"
+        and (.[0].spec.initContainers[0] | .name == "baton-init" and .resources.requests == .resources.limits)' "$dir/restricted-pods.json"
   else
-    fail "deploy: the injected Job did not complete under restricted Pod Security (issue 19 makes baton-init comply): $(kubectl -n "$rns" get events --field-selector reason=FailedCreate -o jsonpath='{.items[0].message}' 2>&1 | head -c 400)"
+    fail "deploy: the injected Job did not complete under restricted Pod Security and a ResourceQuota: $(kubectl -n "$rns" get events --field-selector reason=FailedCreate -o jsonpath='{.items[0].message}' 2>&1 | head -c 400)"
   fi
   kubectl delete namespace "$rns" --wait=false >/dev/null 2>&1
 
