@@ -25,7 +25,7 @@ source "$E2E_DIR/cluster/scenarios.sh"
 # shellcheck source=e2e/cluster/deploy.sh
 source "$E2E_DIR/cluster/deploy.sh"
 
-SCENARIOS=(smoke isolation kubelet pipeline dag sidecar failure plain faults native job watch deploy bench)
+SCENARIOS=(smoke isolation kubelet pipeline dag sidecar failure plain faults native job watch deploy controller bench)
 WANT=("$@")
 [ ${#WANT[@]} -gt 0 ] || WANT=("${SCENARIOS[@]}")
 for s in "${WANT[@]}"; do

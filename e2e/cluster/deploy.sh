@@ -186,3 +186,125 @@ scenario_deploy() {
   fi
   kubectl delete -k "$dir/overlay" --timeout=120s >/dev/null 2>&1
 }
+
+# ---------------------------------------------------------------------------------------------------
+# Scenario `controller`: deploy/'s watcher Deployment under deploy/'s RBAC and policy, as it must behave
+# on a cluster it shares: only labelled pods, a refused patch that stops nothing, a Warning Event per
+# failed step, and a relist (the controller away and back) that rewrites nothing already right.
+
+# ctl_pod NAME INJECT LABELS FIRST SECOND: a two-step pod in $NS (FIRST and SECOND are sh scripts),
+# annotated baton.dev/inject=INJECT when INJECT is not empty, with the labels LABELS ("{...}").
+ctl_pod() {
+  local annotations="{}"
+  [ -z "$2" ] || annotations="{baton.dev/inject: \"$2\"}"
+  cat > "$dir/$1.yaml" <<EOS
+apiVersion: v1
+kind: Pod
+metadata: {name: $1, annotations: $annotations, labels: $3}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: first, image: $IMAGE_STEP, command: [sh, -c, '$4']}
+  - {name: second, image: $IMAGE_STEP, command: [sh, -c, '$5']}
+EOS
+  kubectl -n "$NS" create -f "$dir/$1.yaml" > /dev/null 2> "$dir/$1.out" \
+    || { fail "controller: pod $1 was not created: $(cat "$dir/$1.out")"; return 1; }
+}
+
+# run_status POD: the pod's baton.dev/run-status annotation ("" when none).
+run_status() { kubectl -n "$NS" get pod "$1" -o jsonpath='{.metadata.annotations.baton\.dev/run-status}'; }
+
+# A second policy, as a cluster's own policy engine might add: the controller may not update pods
+# labelled e2e.baton.dev/deny=true.
+deny_policy() {
+  cat <<'EOS'
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: baton-e2e-deny}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [UPDATE], resources: [pods]}
+    objectSelector: {matchLabels: {e2e.baton.dev/deny: "true"}}
+  matchConditions:
+  - name: the-baton-controller
+    expression: request.userInfo.username.endsWith(':baton-controller')
+  validations:
+  - {expression: "false", message: "e2e: this pod may not be annotated"}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: baton-e2e-deny}
+spec:
+  policyName: baton-e2e-deny
+  validationActions: [Deny]
+EOS
+}
+
+scenario_controller() {
+  local dir rv_before mf_before logs
+  [ "$LOCAL_CLUSTER" = 1 ] || { skip "controller: needs e2e/cluster/up's cluster (its registry, no cert-manager)"; return; }
+  dir=$E2E_WORK/controller
+  install_deploy controller || return
+  deny_policy > "$dir/deny.yaml"
+  kubectl apply -f "$dir/deny.yaml" >/dev/null || { fail "controller: the deny policy was not created"; return; }
+
+  # Three pods that end: a plain one (no label), a failing injected one, one the policy protects.
+  ctl_pod ctl-plain "" "{}" 'echo plain' 'exit 0' || return
+  ctl_pod ctl-failing true "{}" 'echo failing; exit 3' 'echo never' || return
+  ctl_pod ctl-denied true '{e2e.baton.dev/deny: "true"}' 'echo denied' 'echo denied too' || return
+  wait_end ctl-plain && wait_end ctl-failing && wait_end ctl-denied || return
+  if wait_run_status ctl-failing Failed 60; then
+    pass "controller: the failing injected pod got run status Failed"
+  else
+    fail "controller: the failing injected pod got no run status Failed within 60 s"
+  fi
+  # The refusal is logged (and retried: the line says when); then a later pod is still annotated.
+  logs=""
+  for _ in $(seq 30); do
+    logs=$(kubectl -n baton-system logs deploy/baton-controller 2>&1 | grep -F "pod $NS/ctl-denied failed, retrying in")
+    [ -z "$logs" ] || break
+    sleep 1
+  done
+  check "controller: the denied patch of ctl-denied is logged and retried: $(head -n 1 <<<"$logs" | cut -c1-200)" \
+    grep -q "e2e: this pod may not be annotated" <<<"$logs"
+  ctl_pod ctl-later true "{}" 'echo later' 'echo later too' || return
+  wait_end ctl-later || return
+  if wait_run_status ctl-later Succeeded 60; then
+    pass "controller: a pod injected after the refusal got run status Succeeded (the watcher went on)"
+  else
+    fail "controller: the pod after the refusal got no run status within 60 s: the refused patch stopped the watcher"
+  fi
+  check "controller: the protected pod has no run status (the policy refused every retry)" \
+    test -z "$(run_status ctl-denied)"
+  check "controller: the plain pod, not labelled baton.dev/injected, has no run status" \
+    test -z "$(run_status ctl-plain)"
+  kubectl -n "$NS" get events --field-selector involvedObject.name=ctl-failing -o json > "$dir/events.json"
+  check "controller: a Warning Event with the step's reason Failed for step first of ctl-failing, from batonctl" \
+    jq -e '[.items[] | select(.type == "Warning" and .reason == "Failed" and .reportingComponent == "batonctl"
+      and .involvedObject.fieldPath == "spec.containers{first}")] | length == 1' "$dir/events.json"
+
+  # A relist: the controller away (scaled to 0), a pod ends meanwhile, the controller back.
+  rv_before=$(kubectl -n "$NS" get pod ctl-failing -o jsonpath='{.metadata.resourceVersion}')
+  mf_before=$(kubectl -n "$NS" get pod ctl-failing --show-managed-fields -o json | jq -c .metadata.managedFields)
+  kubectl -n baton-system scale deploy/baton-controller --replicas=0 >/dev/null
+  kubectl -n baton-system wait --for=delete pod -l app.kubernetes.io/name=baton-controller --timeout=60s >/dev/null 2>&1
+  ctl_pod ctl-away true "{}" 'echo away' 'echo away too' || return
+  wait_end ctl-away || return
+  check "controller: the pod that ended while the controller was away has no run status yet" \
+    test -z "$(run_status ctl-away)"
+  kubectl -n baton-system scale deploy/baton-controller --replicas=1 >/dev/null
+  if wait_run_status ctl-away Succeeded 90; then
+    pass "controller: after the relist, the pod that ended while the controller was away got run status Succeeded"
+  else
+    fail "controller: the new controller did not annotate the pod that ended while it was away within 90 s"
+  fi
+  # Its writes are batched: give a needless rewrite of ctl-failing time to show.
+  sleep 3
+  check "controller: the relist left ctl-failing as it was (resourceVersion $rv_before, same managedFields)" \
+    all_ok test "$(kubectl -n "$NS" get pod ctl-failing -o jsonpath='{.metadata.resourceVersion}')" = "$rv_before" -- \
+      test "$(kubectl -n "$NS" get pod ctl-failing --show-managed-fields -o json | jq -c .metadata.managedFields)" = "$mf_before"
+  kubectl delete -f "$dir/deny.yaml" >/dev/null 2>&1
+  kubectl delete -k "$dir/overlay" --timeout=120s >/dev/null 2>&1
+}
