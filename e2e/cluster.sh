@@ -24,8 +24,10 @@ source "$E2E_DIR/checks.sh"
 source "$E2E_DIR/cluster/scenarios.sh"
 # shellcheck source=e2e/cluster/deploy.sh
 source "$E2E_DIR/cluster/deploy.sh"
+# shellcheck source=e2e/cluster/frameworks.sh
+source "$E2E_DIR/cluster/frameworks.sh"
 
-SCENARIOS=(smoke isolation kubelet pipeline dag sidecar failure plain faults native job watch deploy controller bench)
+SCENARIOS=(smoke isolation kubelet pipeline dag sidecar failure plain faults native job watch deploy controller argo tekton bench)
 WANT=("$@")
 [ ${#WANT[@]} -gt 0 ] || WANT=("${SCENARIOS[@]}")
 for s in "${WANT[@]}"; do
