@@ -1,14 +1,9 @@
 # shellcheck shell=bash
 # Scenarios `argo` and `tekton` of e2e/cluster.sh: the Argo- and Tekton-shaped pods that e2e/argo.sh and
 # e2e/tekton.sh play on podman, as real pods, so that the real kubelet (emptyDirs, downward API, secret
-# volumes, termination messages) judges them. Sourced by e2e/cluster.sh after scenarios.sh.
-
-# The kubelet's folder of a pod's emptyDir VOLUME (this machine's node: e2e/cluster/up's --root-dir).
-empty_dir() {
-  local uid
-  uid=$(kubectl -n "$NS" get pod "$1" -o jsonpath='{.metadata.uid}')
-  printf '%s\n' "$CLUSTER_STATE/kubelet/pods/$uid/volumes/kubernetes.io~empty-dir/$2"
-}
+# volumes, termination messages) judges them. The kubelet removes a terminated pod's emptyDirs: what
+# the podman scripts read in the volumes afterwards is read here in the messages and logs. Sourced by
+# e2e/cluster.sh after scenarios.sh.
 
 # exit_code POD CONTAINER: its exit code in the pod's Pod JSON.
 exit_code() {
@@ -31,8 +26,7 @@ push_image() {
 # The container set of e2e/argo/containerset.yaml (a -> (b, flaky retried) -> main, a sidecar), with
 # argo.Containerfile's executor on e2e/argo.sh's stand-in for the upstream image.
 scenario_argo() {
-  local pod=argo-e2e-cs dir exec argo ws c
-  [ "$LOCAL_CLUSTER" = 1 ] || { skip "argo: reads the pod's emptyDirs on e2e/cluster/up's node"; return; }
+  local pod=argo-e2e-cs dir exec c log
   dir=$(pod_dir "$pod")
   mkdir -p "$dir"
   build_argo_images localhost/argoexec-upstream-standin:cluster localhost/argoexec-baton:cluster
@@ -45,17 +39,17 @@ scenario_argo() {
   apply "$dir/apply.json" || return
   wait_end "$pod" || return
   pod_json "$pod"
-  argo=$(empty_dir "$pod" var-run-argo)
-  ws=$(empty_dir "$pod" workspace)
   for c in init wait a b flaky main; do
     check "argo: $c exits 0" test "$(exit_code "$pod" $c)" = 0
   done
   check "argo: the sidecar proxy was stopped by its emissary with SIGTERM once every member ended (143)" \
     test "$(exit_code "$pod" proxy)" = 143
-  check "argo: ctr/<member>/exitcode is 0 for a, b, flaky, main and 143 for proxy, in the kubelet's emptyDir" \
-    test "$(cat "$argo"/ctr/{a,b,flaky,main,proxy}/exitcode | tr '\n' ' ')" = "0 0 0 0 143 "
-  check "argo: init installed baton as /var/run/argo/argoexec, byte for byte" cmp -s "$argo/argoexec" "$BATON_BIN"
-  check "argo: flaky ran twice (retries \"2\")" test "$(wc -l < "$ws/flaky.runs")" = 2
+  # The kubelet removes a terminated pod's emptyDirs, so the exitcode files are e2e/argo.sh's to check;
+  # the wait container read them, and the members' logs stay.
+  log=$(kubectl -n "$NS" logs "$pod" -c flaky 2>&1)
+  check "argo: flaky ran twice (retries \"2\"): its log holds baton's retry line, the failed run and the good one" \
+    all_ok matches "$log" "run 1 of 2 ended with exit code 1; running again in 1.0s" -- \
+      matches "$log" "intentional failure" -- matches "$log" "flaky done"
   check "argo: wait read every exit code and output, as on podman" test "$(term_message "$pod" wait)" = \
     "exitcodes a=0 b=0 flaky=0 main=0; parameter /tmp/greeting=hello; artifact /tmp/report=report report/one.txt report/sub report/sub/two.txt "
 }
