@@ -243,7 +243,7 @@ EOS
 }
 
 scenario_controller() {
-  local dir rv_before mf_before logs
+  local dir rv_before mf_before logs metrics
   [ "$LOCAL_CLUSTER" = 1 ] || { skip "controller: needs e2e/cluster/up's cluster (its registry, no cert-manager)"; return; }
   dir=$E2E_WORK/controller
   install_deploy controller || return
@@ -267,7 +267,7 @@ scenario_controller() {
     [ -z "$logs" ] || break
     sleep 1
   done
-  check "controller: the denied patch of ctl-denied is logged and retried: $(head -n 1 <<<"$logs" | cut -c1-200)" \
+  check "controller: the denied patch of ctl-denied is logged with the policy's message: $(head -n 1 <<<"$logs" | cut -c1-200)" \
     grep -q "e2e: this pod may not be annotated" <<<"$logs"
   ctl_pod ctl-later true "{}" 'echo later' 'echo later too' || return
   wait_end ctl-later || return
@@ -276,6 +276,13 @@ scenario_controller() {
   else
     fail "controller: the pod after the refusal got no run status within 60 s: the refused patch stopped the watcher"
   fi
+  # A second refusal in the log is the retry itself (the first waits 10 s).
+  for _ in $(seq 40); do
+    [ "$(kubectl -n baton-system logs deploy/baton-controller 2>&1 | grep -cF "pod $NS/ctl-denied failed, retrying in")" -ge 2 ] && break
+    sleep 1
+  done
+  check "controller: the denied patch was retried and refused again (two refusals logged within 40 s)" \
+    test "$(kubectl -n baton-system logs deploy/baton-controller 2>&1 | grep -cF "pod $NS/ctl-denied failed, retrying in")" -ge 2
   check "controller: the protected pod has no run status (the policy refused every retry)" \
     test -z "$(run_status ctl-denied)"
   check "controller: the plain pod, not labelled baton.dev/injected, has no run status" \
@@ -305,6 +312,93 @@ scenario_controller() {
   check "controller: the relist left ctl-failing as it was (resourceVersion $rv_before, same managedFields)" \
     all_ok test "$(kubectl -n "$NS" get pod ctl-failing -o jsonpath='{.metadata.resourceVersion}')" = "$rv_before" -- \
       test "$(kubectl -n "$NS" get pod ctl-failing --show-managed-fields -o json | jq -c .metadata.managedFields)" = "$mf_before"
+  # The API server drops an apply that changes nothing, so the resourceVersion alone cannot tell a
+  # needless write: the new controller's own count of written patches must be 1 (ctl-away's).
+  metrics=$(kubectl get --raw "/api/v1/namespaces/baton-system/pods/$(kubectl -n baton-system get pod \
+    -l app.kubernetes.io/name=baton-controller -o jsonpath='{.items[0].metadata.name}'):9090/proxy/metrics" 2>&1)
+  check "controller: after the relist the new controller wrote one patch, ctl-away's ($(grep -F 'batonctl_watch_patches_total{result="written"}' <<<"$metrics"))" \
+    grep -qx 'batonctl_watch_patches_total{result="written"} 1' <<<"$metrics"
   kubectl delete -f "$dir/deny.yaml" >/dev/null 2>&1
+  kubectl delete -k "$dir/overlay" --timeout=120s >/dev/null 2>&1
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Scenario `mesh`: a second mutating admission step (a MutatingAdmissionPolicy, as a mesh's injector)
+# adds a proxy container `istio-proxy` to pods labelled e2e.baton.dev/mesh=true; the baton webhook
+# (reinvocationPolicy: IfNeeded) must wrap it as a sidecar that stops after the last step.
+
+mesh_policy() {
+  cat <<EOS
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicy
+metadata: {name: baton-e2e-mesh}
+spec:
+  failurePolicy: Fail
+  reinvocationPolicy: IfNeeded
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}
+    objectSelector: {matchLabels: {e2e.baton.dev/mesh: "true"}}
+  # Reinvoked after baton's webhook, it must not add a second proxy.
+  matchConditions:
+  - name: no-proxy-yet
+    expression: "!object.spec.containers.exists(c, c.name == 'istio-proxy')"
+  mutations:
+  # A JSON patch: an ApplyConfiguration may not set an atomic list such as a command.
+  - patchType: JSONPatch
+    jsonPatch:
+      expression: >-
+        [JSONPatch{op: "add", path: "/spec/containers/-", value: Object.spec.containers{name: "istio-proxy",
+          image: "$IMAGE_STEP", imagePullPolicy: "IfNotPresent", command: ["sleep", "3600"]}}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicyBinding
+metadata: {name: baton-e2e-mesh}
+spec:
+  policyName: baton-e2e-mesh
+EOS
+}
+
+scenario_mesh() {
+  local dir pod
+  [ "$LOCAL_CLUSTER" = 1 ] || { skip "mesh: needs e2e/cluster/up's cluster (its registry, no cert-manager)"; return; }
+  if ! kubectl api-resources 2>/dev/null | grep -qi '^mutatingadmissionpolicies '; then
+    skip "mesh: this API server does not serve MutatingAdmissionPolicy"
+    return
+  fi
+  dir=$E2E_WORK/mesh
+  install_deploy mesh || return
+  mesh_policy > "$dir/mesh.yaml"
+  kubectl apply -f "$dir/mesh.yaml" >/dev/null || { fail "mesh: the MutatingAdmissionPolicy was not created"; return; }
+  sleep 2 # the policy reaches the API server's admission through an informer
+  cat > "$dir/job.yaml" <<EOS
+apiVersion: batch/v1
+kind: Job
+metadata: {name: baton-mesh}
+spec:
+  backoffLimit: 0
+  template:
+    metadata:
+      labels: {e2e.baton.dev/mesh: "true"}
+      annotations: {baton.dev/inject: "true"}
+    spec:
+      restartPolicy: Never
+      containers:
+      - {name: compile, image: $IMAGE_STEP, command: [sh, -c, 'echo compiled']}
+      - {name: test, image: $IMAGE_STEP, command: [sh, -c, 'sleep 1; echo tested']}
+EOS
+  kubectl -n "$NS" apply -f "$dir/job.yaml" >/dev/null || { fail "mesh: the Job was not created"; return; }
+  if kubectl -n "$NS" wait --for=condition=Complete job/baton-mesh --timeout="${POD_TIMEOUT}s" >/dev/null 2>&1; then
+    pass "mesh: the injected Job with a proxy added by a MutatingAdmissionPolicy completed"
+  else
+    fail "mesh: the Job with the proxy did not complete within ${POD_TIMEOUT}s: $(kubectl -n "$NS" get events --field-selector reason=FailedCreate -o jsonpath='{.items[-1:].message}' 2>&1 | head -c 300)"
+  fi
+  kubectl -n "$NS" get pods -l batch.kubernetes.io/job-name=baton-mesh -o json > "$dir/pods.json"
+  check "mesh: the policy added istio-proxy and baton wrapped it as a sidecar until the last step (--until=test)" \
+    jq -e '.items[0].spec.containers[] | select(.name == "istio-proxy")
+      | .command[0] == "/var/run/baton/bin/baton" and (.command | index("--until=test") != null)' "$dir/pods.json"
+  check "mesh: the proxy ended exit 0 after the steps (stopped by baton, not killed)" \
+    jq -e '.items[0].status.containerStatuses[] | select(.name == "istio-proxy") | .state.terminated.exitCode == 0' "$dir/pods.json"
+  kubectl delete -f "$dir/mesh.yaml" >/dev/null 2>&1
   kubectl delete -k "$dir/overlay" --timeout=120s >/dev/null 2>&1
 }
