@@ -211,8 +211,8 @@ EOS
     || { fail "controller: pod $1 was not created: $(cat "$dir/$1.out")"; return 1; }
 }
 
-# run_status POD: the pod's baton.dev/run-status annotation ("" when none).
-run_status() { kubectl -n "$NS" get pod "$1" -o jsonpath='{.metadata.annotations.baton\.dev/run-status}'; }
+# annotation_of POD: the pod's baton.dev/run-status annotation ("" when none).
+annotation_of() { kubectl -n "$NS" get pod "$1" -o jsonpath='{.metadata.annotations.baton\.dev/run-status}'; }
 
 # A second policy, as a cluster's own policy engine might add: the controller may not update pods
 # labelled e2e.baton.dev/deny=true.
@@ -284,9 +284,9 @@ scenario_controller() {
   check "controller: the denied patch was retried and refused again (two refusals logged within 40 s)" \
     test "$(kubectl -n baton-system logs deploy/baton-controller 2>&1 | grep -cF "pod $NS/ctl-denied failed, retrying in")" -ge 2
   check "controller: the protected pod has no run status (the policy refused every retry)" \
-    test -z "$(run_status ctl-denied)"
+    test -z "$(annotation_of ctl-denied)"
   check "controller: the plain pod, not labelled baton.dev/injected, has no run status" \
-    test -z "$(run_status ctl-plain)"
+    test -z "$(annotation_of ctl-plain)"
   kubectl -n "$NS" get events --field-selector involvedObject.name=ctl-failing -o json > "$dir/events.json"
   check "controller: a Warning Event with the step's reason Failed for step first of ctl-failing, from batonctl" \
     jq -e '[.items[] | select(.type == "Warning" and .reason == "Failed" and .reportingComponent == "batonctl"
@@ -300,7 +300,7 @@ scenario_controller() {
   ctl_pod ctl-away true "{}" 'echo away' 'echo away too' || return
   wait_end ctl-away || return
   check "controller: the pod that ended while the controller was away has no run status yet" \
-    test -z "$(run_status ctl-away)"
+    test -z "$(annotation_of ctl-away)"
   kubectl -n baton-system scale deploy/baton-controller --replicas=1 >/dev/null
   if wait_run_status ctl-away Succeeded 90; then
     pass "controller: after the relist, the pod that ended while the controller was away got run status Succeeded"
