@@ -66,18 +66,8 @@ ctx=$(mktemp -d)
 cp "$BUSYBOX" "$ctx/busybox"
 podman build -q --layers=false -f "$E2E_DIR/busybox-step.Containerfile" -t "$STEP_IMAGE" "$ctx" >/dev/null \
   || die "podman build of $STEP_IMAGE failed"
-cp "$ARGO_E2E/argoexec-standin.sh" "$ctx/argoexec"
-cp "$ARGO_E2E/flatten.awk" "$ctx/flatten.awk"
-podman build -q --layers=false -f "$ARGO_E2E/upstream.Containerfile" -t "$ARGO_UPSTREAM_IMAGE" "$ctx" >/dev/null \
-  || die "podman build of $ARGO_UPSTREAM_IMAGE failed"
 rm -rf "$ctx"
-ctx=$(mktemp -d)
-cp "$BATON_BIN" "$ctx/baton"
-# With --layers=false, podman 4.3 drops the build's first stage, which is the upstream image itself:
-# its tag would be gone.
-podman build -q -f "$REPO/argo.Containerfile" --build-arg "UPSTREAM_IMAGE=$ARGO_UPSTREAM_IMAGE" \
-  --build-arg BATON_BIN=baton -t "$ARGO_EXECUTOR_IMAGE" "$ctx" >/dev/null || die "podman build of $ARGO_EXECUTOR_IMAGE failed"
-rm -rf "$ctx"
+build_argo_images "$ARGO_UPSTREAM_IMAGE" "$ARGO_EXECUTOR_IMAGE"
 # The images these replaced, now untagged: removed unless a container still uses them.
 forget_image "${old_ids[0]}" "$STEP_IMAGE"
 forget_image "${old_ids[1]}" "$ARGO_UPSTREAM_IMAGE"

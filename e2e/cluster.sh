@@ -2,7 +2,9 @@
 # The suite on a real single-node Kubernetes: the examples, the plain examples through `batonctl
 # inject | kubectl apply`, `batonctl status` on the real Pod JSON against what `batonctl play` prints for
 # the same pod, faults (OOM kill, deletion mid-run, a container killed by the runtime), native sidecars,
-# a Job retried by backoffLimit, the watcher, deploy/ with the webhook called by the real API server, and
+# a Job retried by backoffLimit, the watcher, deploy/ with the webhook called by the real API server, its
+# controller (only labelled pods, a denied patch, a relist), a mesh-like proxy added by a
+# MutatingAdmissionPolicy, the Argo- and Tekton-shaped pods, and
 # the 20-step figure. docs/e2e.md describes it.
 #
 #   e2e/cluster.sh [SCENARIO...]     (default: all; see SCENARIOS below)
@@ -24,8 +26,10 @@ source "$E2E_DIR/checks.sh"
 source "$E2E_DIR/cluster/scenarios.sh"
 # shellcheck source=e2e/cluster/deploy.sh
 source "$E2E_DIR/cluster/deploy.sh"
+# shellcheck source=e2e/cluster/frameworks.sh
+source "$E2E_DIR/cluster/frameworks.sh"
 
-SCENARIOS=(smoke isolation kubelet pipeline dag sidecar failure plain faults native job watch deploy bench)
+SCENARIOS=(smoke isolation kubelet pipeline dag sidecar failure plain faults native job watch deploy controller mesh argo tekton bench)
 WANT=("$@")
 [ ${#WANT[@]} -gt 0 ] || WANT=("${SCENARIOS[@]}")
 for s in "${WANT[@]}"; do

@@ -114,6 +114,57 @@ build_images() {
   forget_image "$old_step" "$STEP_IMAGE"
 }
 
+# build_tekton_image IMAGE: tekton.Containerfile's image with the static baton and baton-cel built
+# (cargo build --release) for $BATON_TARGET.
+build_tekton_image() {
+  local ctx target=${CARGO_TARGET_DIR:-$REPO/target}/$BATON_TARGET/release
+  (cd "$REPO" && cargo build --quiet --release --target "$BATON_TARGET" --bin baton --bin baton-cel) || die "cargo build failed"
+  ctx=$(mktemp -d)
+  cp "$target/baton" "$ctx/baton"
+  cp "$target/baton-cel" "$ctx/baton-cel"
+  podman build -q --layers=false -f "$REPO/tekton.Containerfile" --build-arg BATON_BIN=baton --build-arg CEL_BIN=baton-cel \
+    -t "$1" "$ctx" >/dev/null || die "podman build of $1 failed"
+  rm -rf "$ctx"
+}
+
+# Tekton's controller reading a Pod status (e2e/tekton.sh, e2e/cluster.sh's tekton):
+# step_json POD STEP: {exitCode, reason, message, entries: {key: value}, results, stepResults,
+# startedAt (from the message), exitCodeKey, reasonKey} for a step container, as the controller sees it.
+step_json() {
+  jq --arg n "$2" '
+    .status.containerStatuses[] | select(.name == $n) | .state.terminated as $t
+    | ($t.message // "") as $m
+    | ($m | try fromjson catch "UNPARSABLE") as $arr
+    | {exitCode: $t.exitCode, kubeletReason: $t.reason, message: $m, messageBytes: ($m | utf8bytelength),
+       parsed: ($arr | type == "array"),
+       entries: (if ($arr | type) == "array" then (reduce $arr[] as $e ({}; .[$e.key] = {value: $e.value, type: $e.type})) else {} end)}
+    | .results = (.entries | with_entries(select(.value.type == 1)) | map_values(.value))
+    | .stepResults = (.entries | with_entries(select(.value.type == 4)) | map_values(.value))
+    | .startedAt = .entries.StartedAt.value
+    | .exitCodeKey = .entries.ExitCode.value
+    | .reasonKey = .entries.Reason.value' "$(pod_dir "$1")/pod.json"
+}
+
+# build_argo_images UPSTREAM EXECUTOR: the stand-in for Argo's upstream executor image
+# (e2e/argo/upstream.Containerfile) and argo.Containerfile's executor image on it, with $BATON_BIN.
+build_argo_images() {
+  local ctx
+  ctx=$(mktemp -d)
+  cp "$BUSYBOX" "$ctx/busybox"
+  cp "$E2E_DIR/argo/argoexec-standin.sh" "$ctx/argoexec"
+  cp "$E2E_DIR/argo/flatten.awk" "$ctx/flatten.awk"
+  podman build -q --layers=false -f "$E2E_DIR/argo/upstream.Containerfile" -t "$1" "$ctx" >/dev/null \
+    || die "podman build of $1 failed"
+  rm -rf "$ctx"
+  ctx=$(mktemp -d)
+  cp "$BATON_BIN" "$ctx/baton"
+  # With --layers=false, podman 4.3 drops the build's first stage, which is the upstream image itself:
+  # its tag would be gone.
+  podman build -q -f "$REPO/argo.Containerfile" --build-arg "UPSTREAM_IMAGE=$1" \
+    --build-arg BATON_BIN=baton -t "$2" "$ctx" >/dev/null || die "podman build of $2 failed"
+  rm -rf "$ctx"
+}
+
 # forget_image ID NAME: removes image ID if NAME no longer points at it and nothing else names it.
 forget_image() {
   [ -n "$1" ] || return 0

@@ -69,13 +69,7 @@ size=$(stat -c %s "$TEKTON_BIN")
 say "binary: $TEKTON_BIN, $size bytes ($(file -b "$TEKTON_BIN" | cut -d, -f1-4))"
 check "the static binary is at most 1.25 MiB ($size <= $MAX_BINARY)" [ "$size" -le "$MAX_BINARY" ]
 
-ctx=$(mktemp -d)
-cp "$TEKTON_BIN" "$ctx/baton"
-cp "$CEL_BIN" "$ctx/baton-cel"
-podman build -q --layers=false -f "$REPO/tekton.Containerfile" --build-arg BATON_BIN=baton --build-arg CEL_BIN=baton-cel \
-  -t "$TEKTON_IMAGE" "$ctx" >/dev/null \
-  || die "podman build of $TEKTON_IMAGE failed"
-rm -rf "$ctx"
+build_tekton_image "$TEKTON_IMAGE"
 if ! podman image exists "$STEP_IMAGE"; then
   ctx=$(mktemp -d)
   cp "$BUSYBOX" "$ctx/busybox"
@@ -159,23 +153,6 @@ all_steps_running() {
 
 # ---------------------------------------------------------------------------------------------------
 # Tekton's controller reading the Pod status
-
-# step_json POD STEP: {exitCode, reason, message, entries: {key: value}, results, stepResults,
-# startedAt (from the message), exitCodeKey, reasonKey} for a step container, as the controller sees it.
-step_json() {
-  jq --arg n "$2" '
-    .status.containerStatuses[] | select(.name == $n) | .state.terminated as $t
-    | ($t.message // "") as $m
-    | ($m | try fromjson catch "UNPARSABLE") as $arr
-    | {exitCode: $t.exitCode, kubeletReason: $t.reason, message: $m, messageBytes: ($m | utf8bytelength),
-       parsed: ($arr | type == "array"),
-       entries: (if ($arr | type) == "array" then (reduce $arr[] as $e ({}; .[$e.key] = {value: $e.value, type: $e.type})) else {} end)}
-    | .results = (.entries | with_entries(select(.value.type == 1)) | map_values(.value))
-    | .stepResults = (.entries | with_entries(select(.value.type == 4)) | map_values(.value))
-    | .startedAt = .entries.StartedAt.value
-    | .exitCodeKey = .entries.ExitCode.value
-    | .reasonKey = .entries.Reason.value' "$(pod_dir "$1")/pod.json"
-}
 
 iso_ms() { # RFC 3339 with milliseconds (UTC) -> ms
   python3 -c 'import sys,datetime; t=sys.argv[1]; print(int(datetime.datetime.fromisoformat(t.replace("Z","+00:00")).timestamp()*1000))' "$1"

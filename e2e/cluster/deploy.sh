@@ -97,30 +97,38 @@ wait_run_status() {
   return 1
 }
 
-scenario_deploy() {
-  local dir image pods job_pod rns
-  [ "$LOCAL_CLUSTER" = 1 ] || { skip "deploy: needs e2e/cluster/up's cluster (its registry, no cert-manager)"; return; }
-  dir=$E2E_WORK/deploy
+# install_deploy WHO: deploy/without-cert-manager applied in $dir/overlay as docs/webhook.md says, until
+# the webhook's replicas and the controller are ready; WHO names the scenario in its lines.
+install_deploy() {
+  local who=$1 image
   mkdir -p "$dir/overlay"
   # An earlier run's install, still going away, would refuse the new one.
   kubectl delete namespace baton-system --ignore-not-found --timeout=120s >/dev/null 2>&1
-  image=$(push_batonctl_image) || { fail "deploy: the batonctl image does not build or push"; return; }
+  image=$(push_batonctl_image) || { fail "$who: the batonctl image does not build or push"; return 1; }
   write_overlay "$dir/overlay" "$image"
   "$BATONCTL_BIN" webhook certs --service baton-webhook --namespace baton-system --out "$dir/certs" \
-    > "$dir/ca-bundle.txt" 2>/dev/null || { fail "deploy: batonctl webhook certs failed"; return; }
+    > "$dir/ca-bundle.txt" 2>/dev/null || { fail "$who: batonctl webhook certs failed"; return 1; }
   if ! kubectl apply -k "$dir/overlay" > "$dir/apply.log" 2>&1 \
     || ! kubectl -n baton-system create secret tls baton-webhook-tls --cert "$dir/certs/tls.crt" --key "$dir/certs/tls.key" >/dev/null \
     || ! kubectl patch mutatingwebhookconfiguration baton-webhook --type=json \
       -p "[{\"op\": \"add\", \"path\": \"/webhooks/0/clientConfig/caBundle\", \"value\": \"$(cat "$dir/ca-bundle.txt")\"}]" >/dev/null; then
-    fail "deploy: applying deploy/without-cert-manager as docs/webhook.md says failed: $(tail -n 3 "$dir/apply.log")"
-    return
+    fail "$who: applying deploy/without-cert-manager as docs/webhook.md says failed: $(tail -n 3 "$dir/apply.log")"
+    return 1
   fi
-  if kubectl -n baton-system rollout status deploy/baton-webhook --timeout=120s >/dev/null 2>&1; then
-    pass "deploy: deploy/without-cert-manager applied as docs/webhook.md says; the webhook's 2 replicas are ready"
+  if kubectl -n baton-system rollout status deploy/baton-webhook --timeout=120s >/dev/null 2>&1 \
+    && kubectl -n baton-system rollout status deploy/baton-controller --timeout=60s >/dev/null 2>&1; then
+    pass "$who: deploy/without-cert-manager applied as docs/webhook.md says; the webhook's 2 replicas and the controller are ready"
   else
-    fail "deploy: the webhook did not become ready: $(kubectl -n baton-system get pods -o wide 2>&1 | tail -n +2 | tr '\n' ';')"
-    return
+    fail "$who: the webhook or the controller did not become ready: $(kubectl -n baton-system get pods -o wide 2>&1 | tail -n +2 | tr '\n' ';')"
+    return 1
   fi
+}
+
+scenario_deploy() {
+  local dir pods job_pod rns
+  [ "$LOCAL_CLUSTER" = 1 ] || { skip "deploy: needs e2e/cluster/up's cluster (its registry, no cert-manager)"; return; }
+  dir=$E2E_WORK/deploy
+  install_deploy deploy || return
 
   # The real API server evaluates the matchCondition and calls the webhook.
   expect_admitted deploy-plain "" "a pod without the annotation is created untouched (no baton-init)" \
@@ -145,16 +153,23 @@ scenario_deploy() {
     fi
   fi
 
-  # An injected Job in a namespace that enforces the restricted Pod Security Standard.
+  # An injected Job in a namespace that enforces the restricted Pod Security Standard and has a
+  # ResourceQuota on requests and limits: the quota refuses any container that sets neither.
   rns=$NS-restricted
   kubectl create namespace "$rns" >/dev/null
   kubectl label namespace "$rns" pod-security.kubernetes.io/enforce=restricted >/dev/null
+  kubectl -n "$rns" create quota baton-e2e \
+    --hard=requests.cpu=1,requests.memory=512Mi,limits.cpu=1,limits.memory=512Mi >/dev/null
   for_cluster "$PODS_DIR/restricted-job.yaml" > "$dir/restricted-job.json"
   kubectl -n "$rns" apply -f "$dir/restricted-job.json" >/dev/null 2>&1
   if kubectl -n "$rns" wait --for=condition=Complete job/baton-restricted --timeout=90s >/dev/null 2>&1; then
-    pass "deploy: an injected Job completed in a namespace enforcing the restricted Pod Security Standard"
+    pass "deploy: an injected Job completed in a namespace enforcing restricted Pod Security, under a ResourceQuota on requests and limits"
+    kubectl -n "$rns" get pods -l batch.kubernetes.io/job-name=baton-restricted -o json > "$dir/restricted-pods.json"
+    check "deploy: the Job's pod is Guaranteed, as its own containers make it (baton-init's requests = limits)" \
+      jq -e '.items | length == 1 and .[0].status.qosClass == "Guaranteed"
+        and (.[0].spec.initContainers[0] | .name == "baton-init" and .resources.requests == .resources.limits)' "$dir/restricted-pods.json"
   else
-    fail "deploy: the injected Job did not complete under restricted Pod Security (issue 19 makes baton-init comply): $(kubectl -n "$rns" get events --field-selector reason=FailedCreate -o jsonpath='{.items[0].message}' 2>&1 | head -c 400)"
+    fail "deploy: the injected Job did not complete under restricted Pod Security and a ResourceQuota: $(kubectl -n "$rns" get events --field-selector reason=FailedCreate -o jsonpath='{.items[0].message}' 2>&1 | head -c 400)"
   fi
   kubectl delete namespace "$rns" --wait=false >/dev/null 2>&1
 
@@ -169,5 +184,221 @@ scenario_deploy() {
   else
     fail "deploy: with --fail-open the pod was still refused: $(cat "$dir/deploy-yes-open.out")"
   fi
+  kubectl delete -k "$dir/overlay" --timeout=120s >/dev/null 2>&1
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Scenario `controller`: deploy/'s watcher Deployment under deploy/'s RBAC and policy, as it must behave
+# on a cluster it shares: only labelled pods, a refused patch that stops nothing, a Warning Event per
+# failed step, and a relist (the controller away and back) that rewrites nothing already right.
+
+# ctl_pod NAME INJECT LABELS FIRST SECOND: a two-step pod in $NS (FIRST and SECOND are sh scripts),
+# annotated baton.dev/inject=INJECT when INJECT is not empty, with the labels LABELS ("{...}").
+ctl_pod() {
+  local annotations="{}"
+  [ -z "$2" ] || annotations="{baton.dev/inject: \"$2\"}"
+  cat > "$dir/$1.yaml" <<EOS
+apiVersion: v1
+kind: Pod
+metadata: {name: $1, annotations: $annotations, labels: $3}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: first, image: $IMAGE_STEP, command: [sh, -c, '$4']}
+  - {name: second, image: $IMAGE_STEP, command: [sh, -c, '$5']}
+EOS
+  kubectl -n "$NS" create -f "$dir/$1.yaml" > /dev/null 2> "$dir/$1.out" \
+    || { fail "controller: pod $1 was not created: $(cat "$dir/$1.out")"; return 1; }
+}
+
+# annotation_of POD: the pod's baton.dev/run-status annotation ("" when none).
+annotation_of() { kubectl -n "$NS" get pod "$1" -o jsonpath='{.metadata.annotations.baton\.dev/run-status}'; }
+
+# A second policy, as a cluster's own policy engine might add: the controller may not update pods
+# labelled e2e.baton.dev/deny=true.
+deny_policy() {
+  cat <<'EOS'
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicy
+metadata: {name: baton-e2e-deny}
+spec:
+  failurePolicy: Fail
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [UPDATE], resources: [pods]}
+    objectSelector: {matchLabels: {e2e.baton.dev/deny: "true"}}
+  matchConditions:
+  - name: the-baton-controller
+    expression: request.userInfo.username.endsWith(':baton-controller')
+  validations:
+  - {expression: "false", message: "e2e: this pod may not be annotated"}
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: ValidatingAdmissionPolicyBinding
+metadata: {name: baton-e2e-deny}
+spec:
+  policyName: baton-e2e-deny
+  validationActions: [Deny]
+EOS
+}
+
+scenario_controller() {
+  local dir rv_before mf_before logs metrics
+  [ "$LOCAL_CLUSTER" = 1 ] || { skip "controller: needs e2e/cluster/up's cluster (its registry, no cert-manager)"; return; }
+  dir=$E2E_WORK/controller
+  install_deploy controller || return
+  deny_policy > "$dir/deny.yaml"
+  kubectl apply -f "$dir/deny.yaml" >/dev/null || { fail "controller: the deny policy was not created"; return; }
+
+  # Three pods that end: a plain one (no label), a failing injected one, one the policy protects.
+  ctl_pod ctl-plain "" "{}" 'echo plain' 'exit 0' || return
+  ctl_pod ctl-failing true "{}" 'echo failing; exit 3' 'echo never' || return
+  ctl_pod ctl-denied true '{e2e.baton.dev/deny: "true"}' 'echo denied' 'echo denied too' || return
+  wait_end ctl-plain && wait_end ctl-failing && wait_end ctl-denied || return
+  if wait_run_status ctl-failing Failed 60; then
+    pass "controller: the failing injected pod got run status Failed"
+  else
+    fail "controller: the failing injected pod got no run status Failed within 60 s"
+  fi
+  # The refusal is logged (and retried: the line says when); then a later pod is still annotated.
+  logs=""
+  for _ in $(seq 30); do
+    logs=$(kubectl -n baton-system logs deploy/baton-controller 2>&1 | grep -F "pod $NS/ctl-denied failed, retrying in")
+    [ -z "$logs" ] || break
+    sleep 1
+  done
+  check "controller: the denied patch of ctl-denied is logged with the policy's message: $(head -n 1 <<<"$logs" | cut -c1-200)" \
+    grep -q "e2e: this pod may not be annotated" <<<"$logs"
+  ctl_pod ctl-later true "{}" 'echo later' 'echo later too' || return
+  wait_end ctl-later || return
+  if wait_run_status ctl-later Succeeded 60; then
+    pass "controller: a pod injected after the refusal got run status Succeeded (the watcher went on)"
+  else
+    fail "controller: the pod after the refusal got no run status within 60 s: the refused patch stopped the watcher"
+  fi
+  # A second refusal in the log is the retry itself (the first waits 10 s).
+  for _ in $(seq 40); do
+    [ "$(kubectl -n baton-system logs deploy/baton-controller 2>&1 | grep -cF "pod $NS/ctl-denied failed, retrying in")" -ge 2 ] && break
+    sleep 1
+  done
+  check "controller: the denied patch was retried and refused again (two refusals logged within 40 s)" \
+    test "$(kubectl -n baton-system logs deploy/baton-controller 2>&1 | grep -cF "pod $NS/ctl-denied failed, retrying in")" -ge 2
+  check "controller: the protected pod has no run status (the policy refused every retry)" \
+    test -z "$(annotation_of ctl-denied)"
+  check "controller: the plain pod, not labelled baton.dev/injected, has no run status" \
+    test -z "$(annotation_of ctl-plain)"
+  kubectl -n "$NS" get events --field-selector involvedObject.name=ctl-failing -o json > "$dir/events.json"
+  check "controller: a Warning Event with the step's reason Failed for step first of ctl-failing, from batonctl" \
+    jq -e '[.items[] | select(.type == "Warning" and .reason == "Failed" and .reportingComponent == "batonctl"
+      and .involvedObject.fieldPath == "spec.containers{first}")] | length == 1' "$dir/events.json"
+
+  # A relist: the controller away (scaled to 0), a pod ends meanwhile, the controller back.
+  rv_before=$(kubectl -n "$NS" get pod ctl-failing -o jsonpath='{.metadata.resourceVersion}')
+  mf_before=$(kubectl -n "$NS" get pod ctl-failing --show-managed-fields -o json | jq -c .metadata.managedFields)
+  kubectl -n baton-system scale deploy/baton-controller --replicas=0 >/dev/null
+  kubectl -n baton-system wait --for=delete pod -l app.kubernetes.io/name=baton-controller --timeout=60s >/dev/null 2>&1
+  ctl_pod ctl-away true "{}" 'echo away' 'echo away too' || return
+  wait_end ctl-away || return
+  check "controller: the pod that ended while the controller was away has no run status yet" \
+    test -z "$(annotation_of ctl-away)"
+  kubectl -n baton-system scale deploy/baton-controller --replicas=1 >/dev/null
+  if wait_run_status ctl-away Succeeded 90; then
+    pass "controller: after the relist, the pod that ended while the controller was away got run status Succeeded"
+  else
+    fail "controller: the new controller did not annotate the pod that ended while it was away within 90 s"
+  fi
+  # Its writes are batched: give a needless rewrite of ctl-failing time to show.
+  sleep 3
+  check "controller: the relist left ctl-failing as it was (resourceVersion $rv_before, same managedFields)" \
+    all_ok test "$(kubectl -n "$NS" get pod ctl-failing -o jsonpath='{.metadata.resourceVersion}')" = "$rv_before" -- \
+      test "$(kubectl -n "$NS" get pod ctl-failing --show-managed-fields -o json | jq -c .metadata.managedFields)" = "$mf_before"
+  # The API server drops an apply that changes nothing, so the resourceVersion alone cannot tell a
+  # needless write: the new controller's own count of written patches must be 1 (ctl-away's).
+  metrics=$(kubectl get --raw "/api/v1/namespaces/baton-system/pods/$(kubectl -n baton-system get pod \
+    -l app.kubernetes.io/name=baton-controller -o jsonpath='{.items[0].metadata.name}'):9090/proxy/metrics" 2>&1)
+  check "controller: after the relist the new controller wrote one patch, ctl-away's ($(grep -F 'batonctl_watch_patches_total{result="written"}' <<<"$metrics"))" \
+    grep -qx 'batonctl_watch_patches_total{result="written"} 1' <<<"$metrics"
+  kubectl delete -f "$dir/deny.yaml" >/dev/null 2>&1
+  kubectl delete -k "$dir/overlay" --timeout=120s >/dev/null 2>&1
+}
+
+# ---------------------------------------------------------------------------------------------------
+# Scenario `mesh`: a second mutating admission step (a MutatingAdmissionPolicy, as a mesh's injector)
+# adds a proxy container `istio-proxy` to pods labelled e2e.baton.dev/mesh=true; the baton webhook
+# (reinvocationPolicy: IfNeeded) must wrap it as a sidecar that stops after the last step.
+
+mesh_policy() {
+  cat <<EOS
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicy
+metadata: {name: baton-e2e-mesh}
+spec:
+  failurePolicy: Fail
+  reinvocationPolicy: IfNeeded
+  matchConstraints:
+    resourceRules:
+    - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}
+    objectSelector: {matchLabels: {e2e.baton.dev/mesh: "true"}}
+  # Reinvoked after baton's webhook, it must not add a second proxy.
+  matchConditions:
+  - name: no-proxy-yet
+    expression: "!object.spec.containers.exists(c, c.name == 'istio-proxy')"
+  mutations:
+  # A JSON patch: an ApplyConfiguration may not set an atomic list such as a command.
+  - patchType: JSONPatch
+    jsonPatch:
+      expression: >-
+        [JSONPatch{op: "add", path: "/spec/containers/-", value: Object.spec.containers{name: "istio-proxy",
+          image: "$IMAGE_STEP", imagePullPolicy: "IfNotPresent", command: ["sleep", "3600"]}}]
+---
+apiVersion: admissionregistration.k8s.io/v1
+kind: MutatingAdmissionPolicyBinding
+metadata: {name: baton-e2e-mesh}
+spec:
+  policyName: baton-e2e-mesh
+EOS
+}
+
+scenario_mesh() {
+  local dir pod
+  [ "$LOCAL_CLUSTER" = 1 ] || { skip "mesh: needs e2e/cluster/up's cluster (its registry, no cert-manager)"; return; }
+  if ! kubectl api-resources 2>/dev/null | grep -qi '^mutatingadmissionpolicies '; then
+    skip "mesh: this API server does not serve MutatingAdmissionPolicy"
+    return
+  fi
+  dir=$E2E_WORK/mesh
+  install_deploy mesh || return
+  mesh_policy > "$dir/mesh.yaml"
+  kubectl apply -f "$dir/mesh.yaml" >/dev/null || { fail "mesh: the MutatingAdmissionPolicy was not created"; return; }
+  sleep 2 # the policy reaches the API server's admission through an informer
+  cat > "$dir/job.yaml" <<EOS
+apiVersion: batch/v1
+kind: Job
+metadata: {name: baton-mesh}
+spec:
+  backoffLimit: 0
+  template:
+    metadata:
+      labels: {e2e.baton.dev/mesh: "true"}
+      annotations: {baton.dev/inject: "true"}
+    spec:
+      restartPolicy: Never
+      containers:
+      - {name: compile, image: $IMAGE_STEP, command: [sh, -c, 'echo compiled']}
+      - {name: test, image: $IMAGE_STEP, command: [sh, -c, 'sleep 1; echo tested']}
+EOS
+  kubectl -n "$NS" apply -f "$dir/job.yaml" >/dev/null || { fail "mesh: the Job was not created"; return; }
+  if kubectl -n "$NS" wait --for=condition=Complete job/baton-mesh --timeout="${POD_TIMEOUT}s" >/dev/null 2>&1; then
+    pass "mesh: the injected Job with a proxy added by a MutatingAdmissionPolicy completed"
+  else
+    fail "mesh: the Job with the proxy did not complete within ${POD_TIMEOUT}s: $(kubectl -n "$NS" get events --field-selector reason=FailedCreate -o jsonpath='{.items[-1:].message}' 2>&1 | head -c 300)"
+  fi
+  kubectl -n "$NS" get pods -l batch.kubernetes.io/job-name=baton-mesh -o json > "$dir/pods.json"
+  check "mesh: the policy added istio-proxy and baton wrapped it as a sidecar until the last step (--until=test)" \
+    jq -e '.items[0].spec.containers[] | select(.name == "istio-proxy")
+      | .command[0] == "/var/run/baton/bin/baton" and (.command | index("--until=test") != null)' "$dir/pods.json"
+  check "mesh: the proxy ended exit 0 after the steps (stopped by baton, not killed)" \
+    jq -e '.items[0].status.containerStatuses[] | select(.name == "istio-proxy") | .state.terminated.exitCode == 0' "$dir/pods.json"
+  kubectl delete -f "$dir/mesh.yaml" >/dev/null 2>&1
   kubectl delete -k "$dir/overlay" --timeout=120s >/dev/null 2>&1
 }
