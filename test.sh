@@ -95,7 +95,7 @@ if pgrep -x kube-apiserver >/dev/null 2>&1 || pgrep -x kubelet >/dev/null 2>&1; 
 elif [ "$(id -u)" = 0 ] && [ -x "$k8s_bin/kubelet" ] && [ -x "$k8s_bin/kube-apiserver" ]; then
   echo "== the real cluster, briefly: e2e/cluster.sh smoke pipeline"
   e2e/cluster.sh smoke pipeline 2>&1 | tee "$log/cluster.log"
-  cluster="$(tail -n 1 "$log/cluster.log" | grep -Eo '[0-9]+ passed, [0-9]+ failed' || echo "no summary") (e2e/cluster.sh smoke pipeline)"
+  cluster="$(grep -Eo '^[0-9]+ passed, [0-9]+ failed' "$log/cluster.log" | tail -n 1 || echo "no summary") (e2e/cluster.sh smoke pipeline)"
 fi
 
 stage="done"
