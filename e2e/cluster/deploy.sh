@@ -30,11 +30,22 @@ push_batonctl_image() {
   printf '%s\n' "$tag"
 }
 
-# An overlay of deploy/without-cert-manager/ for this cluster: the pushed images, and the watcher
-# pointed at the API server by the node's address (this cluster runs no kube-proxy: docs/e2e.md).
+# The namespace deploy/ is installed in: not its default, so that examples/deploy-namespace/ (an
+# overlay that moves deploy/ to another namespace, its replacements keeping the webhook consistent)
+# is what the real API server judges.
+DEPLOY_NS=${DEPLOY_NS:-baton-e2e-system}
+
+# An overlay of deploy/without-cert-manager/ for this cluster: examples/deploy-namespace/ as a user
+# copies it (its namespace set to $DEPLOY_NS, its base to without-cert-manager), the pushed images, and
+# the watcher pointed at the API server by the node's address (this cluster runs no kube-proxy:
+# docs/e2e.md).
 write_overlay() {
   local dir=$1 image=$2 base
-  base=$(realpath --relative-to="$dir" "$REPO/deploy/without-cert-manager")
+  mkdir -p "$dir/namespace"
+  base=$(realpath --relative-to="$dir/namespace" "$REPO/deploy/without-cert-manager")
+  sed -e "s|^namespace: baton$|namespace: $DEPLOY_NS|" -e "s|^  - \.\./\.\./deploy$|  - $base|" \
+    "$REPO/examples/deploy-namespace/kustomization.yaml" > "$dir/namespace/kustomization.yaml"
+  base=namespace
   cat > "$dir/kustomization.yaml" <<EOF
 apiVersion: kustomize.config.k8s.io/v1beta1
 kind: Kustomization
@@ -103,23 +114,27 @@ install_deploy() {
   local who=$1 image
   mkdir -p "$dir/overlay"
   # An earlier run's install, still going away, would refuse the new one.
-  kubectl delete namespace baton-system --ignore-not-found --timeout=120s >/dev/null 2>&1
+  kubectl delete namespace "$DEPLOY_NS" --ignore-not-found --timeout=120s >/dev/null 2>&1
   image=$(push_batonctl_image) || { fail "$who: the batonctl image does not build or push"; return 1; }
   write_overlay "$dir/overlay" "$image"
-  "$BATONCTL_BIN" webhook certs --service baton-webhook --namespace baton-system --out "$dir/certs" \
+  "$BATONCTL_BIN" webhook certs --service baton-webhook --namespace "$DEPLOY_NS" --out "$dir/certs" \
     > "$dir/ca-bundle.txt" 2>/dev/null || { fail "$who: batonctl webhook certs failed"; return 1; }
   if ! kubectl apply -k "$dir/overlay" > "$dir/apply.log" 2>&1 \
-    || ! kubectl -n baton-system create secret tls baton-webhook-tls --cert "$dir/certs/tls.crt" --key "$dir/certs/tls.key" >/dev/null \
+    || ! kubectl -n "$DEPLOY_NS" create secret tls baton-webhook-tls --cert "$dir/certs/tls.crt" --key "$dir/certs/tls.key" >/dev/null \
     || ! kubectl patch mutatingwebhookconfiguration baton-webhook --type=json \
       -p "[{\"op\": \"add\", \"path\": \"/webhooks/0/clientConfig/caBundle\", \"value\": \"$(cat "$dir/ca-bundle.txt")\"}]" >/dev/null; then
     fail "$who: applying deploy/without-cert-manager as docs/webhook.md says failed: $(tail -n 3 "$dir/apply.log")"
     return 1
   fi
-  if kubectl -n baton-system rollout status deploy/baton-webhook --timeout=120s >/dev/null 2>&1 \
-    && kubectl -n baton-system rollout status deploy/baton-controller --timeout=60s >/dev/null 2>&1; then
-    pass "$who: deploy/without-cert-manager applied as docs/webhook.md says; the webhook's 2 replicas and the controller are ready"
+  if kubectl -n "$DEPLOY_NS" rollout status deploy/baton-webhook --timeout=120s >/dev/null 2>&1 \
+    && kubectl -n "$DEPLOY_NS" rollout status deploy/baton-controller --timeout=60s >/dev/null 2>&1; then
+    pass "$who: deploy/without-cert-manager applied in namespace $DEPLOY_NS through examples/deploy-namespace/ as docs/webhook.md says; the webhook's 2 replicas and the controller are ready"
+    kubectl get mutatingwebhookconfiguration baton-webhook -o json > "$dir/webhook-config.json"
+    check "$who: the webhook configuration follows the namespace: it calls the Service in $DEPLOY_NS and leaves that namespace out" \
+      jq -e --arg ns "$DEPLOY_NS" '.webhooks[0].clientConfig.service.namespace == $ns
+        and (.webhooks[0].namespaceSelector.matchExpressions[0].values | index($ns) != null)' "$dir/webhook-config.json"
   else
-    fail "$who: the webhook or the controller did not become ready: $(kubectl -n baton-system get pods -o wide 2>&1 | tail -n +2 | tr '\n' ';')"
+    fail "$who: the webhook or the controller did not become ready: $(kubectl -n "$DEPLOY_NS" get pods -o wide 2>&1 | tail -n +2 | tr '\n' ';')"
     return 1
   fi
 }
@@ -149,7 +164,7 @@ scenario_deploy() {
     if wait_run_status deploy-injected Succeeded 60; then
       pass "deploy: the watcher (baton-controller, deploy/'s RBAC) wrote the run status Succeeded on the pod"
     else
-      fail "deploy: the watcher wrote no run status Succeeded within 60 s: $(kubectl -n baton-system logs deploy/baton-controller --tail=3 2>&1 | tr '\n' ' ')"
+      fail "deploy: the watcher wrote no run status Succeeded within 60 s: $(kubectl -n "$DEPLOY_NS" logs deploy/baton-controller --tail=3 2>&1 | tr '\n' ' ')"
     fi
   fi
 
@@ -174,9 +189,9 @@ scenario_deploy() {
   kubectl delete namespace "$rns" --wait=false >/dev/null 2>&1
 
   # --fail-open: the refused pod is let through unchanged, with the sentence as a warning.
-  kubectl -n baton-system patch deploy baton-webhook --type=json \
+  kubectl -n "$DEPLOY_NS" patch deploy baton-webhook --type=json \
     -p '[{"op": "add", "path": "/spec/template/spec/containers/0/command/-", "value": "--fail-open"}]' >/dev/null
-  kubectl -n baton-system rollout status deploy/baton-webhook --timeout=120s >/dev/null 2>&1
+  kubectl -n "$DEPLOY_NS" rollout status deploy/baton-webhook --timeout=120s >/dev/null 2>&1
   if admit deploy-yes-open yes; then
     check "deploy: with --fail-open the same pod is admitted unchanged, warned with the sentence" \
       all_ok jq -e '(.spec.initContainers // []) | length == 0' "$dir/deploy-yes-open.json" -- \
@@ -263,7 +278,7 @@ scenario_controller() {
   # The refusal is logged (and retried: the line says when); then a later pod is still annotated.
   logs=""
   for _ in $(seq 30); do
-    logs=$(kubectl -n baton-system logs deploy/baton-controller 2>&1 | grep -F "pod $NS/ctl-denied failed, retrying in")
+    logs=$(kubectl -n "$DEPLOY_NS" logs deploy/baton-controller 2>&1 | grep -F "pod $NS/ctl-denied failed, retrying in")
     [ -z "$logs" ] || break
     sleep 1
   done
@@ -278,11 +293,11 @@ scenario_controller() {
   fi
   # A second refusal in the log is the retry itself (the first waits 10 s).
   for _ in $(seq 40); do
-    [ "$(kubectl -n baton-system logs deploy/baton-controller 2>&1 | grep -cF "pod $NS/ctl-denied failed, retrying in")" -ge 2 ] && break
+    [ "$(kubectl -n "$DEPLOY_NS" logs deploy/baton-controller 2>&1 | grep -cF "pod $NS/ctl-denied failed, retrying in")" -ge 2 ] && break
     sleep 1
   done
   check "controller: the denied patch was retried and refused again (two refusals logged within 40 s)" \
-    test "$(kubectl -n baton-system logs deploy/baton-controller 2>&1 | grep -cF "pod $NS/ctl-denied failed, retrying in")" -ge 2
+    test "$(kubectl -n "$DEPLOY_NS" logs deploy/baton-controller 2>&1 | grep -cF "pod $NS/ctl-denied failed, retrying in")" -ge 2
   check "controller: the protected pod has no run status (the policy refused every retry)" \
     test -z "$(annotation_of ctl-denied)"
   check "controller: the plain pod, not labelled baton.dev/injected, has no run status" \
@@ -295,13 +310,13 @@ scenario_controller() {
   # A relist: the controller away (scaled to 0), a pod ends meanwhile, the controller back.
   rv_before=$(kubectl -n "$NS" get pod ctl-failing -o jsonpath='{.metadata.resourceVersion}')
   mf_before=$(kubectl -n "$NS" get pod ctl-failing --show-managed-fields -o json | jq -c .metadata.managedFields)
-  kubectl -n baton-system scale deploy/baton-controller --replicas=0 >/dev/null
-  kubectl -n baton-system wait --for=delete pod -l app.kubernetes.io/name=baton-controller --timeout=60s >/dev/null 2>&1
+  kubectl -n "$DEPLOY_NS" scale deploy/baton-controller --replicas=0 >/dev/null
+  kubectl -n "$DEPLOY_NS" wait --for=delete pod -l app.kubernetes.io/name=baton-controller --timeout=60s >/dev/null 2>&1
   ctl_pod ctl-away true "{}" 'echo away' 'echo away too' || return
   wait_end ctl-away || return
   check "controller: the pod that ended while the controller was away has no run status yet" \
     test -z "$(annotation_of ctl-away)"
-  kubectl -n baton-system scale deploy/baton-controller --replicas=1 >/dev/null
+  kubectl -n "$DEPLOY_NS" scale deploy/baton-controller --replicas=1 >/dev/null
   if wait_run_status ctl-away Succeeded 90; then
     pass "controller: after the relist, the pod that ended while the controller was away got run status Succeeded"
   else
@@ -314,7 +329,7 @@ scenario_controller() {
       test "$(kubectl -n "$NS" get pod ctl-failing --show-managed-fields -o json | jq -c .metadata.managedFields)" = "$mf_before"
   # The API server drops an apply that changes nothing, so the resourceVersion alone cannot tell a
   # needless write: the new controller's own count of written patches must be 1 (ctl-away's).
-  metrics=$(kubectl get --raw "/api/v1/namespaces/baton-system/pods/$(kubectl -n baton-system get pod \
+  metrics=$(kubectl get --raw "/api/v1/namespaces/$DEPLOY_NS/pods/$(kubectl -n "$DEPLOY_NS" get pod \
     -l app.kubernetes.io/name=baton-controller -o jsonpath='{.items[0].metadata.name}'):9090/proxy/metrics" 2>&1)
   check "controller: after the relist the new controller wrote one patch, ctl-away's ($(grep -F 'batonctl_watch_patches_total{result="written"}' <<<"$metrics"))" \
     grep -qx 'batonctl_watch_patches_total{result="written"} 1' <<<"$metrics"
