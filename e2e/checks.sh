@@ -286,6 +286,25 @@ kubelet_checks() {
   check "$pod: pod phase Failed (containers exited non-zero)" jq -e '.status.phase == "Failed"' "$dir/pod.json"
 }
 
+# lost_checks POD T_KILL: e2e/pods/lost.yaml after its step work was SIGKILLed at T_KILL (ms): next ends
+# PredecessorLost at once (within LOST_MS), last is Skipped. The same on podman and on the real kubelet.
+lost_checks() {
+  local pod=$1 t_kill=$2 t_end gap
+  collect "$pod"
+  expect_phase "$pod" Failed
+  expect_step "$pod" work 137 137 Error
+  expect_step "$pod" next 125 null PredecessorLost
+  expect_error "$pod" next "step work was lost"
+  expect_step "$pod" last 0 null Skipped
+  t_end=$(step_ms "$pod" next finishedAt)
+  if [ "$t_end" != null ]; then
+    gap=$((t_end - t_kill))
+    figure "$pod" "SIGKILL of work -> next PredecessorLost" finishedAt "$gap"
+    check "$pod/next: noticed the lost predecessor $gap ms after the SIGKILL (limit $LOST_MS ms)" \
+      test "$gap" -le "$LOST_MS"
+  fi
+}
+
 # Prints the measured figures and the verdict; returns 1 when a check failed.
 summary() {
   echo

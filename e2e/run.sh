@@ -201,7 +201,7 @@ scenario_grace() {
 }
 
 scenario_lost() {
-  local pod=baton-e2e-lost t_kill t_end gap
+  local pod=baton-e2e-lost t_kill
   if ! play "$E2E_DIR/pods/lost.yaml"; then fail "$pod: podman kube play failed"; return; fi
   if ! wait_log "$pod" work working 15; then fail "$pod: work did not start"; fi
   sleep 0.5
@@ -211,19 +211,7 @@ scenario_lost() {
     fail "$pod: the steps after the killed one hang: $(pod_states "$pod" | tr '\n' ' ')"
     podman pod stop -t 1 "$pod" >/dev/null 2>&1
   fi
-  collect "$pod"
-  expect_phase "$pod" Failed
-  expect_step "$pod" work 137 137 Error
-  expect_step "$pod" next 125 null PredecessorLost
-  expect_error "$pod" next "step work was lost"
-  expect_step "$pod" last 0 null Skipped
-  t_end=$(step_ms "$pod" next finishedAt)
-  if [ "$t_end" != null ]; then
-    gap=$((t_end - t_kill))
-    figure "$pod" "SIGKILL of work -> next PredecessorLost" finishedAt "$gap"
-    check "$pod/next: noticed the lost predecessor $gap ms after the SIGKILL (limit $LOST_MS ms)" \
-      test "$gap" -le "$LOST_MS"
-  fi
+  lost_checks "$pod" "$t_kill"
 }
 
 scenario_budget() {

@@ -253,7 +253,7 @@ fault_oom() {
 
 # A running step's container SIGKILLed by the runtime (containerd), as an OOM kill of the wrapper would.
 fault_runtime_kill() {
-  local pod=baton-e2e-lost id t_kill t_end gap
+  local pod=baton-e2e-lost id t_kill
   mkdir -p "$(pod_dir "$pod")"
   yaml_to_json "$E2E_DIR/pods/lost.yaml" > "$(pod_dir "$pod")/spec.json"
   for_cluster "$E2E_DIR/pods/lost.yaml" > "$(pod_dir "$pod")/apply.json"
@@ -265,18 +265,7 @@ fault_runtime_kill() {
   ctr --address "$RUN/containerd.sock" -n k8s.io tasks kill -s SIGKILL "${id#containerd://}" >/dev/null \
     || { fail "$pod: ctr could not kill container $id"; return; }
   wait_end "$pod" 30 || return
-  collect "$pod"
-  expect_phase "$pod" Failed
-  expect_step "$pod" work 137 137 Error
-  expect_step "$pod" next 125 null PredecessorLost
-  expect_error "$pod" next "step work was lost"
-  expect_step "$pod" last 0 null Skipped
-  t_end=$(step_ms "$pod" next finishedAt)
-  if [ "$t_end" != null ]; then
-    gap=$((t_end - t_kill))
-    figure "$pod" "SIGKILL of work -> next PredecessorLost" finishedAt "$gap"
-    check "$pod/next: noticed the lost predecessor $gap ms after the SIGKILL (limit $LOST_MS ms)" test "$gap" -le "$LOST_MS"
-  fi
+  lost_checks "$pod" "$t_kill"
 }
 
 # ---------------------------------------------------------------------------------------------------
