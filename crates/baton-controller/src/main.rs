@@ -308,9 +308,7 @@ fn watch_pods(cluster: ClusterArgs, mut options: watch::Options, metrics_listen:
         if let Some(address) = metrics_listen {
             let mut registry = prometheus_client::registry::Registry::default();
             options.metrics = metrics::WatchMetrics::new(&mut registry);
-            let listener = metrics::bind(address).await.map_err(anyhow::Error::msg)?;
-            eprintln!("batonctl watch: metrics on http://{address}/metrics");
-            tokio::spawn(metrics::serve(listener, std::sync::Arc::new(registry), std::future::pending()));
+            metrics::start(address, registry, "batonctl watch").await.map_err(anyhow::Error::msg)?;
         }
         let client = cluster.client().await?;
         options.namespace = cluster.namespace(&client);

@@ -5,7 +5,6 @@
 //! `prometheus-client` crate adds it), base units in the name (`_seconds`).
 
 use std::convert::Infallible;
-use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
@@ -126,19 +125,23 @@ pub fn render(registry: &Registry) -> String {
     text
 }
 
-/// Serves `GET /metrics` (plain HTTP) on `listener` until `stop` completes.
-pub async fn serve(listener: TcpListener, registry: Arc<Registry>, stop: impl Future<Output = ()>) {
-    tokio::pin!(stop);
+/// Serves `GET /metrics` (plain HTTP) on `address`, in a task of its own for as long as the process
+/// runs; `who` (`batonctl watch`, `batonctl webhook`) says so on stderr. An address that cannot be
+/// had is one sentence.
+pub async fn start(address: SocketAddr, registry: Registry, who: &str) -> Result<(), String> {
+    let listener = TcpListener::bind(address)
+        .await
+        .map_err(|e| format!("cannot listen on {address} for the metrics: {e}; pass another --metrics-listen"))?;
+    eprintln!("{who}: metrics on http://{address}/metrics");
+    tokio::spawn(serve(listener, Arc::new(registry)));
+    Ok(())
+}
+
+async fn serve(listener: TcpListener, registry: Arc<Registry>) {
     loop {
-        let (tcp, _) = tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok(pair) => pair,
-                Err(_) => {
-                    tokio::time::sleep(Duration::from_millis(100)).await;
-                    continue;
-                }
-            },
-            () = &mut stop => return,
+        let Ok((tcp, _)) = listener.accept().await else {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            continue;
         };
         let registry = Arc::clone(&registry);
         tokio::spawn(async move {
@@ -167,13 +170,6 @@ fn answer(request: &Request<Incoming>, registry: &Registry) -> Response<Full<Byt
         .headers_mut()
         .insert(CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
     response
-}
-
-/// Binds `--metrics-listen`: the address given, with a sentence when it cannot be had.
-pub async fn bind(address: SocketAddr) -> Result<TcpListener, String> {
-    TcpListener::bind(address)
-        .await
-        .map_err(|e| format!("cannot listen on {address} for the metrics: {e}; pass another --metrics-listen"))
 }
 
 #[cfg(test)]

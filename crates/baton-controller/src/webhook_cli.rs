@@ -195,9 +195,7 @@ fn run_server(args: ServeArgs) -> Result<()> {
         let mut metrics_registry = prometheus_client::registry::Registry::default();
         let metrics = WebhookMetrics::new(&mut metrics_registry);
         if let Some(address) = args.metrics_listen {
-            let listener = metrics::bind(address).await.map_err(anyhow::Error::msg)?;
-            eprintln!("batonctl webhook: metrics on http://{address}/metrics");
-            tokio::spawn(metrics::serve(listener, Arc::new(metrics_registry), std::future::pending()));
+            metrics::start(address, metrics_registry, "batonctl webhook").await.map_err(anyhow::Error::msg)?;
         }
         let resolver = Resolver::new(file, Registry::new(registry)).with_metrics(metrics.clone());
         let webhook = Arc::new(Webhook { settings, resolver, limits: args.limits(), metrics });
