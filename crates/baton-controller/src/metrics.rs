@@ -57,7 +57,11 @@ impl WebhookMetrics {
             duration: Histogram::new(exponential_buckets(0.0005, 2.0, 15)),
             lookups: Family::default(),
         };
-        registry.register("batonctl_webhook_admissions", "Admission reviews answered, by outcome", metrics.admissions.clone());
+        registry.register(
+            "batonctl_webhook_admissions",
+            "Admission reviews answered, by outcome",
+            metrics.admissions.clone(),
+        );
         registry.register(
             "batonctl_webhook_admission_duration_seconds",
             "Time to answer an admission review",
@@ -97,14 +101,26 @@ pub struct WatchMetrics {
 impl WatchMetrics {
     pub fn new(registry: &mut Registry) -> WatchMetrics {
         let metrics = WatchMetrics::default();
-        registry.register("batonctl_watch_pods", "Pods whose run status the watcher holds", metrics.pods.clone());
+        registry.register(
+            "batonctl_watch_pods",
+            "Pods whose run status the watcher holds",
+            metrics.pods.clone(),
+        );
         registry.register(
             "batonctl_watch_patches",
             "Run-status annotations written, by result (written, failed)",
             metrics.patches.clone(),
         );
-        registry.register("batonctl_watch_events", "Step events, by result (recorded, failed)", metrics.events.clone());
-        registry.register("batonctl_watch_restarts", "Times the pod watch failed and was started again", metrics.restarts.clone());
+        registry.register(
+            "batonctl_watch_events",
+            "Step events, by result (recorded, failed)",
+            metrics.events.clone(),
+        );
+        registry.register(
+            "batonctl_watch_restarts",
+            "Times the pod watch failed and was started again",
+            metrics.restarts.clone(),
+        );
         metrics
     }
 
@@ -129,9 +145,9 @@ pub fn render(registry: &Registry) -> String {
 /// runs; `who` (`batonctl watch`, `batonctl webhook`) says so on stderr. An address that cannot be
 /// had is one sentence.
 pub async fn start(address: SocketAddr, registry: Registry, who: &str) -> Result<(), String> {
-    let listener = TcpListener::bind(address)
-        .await
-        .map_err(|e| format!("cannot listen on {address} for the metrics: {e}; pass another --metrics-listen"))?;
+    let listener = TcpListener::bind(address).await.map_err(|e| {
+        format!("cannot listen on {address} for the metrics: {e}; pass another --metrics-listen")
+    })?;
     eprintln!("{who}: metrics on http://{address}/metrics");
     tokio::spawn(serve(listener, Arc::new(registry)));
     Ok(())
@@ -166,9 +182,10 @@ fn answer(request: &Request<Incoming>, registry: &Registry) -> Response<Full<Byt
     };
     let mut response = Response::new(Full::new(Bytes::from(body)));
     *response.status_mut() = status;
-    response
-        .headers_mut()
-        .insert(CONTENT_TYPE, hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"));
+    response.headers_mut().insert(
+        CONTENT_TYPE,
+        hyper::header::HeaderValue::from_static("text/plain; version=0.0.4; charset=utf-8"),
+    );
     response
 }
 
