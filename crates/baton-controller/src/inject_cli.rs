@@ -56,7 +56,9 @@ pub fn manifests(files: &[String], read: impl Fn(&str) -> Result<String>) -> Res
         let mut names: Vec<PathBuf> = std::fs::read_dir(path)
             .with_context(|| format!("cannot list the folder {file}"))?
             .filter_map(|entry| entry.ok().map(|e| e.path()))
-            .filter(|p| p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "json"))
+            .filter(|p| {
+                p.is_file() && p.extension().is_some_and(|x| x == "yaml" || x == "yml" || x == "json")
+            })
             .collect();
         names.sort();
         if names.is_empty() {

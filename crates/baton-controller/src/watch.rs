@@ -69,7 +69,8 @@ pub async fn run(client: Client, options: &Options, out: &mut (dyn Write + Send)
     }
     let mut events = watcher::watcher(api, config).default_backoff().boxed();
     let mut tracker = Tracker::new(options.annotate, options.batch).with_events(options.events);
-    let reporter = Reporter { controller: FIELD_MANAGER.to_string(), instance: std::env::var("POD_NAME").ok() };
+    let reporter =
+        Reporter { controller: FIELD_MANAGER.to_string(), instance: std::env::var("POD_NAME").ok() };
     let recorder = Recorder::new(client.clone(), reporter);
     loop {
         let due = tracker.next_due();
@@ -150,7 +151,11 @@ async fn record(recorder: &Recorder, pod: &PodRef, step: &StepEvent, metrics: &W
     let published = recorder.publish(&step_events::event(step), &reference).await;
     metrics.evented(if published.is_ok() { "recorded" } else { "failed" });
     if let Err(e) = published {
-        let hint = if api_code(&e) == Some(403) { " (grant this identity `create` on events.k8s.io events)" } else { "" };
+        let hint = if api_code(&e) == Some(403) {
+            " (grant this identity `create` on events.k8s.io events)"
+        } else {
+            ""
+        };
         eprintln!(
             "batonctl: recording the event of step {} of pod {}/{} failed{hint}: {e}",
             step.container, pod.namespace, pod.name

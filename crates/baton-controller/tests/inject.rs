@@ -204,7 +204,11 @@ fn a_windows_pod_passes_through_unchanged_with_a_warning() {
     let pod = br#"{"apiVersion":"v1","kind":"Pod","metadata":{"name":"win"},"spec":{"os":{"name":"windows"},"restartPolicy":"Never","containers":[{"name":"a","image":"mcr.microsoft.com/windows/nanoserver:ltsc2022","command":["cmd","/c","echo hi"]}]}}"#;
     let out = batonctl(&[], pod);
     assert_eq!(ok(&out).trim_end(), text(pod));
-    assert!(text(&out.stderr).contains("Pod win: warning: not injected, it runs on Windows nodes"), "{}", text(&out.stderr));
+    assert!(
+        text(&out.stderr).contains("Pod win: warning: not injected, it runs on Windows nodes"),
+        "{}",
+        text(&out.stderr)
+    );
 }
 
 // ---------------------------------------------------------------------------------------------------

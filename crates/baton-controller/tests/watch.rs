@@ -497,7 +497,8 @@ async fn the_event_goes_to_the_events_api_on_the_pod() {
             let (req, send) = next(&mut handle).await;
             assert_eq!(req.method(), Method::POST);
             assert_eq!(req.uri().path(), "/apis/events.k8s.io/v1/namespaces/ci/events");
-            let body: Value = serde_json::from_slice(&req.into_body().collect_bytes().await.unwrap()).unwrap();
+            let body: Value =
+                serde_json::from_slice(&req.into_body().collect_bytes().await.unwrap()).unwrap();
             assert_eq!(body["regarding"]["name"], "demo-oom");
             assert_eq!(body["regarding"]["fieldPath"], format!("spec.containers{{{container}}}"));
             assert_eq!(body["type"], "Warning");

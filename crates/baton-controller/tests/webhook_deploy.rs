@@ -16,8 +16,8 @@ use k8s_openapi::api::core::v1::{Container, Namespace, Service, ServiceAccount};
 use k8s_openapi::api::policy::v1::PodDisruptionBudget;
 use k8s_openapi::api::rbac::v1::{ClusterRole, ClusterRoleBinding};
 use k8s_openapi::api::scheduling::v1::PriorityClass;
-use serde::de::DeserializeOwned;
 use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+use serde::de::DeserializeOwned;
 use serde_json::Value;
 
 fn deploy() -> PathBuf {
@@ -361,9 +361,11 @@ fn the_metrics_ports_line_up_with_the_monitoring_folder() {
     for name in ["baton-webhook", "baton-controller"] {
         let deployment: Deployment = typed(&base, &format!("Deployment/baton-system/{name}"));
         let container = hardened(&deployment);
-        let port = container.ports.unwrap().into_iter().find(|p| p.name.as_deref() == Some("metrics")).unwrap();
+        let port =
+            container.ports.unwrap().into_iter().find(|p| p.name.as_deref() == Some("metrics")).unwrap();
         assert_eq!(port.container_port, 9090, "{name}");
-        let flags: Vec<String> = container.command.unwrap().into_iter().chain(container.args.unwrap_or_default()).collect();
+        let flags: Vec<String> =
+            container.command.unwrap().into_iter().chain(container.args.unwrap_or_default()).collect();
         assert!(flags.iter().any(|f| f == "--metrics-listen=[::]:9090"), "{name}: {flags:?}");
         let template = deployment.spec.unwrap().template.metadata.unwrap();
         assert_eq!(template.annotations.unwrap()["prometheus.io/port"], "9090", "{name}");
@@ -374,5 +376,8 @@ fn the_metrics_ports_line_up_with_the_monitoring_folder() {
     let webhook: Service = typed(&base, "Service/baton-system/baton-webhook");
     assert!(webhook.spec.unwrap().ports.unwrap().iter().any(|p| p.name.as_deref() == Some("metrics")));
     let controller: Service = typed(&monitoring, "Service/baton-system/baton-controller-metrics");
-    assert_eq!(controller.spec.unwrap().ports.unwrap()[0].target_port, Some(IntOrString::String("metrics".into())));
+    assert_eq!(
+        controller.spec.unwrap().ports.unwrap()[0].target_port,
+        Some(IntOrString::String("metrics".into()))
+    );
 }

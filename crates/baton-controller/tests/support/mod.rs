@@ -10,7 +10,8 @@ pub fn batonctl() -> Command {
 
 /// Runs `command` with `stdin` on its standard input (then closed), and its output captured.
 pub fn run_with_input(mut command: Command, stdin: &[u8]) -> Output {
-    let mut child = command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
+    let mut child =
+        command.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).spawn().unwrap();
     let mut input = child.stdin.take().unwrap();
     // A command that refuses before it reads (a bad option, a refused pod) closes its end: that is
     // its answer, not the test's failure.
