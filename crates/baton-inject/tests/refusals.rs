@@ -260,7 +260,10 @@ fn another_dir_is_passed_to_every_step() {
     let options = Options::new("registry.example/baton:1", "/baton/").unwrap();
     let mut patched = p.clone();
     baton_inject::inject_object(&mut patched, &options, &NoImages).unwrap();
-    assert_eq!(patched["spec"]["initContainers"][0]["command"], json!(["/baton", "init", "--dir", "/baton", "--bin-volume"]));
+    assert_eq!(
+        patched["spec"]["initContainers"][0]["command"],
+        json!(["/baton", "init", "--dir", "/baton", "--bin-volume"])
+    );
     assert_eq!(patched["spec"]["initContainers"][0]["volumeMounts"][1]["mountPath"], "/baton/bin");
     assert_eq!(patched["spec"]["initContainers"][0]["image"], "registry.example/baton:1");
     assert_eq!(
