@@ -84,6 +84,17 @@ enum Command {
         /// Serve Prometheus metrics (plain HTTP, GET /metrics) on this address, e.g. `[::]:9090`.
         #[arg(long, value_name = "ADDR")]
         metrics_listen: Option<SocketAddr>,
+        /// How many annotation writes and events may be in flight at once.
+        #[arg(long, value_name = "N", default_value_t = watch::Limits::default().concurrency,
+              value_parser = clap::builder::TypedValueParser::map(clap::value_parser!(u16).range(1..), usize::from))]
+        concurrent_writes: usize,
+        /// Writes and events per second to the API server, on average (client-side rate limit).
+        #[arg(long, value_name = "QPS", default_value_t = watch::Limits::default().qps, value_parser = positive_rate)]
+        kube_api_qps: f64,
+        /// Writes and events that may start at once after a quiet time.
+        #[arg(long, value_name = "N", default_value_t = watch::Limits::default().burst,
+              value_parser = clap::value_parser!(u32).range(1..))]
+        kube_api_burst: u32,
     },
     /// Run a pod that uses baton (a Pod, or the pod template of a Job or CronJob; YAML or JSON) in real
     /// containers on podman, as a cluster would, and print its run status:
@@ -155,9 +166,29 @@ fn main() -> ExitCode {
             let options = PlayOptions { file, keep, name, work_dir, containers_conf, output };
             return play_pod(options);
         }
-        Command::Watch { cluster, selector, annotate, batch, events, metrics_listen } => {
+        Command::Watch {
+            cluster,
+            selector,
+            annotate,
+            batch,
+            events,
+            metrics_listen,
+            concurrent_writes,
+            kube_api_qps,
+            kube_api_burst,
+        } => {
             let selector = Some(selector).filter(|s| !s.is_empty());
-            let options = watch::Options { namespace: None, selector, annotate, batch, events, ..Default::default() };
+            let limits =
+                watch::Limits { concurrency: concurrent_writes, qps: kube_api_qps, burst: kube_api_burst };
+            let options = watch::Options {
+                namespace: None,
+                selector,
+                annotate,
+                batch,
+                events,
+                limits,
+                ..Default::default()
+            };
             watch_pods(cluster, options, metrics_listen)
         }
         Command::Completions { shell } => completions(shell),
@@ -168,6 +199,14 @@ fn main() -> ExitCode {
             eprintln!("batonctl: {e:#}");
             ExitCode::FAILURE
         }
+    }
+}
+
+/// A rate in requests per second: a number above 0.
+fn positive_rate(text: &str) -> std::result::Result<f64, String> {
+    match text.parse::<f64>() {
+        Ok(qps) if qps.is_finite() && qps > 0.0 => Ok(qps),
+        _ => Err(format!("{text} is not a rate: give the requests per second as a number above 0 (e.g. 20)")),
     }
 }
 
@@ -303,7 +342,11 @@ fn play_pod(o: PlayOptions) -> ExitCode {
     }
 }
 
-fn watch_pods(cluster: ClusterArgs, mut options: watch::Options, metrics_listen: Option<SocketAddr>) -> Result<()> {
+fn watch_pods(
+    cluster: ClusterArgs,
+    mut options: watch::Options,
+    metrics_listen: Option<SocketAddr>,
+) -> Result<()> {
     cluster_args::runtime()?.block_on(async move {
         if let Some(address) = metrics_listen {
             let mut registry = prometheus_client::registry::Registry::default();

@@ -96,6 +96,10 @@ pub struct WatchMetrics {
     pub events: Family<ResultLabel, Counter>,
     /// Times the watch stream failed and was started again (kube's backoff; a relist follows).
     pub restarts: Counter,
+    /// Pod updates (watch events, relists included) the watcher handled.
+    pub updates: Counter,
+    /// Writes waiting for a place or for the client-side rate limit.
+    pub queued: Gauge,
 }
 
 impl WatchMetrics {
@@ -120,6 +124,16 @@ impl WatchMetrics {
             "batonctl_watch_restarts",
             "Times the pod watch failed and was started again",
             metrics.restarts.clone(),
+        );
+        registry.register(
+            "batonctl_watch_updates",
+            "Pod updates (watch events, relists included) the watcher handled",
+            metrics.updates.clone(),
+        );
+        registry.register(
+            "batonctl_watch_queued_writes",
+            "Writes waiting for a place (--concurrent-writes) or the rate limit (--kube-api-qps)",
+            metrics.queued.clone(),
         );
         metrics
     }

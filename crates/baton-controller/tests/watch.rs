@@ -89,6 +89,32 @@ async fn next(
         .expect("the client is gone")
 }
 
+/// The watcher's requests by method: its watch and its writes go side by side, so a request of
+/// another method than the one asked for is kept for a later ask.
+struct Requests {
+    handle: Handle<Request<Body>, Response<Body>>,
+    early: Vec<(Request<Body>, SendResponse<Response<Body>>)>,
+}
+
+impl Requests {
+    fn new(handle: Handle<Request<Body>, Response<Body>>) -> Self {
+        Requests { handle, early: Vec::new() }
+    }
+
+    async fn next(&mut self, method: Method) -> (Request<Body>, SendResponse<Response<Body>>) {
+        if let Some(i) = self.early.iter().position(|(req, _)| req.method() == method) {
+            return self.early.remove(i);
+        }
+        loop {
+            let (req, send) = next(&mut self.handle).await;
+            if req.method() == method {
+                return (req, send);
+            }
+            self.early.push((req, send));
+        }
+    }
+}
+
 fn assert_watch(req: &Request<Body>, rv: &str) {
     assert_eq!(req.method(), Method::GET);
     let uri = req.uri().to_string();
@@ -117,6 +143,7 @@ fn options(annotate: bool) -> watch::Options {
         annotate,
         batch: Duration::ZERO,
         events: false,
+        limits: Default::default(),
         metrics: Default::default(),
     }
 }
@@ -127,7 +154,7 @@ fn lines(out: &[u8]) -> Vec<Value> {
 
 #[tokio::test]
 async fn annotates_once_per_change_and_never_for_an_unchanged_status() {
-    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "ci");
     let moments = Moments::new();
     let first = moments.at(101, None, false);
@@ -138,12 +165,13 @@ async fn annotates_once_per_change_and_never_for_an_unchanged_status() {
     let mut out = Vec::new();
     let opts = options(true);
     let server = async {
-        let (req, send) = next(&mut handle).await;
-        assert_eq!((req.method(), req.uri().to_string()), (&Method::GET, LIST_URI.to_string()));
+        let mut requests = Requests::new(handle);
+        let (req, send) = requests.next(Method::GET).await;
+        assert_eq!(req.uri().to_string(), LIST_URI);
         respond(send, StatusCode::OK, &list(&[&first]));
 
         // fetch has ended: the first write holds baton-init and fetch.
-        let (req, send) = next(&mut handle).await;
+        let (req, send) = requests.next(Method::PATCH).await;
         assert_apply(req, &first_value).await;
         let written: RunStatus = serde_json::from_str(&first_value).unwrap();
         assert_eq!(written.phase, Phase::Running);
@@ -153,7 +181,7 @@ async fn annotates_once_per_change_and_never_for_an_unchanged_status() {
         );
         respond(send, StatusCode::OK, &moments.at(102, Some(&first_value), false));
 
-        let (req, send) = next(&mut handle).await;
+        let (req, send) = requests.next(Method::GET).await;
         assert_watch(&req, "101");
         let mut relabelled = moments.at(103, Some(&first_value), false);
         relabelled["metadata"]["labels"]["extra"] = json!("yes");
@@ -170,13 +198,19 @@ async fn annotates_once_per_change_and_never_for_an_unchanged_status() {
         ]);
         send.send_response(Response::builder().body(Body::from(body)).unwrap());
 
-        let (req, send) = next(&mut handle).await;
+        let (req, send) = requests.next(Method::PATCH).await;
         assert_apply(req, &ended_value).await;
         respond(send, StatusCode::OK, &moments.at(107, Some(&ended_value), true));
 
-        // The next request is the watch resumed after the bookmark: no third write happened.
-        let (req, _send) = next(&mut handle).await;
+        // The watch resumed after the bookmark; no third write happened by then, nor while it is
+        // answered (the write rule is the tracker's, pinned below: this only shows the wire).
+        let (req, _send) = requests.next(Method::GET).await;
         assert_watch(&req, "106");
+        assert!(
+            requests.early.is_empty(),
+            "a request came before the resumed watch: {:?}",
+            requests.early[0].0
+        );
     };
     tokio::select! {
         stopped = watch::run(client, &opts, &mut out) => panic!("the watcher stopped: {stopped:?}"),
@@ -226,7 +260,7 @@ async fn without_annotate_it_only_prints_changes() {
 /// goes through, and the refused one is tried again later (see the backoff test below).
 #[tokio::test]
 async fn a_forbidden_write_is_that_pods_problem_only() {
-    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "ci");
     let moments = Moments::new();
     let mut other = moments.at(101, None, false);
@@ -235,10 +269,17 @@ async fn a_forbidden_write_is_that_pods_problem_only() {
     let mut out = Vec::new();
     let opts = options(true);
     let server = async {
-        let (_req, send) = next(&mut handle).await;
+        let mut requests = Requests::new(handle);
+        let (_req, send) = requests.next(Method::GET).await;
         respond(send, StatusCode::OK, &list(&[&moments.at(101, None, false), &other]));
-        let (req, send) = next(&mut handle).await;
-        assert_eq!(req.method(), Method::PATCH);
+        // Both writes go out side by side: one refused is no reason to hold the other.
+        let (first, first_send) = requests.next(Method::PATCH).await;
+        let (second, second_send) = requests.next(Method::PATCH).await;
+        let ((req, send), (other_req, other_send)) = if *first.uri() == PATCH_URI {
+            ((first, first_send), (second, second_send))
+        } else {
+            ((second, second_send), (first, first_send))
+        };
         assert_eq!(req.uri().to_string(), PATCH_URI);
         respond(
             send,
@@ -247,11 +288,10 @@ async fn a_forbidden_write_is_that_pods_problem_only() {
                     "message": "admission webhook \"policy.example\" denied the request: no",
                     "reason": "Forbidden", "details": {"name": "demo-running", "kind": "pods"}, "code": 403}),
         );
-        let (req, send) = next(&mut handle).await;
-        assert_eq!(req.method(), Method::PATCH, "the watcher goes on with the next pod");
-        assert!(req.uri().to_string().starts_with("/api/v1/namespaces/ci/pods/demo-other?"), "{}", req.uri());
-        respond(send, StatusCode::OK, &other);
-        let (req, _send) = next(&mut handle).await;
+        let uri = other_req.uri().to_string();
+        assert!(uri.starts_with("/api/v1/namespaces/ci/pods/demo-other?"), "the other pod is written: {uri}");
+        respond(other_send, StatusCode::OK, &other);
+        let (req, _send) = requests.next(Method::GET).await;
         assert_watch(&req, "101");
     };
     tokio::select! {
@@ -282,16 +322,16 @@ fn refused_writes_are_retried_with_backoff_and_a_success_resets_it() {
 
 #[tokio::test]
 async fn a_pod_gone_before_its_write_is_forgotten() {
-    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "ci");
     let moments = Moments::new();
     let mut out = Vec::new();
     let opts = options(true);
     let server = async {
-        let (_req, send) = next(&mut handle).await;
+        let mut requests = Requests::new(handle);
+        let (_req, send) = requests.next(Method::GET).await;
         respond(send, StatusCode::OK, &list(&[&moments.at(101, None, false)]));
-        let (req, send) = next(&mut handle).await;
-        assert_eq!(req.method(), Method::PATCH);
+        let (_req, send) = requests.next(Method::PATCH).await;
         respond(
             send,
             StatusCode::NOT_FOUND,
@@ -299,13 +339,59 @@ async fn a_pod_gone_before_its_write_is_forgotten() {
                     "message": "pods \"demo-running\" not found", "reason": "NotFound",
                     "details": {"name": "demo-running", "kind": "pods"}, "code": 404}),
         );
-        let (req, _send) = next(&mut handle).await;
+        let (req, _send) = requests.next(Method::GET).await;
         assert_watch(&req, "101");
     };
     tokio::select! {
         stopped = watch::run(client, &opts, &mut out) => panic!("the watcher stopped: {stopped:?}"),
         () = server => {}
     }
+}
+
+fn writes(actions: Vec<Action>) -> Vec<watch::PendingWrite> {
+    actions
+        .into_iter()
+        .filter_map(|a| match a {
+            Action::Write(write) => Some(write),
+            _ => None,
+        })
+        .collect()
+}
+
+#[test]
+fn a_change_while_a_write_is_in_flight_waits_for_its_answer() {
+    let moments = Moments::new();
+    let mut tracker = Tracker::new(true, Duration::ZERO);
+    let now = Instant::now();
+    let first = writes(tracker.on_event(Event::Apply(pod(&moments.at(101, None, false))), now));
+    assert_eq!(first.len(), 1);
+    // build ends while the first write is in flight: nothing is sent beside it.
+    let ended = tracker.on_event(Event::Apply(pod(&moments.at(103, None, true))), now);
+    assert!(writes(ended).is_empty(), "a second write of the pod went out beside the first");
+    assert!(tracker.due(now).is_empty());
+    assert_eq!(tracker.next_due(), None, "a write in flight makes no deadline (the loop would spin)");
+    // The answer comes: the newer value goes at once, and only it.
+    tracker.wrote(&first[0].key, first[0].value.clone());
+    let next = tracker.due(now);
+    assert_eq!(next.len(), 1);
+    assert!(next[0].value.contains("\"build\""), "{}", next[0].value);
+    tracker.wrote(&next[0].key, next[0].value.clone());
+    assert_eq!(tracker.next_due(), None);
+}
+
+#[test]
+fn the_value_in_flight_is_not_sent_again_when_the_pod_comes_back_unchanged() {
+    let moments = Moments::new();
+    let mut tracker = Tracker::new(true, Duration::ZERO);
+    let now = Instant::now();
+    let first = writes(tracker.on_event(Event::Apply(pod(&moments.at(101, None, false))), now));
+    assert_eq!(first.len(), 1);
+    let mut relabelled = moments.at(102, None, false);
+    relabelled["metadata"]["labels"]["extra"] = json!("yes");
+    assert!(tracker.on_event(Event::Apply(pod(&relabelled)), now).is_empty());
+    tracker.wrote(&first[0].key, first[0].value.clone());
+    assert!(tracker.due(now).is_empty());
+    assert_eq!(tracker.next_due(), None);
 }
 
 // ---- The write rule, on the tracker alone: how many writes a 10-step pod costs. ----
@@ -484,30 +570,35 @@ fn steps_that_did_not_succeed_get_one_event_each_once() {
 /// reason, its sentence as the note.
 #[tokio::test]
 async fn the_event_goes_to_the_events_api_on_the_pod() {
-    let (service, mut handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
     let client = kube::Client::new(service, "ci");
     let mut out = Vec::new();
     let mut opts = options(false);
     opts.events = true;
     let oom = fixture("oom-killed");
     let server = async {
-        let (_req, send) = next(&mut handle).await;
+        let mut requests = Requests::new(handle);
+        let (_req, send) = requests.next(Method::GET).await;
         respond(send, StatusCode::OK, &list(&[&oom]));
-        for container in ["build", "package", "publish"] {
-            let (req, send) = next(&mut handle).await;
-            assert_eq!(req.method(), Method::POST);
+        let mut told = Vec::new();
+        for _ in 0..3 {
+            let (req, send) = requests.next(Method::POST).await;
             assert_eq!(req.uri().path(), "/apis/events.k8s.io/v1/namespaces/ci/events");
             let body: Value =
                 serde_json::from_slice(&req.into_body().collect_bytes().await.unwrap()).unwrap();
             assert_eq!(body["regarding"]["name"], "demo-oom");
-            assert_eq!(body["regarding"]["fieldPath"], format!("spec.containers{{{container}}}"));
+            let container = body["regarding"]["fieldPath"].as_str().unwrap().to_string();
             assert_eq!(body["type"], "Warning");
             assert_eq!(body["action"], "StepEnded");
-            assert!(body["note"].as_str().unwrap().starts_with(&format!("step {container} ended")), "{body}");
+            let step = container.trim_start_matches("spec.containers{").trim_end_matches('}');
+            assert!(body["note"].as_str().unwrap().starts_with(&format!("step {step} ended")), "{body}");
+            told.push(container);
             respond(send, StatusCode::CREATED, &body);
         }
-        let (req, _send) = next(&mut handle).await;
-        assert_eq!(req.method(), Method::GET, "then the watch goes on");
+        told.sort();
+        assert_eq!(told, ["spec.containers{build}", "spec.containers{package}", "spec.containers{publish}"]);
+        let (req, _send) = requests.next(Method::GET).await;
+        assert_watch(&req, "101");
     };
     tokio::select! {
         stopped = watch::run(client, &opts, &mut out) => panic!("the watcher stopped: {stopped:?}"),
