@@ -348,6 +348,49 @@ async fn a_pod_gone_before_its_write_is_forgotten() {
     }
 }
 
+/// The API server's 410 Gone for a compacted resource version: kube's watcher lists again; a pod gone
+/// meanwhile is forgotten, and a pod whose annotation already holds its status is not written again.
+#[tokio::test]
+async fn a_410_gone_relists_forgets_the_pods_gone_and_rewrites_nothing() {
+    let (service, handle) = mock::pair::<Request<Body>, Response<Body>>();
+    let client = kube::Client::new(service, "ci");
+    let moments = Moments::new();
+    let value = annotation_value(&run_status(&pod(&moments.at(101, None, false)))).unwrap();
+    let kept = moments.at(101, Some(&value), false);
+    let mut gone = kept.clone();
+    gone["metadata"]["name"] = json!("demo-gone");
+    gone["metadata"]["uid"] = json!("0b7c1f52-0000-4000-8000-000000000003");
+    let mut out = Vec::new();
+    let opts = options(true);
+    let metrics = opts.metrics.clone();
+    let server = async {
+        let mut requests = Requests::new(handle);
+        let (_req, send) = requests.next(Method::GET).await;
+        respond(send, StatusCode::OK, &list(&[&kept, &gone]));
+        let (req, send) = requests.next(Method::GET).await;
+        assert_watch(&req, "101");
+        let expired = json!({"kind": "Status", "apiVersion": "v1", "metadata": {}, "status": "Failure",
+            "message": "too old resource version: 101 (250)", "reason": "Expired", "code": 410});
+        send.send_response(Response::builder().body(Body::from(watch_body(&[("ERROR", expired)]))).unwrap());
+        // The relist: demo-gone was deleted while the watch was away.
+        let (req, send) = requests.next(Method::GET).await;
+        assert!(!req.uri().to_string().contains("watch=true"), "a list after the 410: {}", req.uri());
+        let mut relisted = list(&[&kept]);
+        relisted["metadata"]["resourceVersion"] = json!("250");
+        respond(send, StatusCode::OK, &relisted);
+        let (req, _send) = requests.next(Method::GET).await;
+        assert_watch(&req, "250");
+        assert!(requests.early.is_empty(), "a write went out: {:?}", requests.early[0].0);
+    };
+    tokio::select! {
+        stopped = watch::run(client, &opts, &mut out) => panic!("the watcher stopped: {stopped:?}"),
+        () = server => {}
+    }
+    assert_eq!(metrics.restarts.get(), 1, "the 410 counts as one restart of the watch");
+    assert_eq!(metrics.pods.get(), 1, "demo-gone is forgotten after the relist");
+    assert_eq!(lines(&out).len(), 2, "each pod printed once, at first sight: the relist changed nothing");
+}
+
 fn writes(actions: Vec<Action>) -> Vec<watch::PendingWrite> {
     actions
         .into_iter()
