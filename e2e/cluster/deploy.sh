@@ -187,6 +187,8 @@ scenario_deploy() {
     fail "deploy: the injected Job did not complete under restricted Pod Security and a ResourceQuota: $(kubectl -n "$rns" get events --field-selector reason=FailedCreate -o jsonpath='{.items[0].message}' 2>&1 | head -c 400)"
   fi
   kubectl delete namespace "$rns" --wait=false >/dev/null 2>&1
+  # The metrics of the replicas that answered (the patch below replaces them): 2 injected, 1 denied.
+  webhook_metrics deploy 2 1
 
   # --fail-open: the refused pod is let through unchanged, with the sentence as a warning.
   kubectl -n "$DEPLOY_NS" patch deploy baton-webhook --type=json \

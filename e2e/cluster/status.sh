@@ -1,7 +1,8 @@
 # shellcheck shell=bash
 # Scenario `status` of e2e/cluster.sh: `batonctl status` reading the real API server (pod/, job/,
-# cronjob/, -l, the default selector, -w until the run ends, the kubectl plugin). Sourced by
-# e2e/cluster.sh after scenarios.sh (it uses inject, apply, wait_end, collect).
+# cronjob/, -l, the default selector, -w until the run ends, the kubectl plugin), and, for scenario
+# `deploy`, the webhook's metrics scraped through the API server. Sourced by e2e/cluster.sh after
+# scenarios.sh (it uses inject, apply, wait_end, collect).
 
 # How long `-w` may take to notice that the run ended and exit (generous: a Job is asked every 2 s).
 STATUS_W_BOUND_MS=${STATUS_W_BOUND_MS:-15000}
@@ -225,4 +226,59 @@ scenario_status() {
   rc=$?
   check "status: pod/st-nope: exit $rc and one sentence ($out)" \
     all_ok test "$rc" = 1 -- test "$out" = "batonctl: pod st-nope is not in namespace $NS: check the name, or give its namespace with -n"
+}
+
+# ---------------------------------------------------------------------------------------------------
+# For scenario `deploy`: the webhook's metrics, from every replica through the API server's proxy.
+
+# sum SAMPLE: the sample (NAME or NAME{LABELS}) summed over the replicas' metrics in $dir/metrics.txt.
+sum() { awk -v m="$1" '$1 == m { s += $2 } END { print s + 0 }' "$dir/metrics.txt"; }
+
+# The admissions by outcome, summed: "injected 2, denied 2, …".
+outcomes() {
+  sed -n 's/^batonctl_webhook_admissions_total{outcome="\([a-z_]*\)"} \([0-9]*\)$/\1 \2/p' "$dir/metrics.txt" \
+    | awk '{ n[$1] += $2 } END { for (o in n) printf "%s%s %d", (i++ ? ", " : ""), o, n[o] }'
+}
+
+# webhook_metrics WHO INJECTED DENIED: after the webhook admitted INJECTED pods and denied DENIED, a pod
+# whose image's ENTRYPOINT only its registry knows (unreachable from the webhook's pod: denied), then
+# the metrics of every replica summed: admissions by outcome, the latency histogram, registry look-ups.
+webhook_metrics() {
+  local who=$1 injected=$2 denied=$3 p all="" metrics
+  cat > "$dir/deploy-lookup.yaml" <<EOF
+apiVersion: v1
+kind: Pod
+metadata: {name: deploy-lookup, annotations: {baton.dev/inject: "true"}}
+spec:
+  restartPolicy: Never
+  containers:
+  - {name: only, image: $IMAGE_STEP}
+EOF
+  if kubectl -n "$NS" create -f "$dir/deploy-lookup.yaml" > /dev/null 2> "$dir/deploy-lookup.out"; then
+    fail "$who: a pod whose image's ENTRYPOINT the webhook cannot read was admitted"
+  else
+    check "$who: a pod without a command whose image's registry the webhook cannot reach is denied: it could not read the image's configuration" \
+      grep -qF "could not read the image's configuration from its registry" "$dir/deploy-lookup.out"
+  fi
+  denied=$((denied + 1))
+  for p in $(kubectl -n "$DEPLOY_NS" get pods -l app.kubernetes.io/name=baton-webhook -o jsonpath='{.items[*].metadata.name}'); do
+    if metrics=$(kubectl get --raw "/api/v1/namespaces/$DEPLOY_NS/pods/$p:9090/proxy/metrics" 2>&1); then
+      printf '%s\n' "$metrics" > "$dir/metrics-$p.txt"
+      all+=$metrics$'\n'
+    else
+      fail "$who: the metrics of $p could not be read through the API server: $(head -c 200 <<<"$metrics")"
+    fi
+  done
+  [ -n "$all" ] || return
+  printf '%s' "$all" > "$dir/metrics.txt"
+  check "$who: the webhook's $(wc -l < <(grep -F _count "$dir/metrics.txt")) replicas count admissions by outcome: $(outcomes) (at least the $injected injected and $denied denied here)" \
+    all_ok test "$(sum 'batonctl_webhook_admissions_total{outcome="injected"}')" -ge "$injected" -- \
+      test "$(sum 'batonctl_webhook_admissions_total{outcome="denied"}')" -ge "$denied"
+  check "$who: the latency histogram counts every admission: _count $(sum batonctl_webhook_admission_duration_seconds_count) = the admissions' total, its +Inf bucket too" \
+    all_ok test "$(sum batonctl_webhook_admission_duration_seconds_count)" = \
+      "$(awk '$1 ~ /^batonctl_webhook_admissions_total\{/ { s += $2 } END { print s + 0 }' "$dir/metrics.txt")" -- \
+      test "$(sum 'batonctl_webhook_admission_duration_seconds_bucket{le="+Inf"}')" = "$(sum batonctl_webhook_admission_duration_seconds_count)"
+  check "$who: the registry look-ups are counted: $(sum 'batonctl_webhook_image_lookups_total{result="failed"}') failed (the unreachable registry), declared as a counter" \
+    all_ok test "$(sum 'batonctl_webhook_image_lookups_total{result="failed"}')" -ge 1 -- \
+      grep -qx '# TYPE batonctl_webhook_image_lookups counter' <<<"$all"
 }
