@@ -157,7 +157,8 @@ fn main() -> ExitCode {
         }
         Command::Watch { cluster, selector, annotate, batch, events, metrics_listen } => {
             let selector = Some(selector).filter(|s| !s.is_empty());
-            let options = watch::Options { namespace: None, selector, annotate, batch, events, ..Default::default() };
+            let options =
+                watch::Options { namespace: None, selector, annotate, batch, events, ..Default::default() };
             watch_pods(cluster, options, metrics_listen)
         }
         Command::Completions { shell } => completions(shell),
@@ -303,7 +304,11 @@ fn play_pod(o: PlayOptions) -> ExitCode {
     }
 }
 
-fn watch_pods(cluster: ClusterArgs, mut options: watch::Options, metrics_listen: Option<SocketAddr>) -> Result<()> {
+fn watch_pods(
+    cluster: ClusterArgs,
+    mut options: watch::Options,
+    metrics_listen: Option<SocketAddr>,
+) -> Result<()> {
     cluster_args::runtime()?.block_on(async move {
         if let Some(address) = metrics_listen {
             let mut registry = prometheus_client::registry::Registry::default();
