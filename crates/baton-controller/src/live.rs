@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::status::{PodRunStatus, Source, State, StepStatus};
+use crate::status::{Kind, PodRunStatus, Source, State, StepStatus};
 use crate::table;
 use crate::timeline::Timeline;
 
@@ -33,9 +33,10 @@ pub fn frame(runs: &[PodRunStatus]) -> String {
 
 /// Each step's start and end, oldest first, timed by baton's record (else the kubelet's): `TIME
 /// STEP  started`, `TIME  STEP  ended REASON, exit code N` (no code for a step that never ran). With
-/// several pods, STEP is `POD/STEP`. A running container has no record yet, and baton in it may still
-/// be waiting for the steps before it (every container of a pod starts at once): its line says only
-/// what the kubelet knows, `TIME  STEP  container started`, until the record gives the step's start.
+/// several pods, STEP is `POD/STEP`. A running regular container has no record yet, and baton in it
+/// may still be waiting for the steps before it (the containers of a pod start at once): its line says
+/// only what the kubelet knows, `TIME  STEP  container started`, until the record gives the step's
+/// start. An init container runs alone: its container's start is its start.
 pub fn happened(runs: &[PodRunStatus]) -> Vec<String> {
     let mut timeline = Timeline::new(Duration::ZERO);
     let name = |run: &PodRunStatus, step: &StepStatus| {
@@ -52,11 +53,9 @@ pub fn happened(runs: &[PodRunStatus]) -> Vec<String> {
         for step in &run.status.steps {
             let who = format!("{:<width$}", name(run, step));
             if let Some(at) = time(step.started_at.as_deref()) {
-                let what = if step.state == State::Running && step.source == Source::Kubelet {
-                    "container started"
-                } else {
-                    "started"
-                };
+                let waits = step.kind == Kind::Container && step.source == Source::Kubelet;
+                let what =
+                    if waits && step.state == State::Running { "container started" } else { "started" };
                 timeline.add(Some(at), at, format!("{who}  {what}"));
             }
             if step.state == State::Terminated {
@@ -84,7 +83,7 @@ fn clock(at: Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{Kind, Phase, RunStatus};
+    use crate::status::{Phase, RunStatus};
 
     fn step(name: &str, started: Option<&str>, finished: Option<&str>) -> StepStatus {
         let mut s: StepStatus = serde_json::from_value(serde_json::json!({
@@ -142,12 +141,15 @@ mod tests {
         let mut waiting = step("package", Some("2026-12-06T09:19:15Z"), None);
         waiting.source = Source::Kubelet;
         let done = step("test", Some("2026-12-06T09:19:16.202Z"), Some("2026-12-06T09:19:16.219Z"));
+        let mut init = step("baton-init", Some("2026-12-06T09:19:14Z"), None);
+        (init.kind, init.source) = (Kind::Init, Source::Kubelet);
         assert_eq!(
-            happened(&[run("failure-x", vec![done, waiting])]),
+            happened(&[run("failure-x", vec![init, done, waiting])]),
             [
-                "09:19:15.000  package  container started",
-                "09:19:16.202  test     started",
-                "09:19:16.219  test     ended Completed, exit code 0",
+                "09:19:14.000  baton-init  started",
+                "09:19:15.000  package     container started",
+                "09:19:16.202  test        started",
+                "09:19:16.219  test        ended Completed, exit code 0",
             ]
         );
     }
