@@ -145,6 +145,10 @@ scenario_status() {
   st_watch_checks steps pod/st-steps 0 st-steps st-steps
   st_watch_checks pipeline job/pipeline 0 "$(newest_pod pipeline)" "$(newest_pod pipeline)"
   st_watch_checks failure job/failure 1 "$(newest_pod failure)" "$(newest_pod failure)"
+  # Every container starts at once and baton in it waits: a step is "started" only by its record.
+  check "status: no frame of job/failure -w says package or upload started (they were Skipped), only that their containers did" \
+    all_ok grep -qE '^  [0-9:.]+  package +container started$' "$dir/failure.frames" -- \
+      test "$(grep -cE '^  [0-9:.]+  (package|upload) +started$' "$dir/failure.frames")" = 0
   if [ "$retry" = 1 ]; then
     pods=$(kubectl -n "$NS" get pods -l batch.kubernetes.io/job-name=st-retry --sort-by=.metadata.creationTimestamp -o jsonpath='{.items[*].metadata.name}')
     st_watch_checks retry job/st-retry 0 "${pods##* }" "${pods%% *}"
