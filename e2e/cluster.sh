@@ -2,10 +2,11 @@
 # The suite on a real single-node Kubernetes: the examples, the plain examples through `batonctl
 # inject | kubectl apply`, `batonctl status` on the real Pod JSON against what `batonctl play` prints for
 # the same pod, faults (OOM kill, deletion mid-run, a container killed by the runtime), native sidecars,
-# a Job retried by backoffLimit, the watcher, deploy/ with the webhook called by the real API server, its
-# controller (only labelled pods, a denied patch, a relist), a mesh-like proxy added by a
-# MutatingAdmissionPolicy, the Argo- and Tekton-shaped pods, and
-# the 20-step figure. docs/e2e.md describes it.
+# a Job retried by backoffLimit, the watcher, deploy/ with the webhook called by the real API server (and
+# its metrics scraped), its controller (only labelled pods, a denied patch, a relist), a mesh-like proxy
+# added by a MutatingAdmissionPolicy, the Argo- and Tekton-shaped pods, `batonctl status` reading the API
+# server (pod/, job/, cronjob/, selectors, -w until the run ends, as a kubectl plugin), and the 20-step
+# figure. docs/e2e.md describes it.
 #
 #   e2e/cluster.sh [SCENARIO...]     (default: all; see SCENARIOS below)
 #
@@ -28,8 +29,10 @@ source "$E2E_DIR/cluster/scenarios.sh"
 source "$E2E_DIR/cluster/deploy.sh"
 # shellcheck source=e2e/cluster/frameworks.sh
 source "$E2E_DIR/cluster/frameworks.sh"
+# shellcheck source=e2e/cluster/status.sh
+source "$E2E_DIR/cluster/status.sh"
 
-SCENARIOS=(smoke isolation kubelet pipeline dag sidecar failure plain faults native job watch deploy controller mesh argo tekton bench)
+SCENARIOS=(smoke isolation kubelet pipeline dag sidecar failure plain faults native job watch deploy controller mesh argo tekton status bench)
 WANT=("$@")
 [ ${#WANT[@]} -gt 0 ] || WANT=("${SCENARIOS[@]}")
 for s in "${WANT[@]}"; do
@@ -88,12 +91,12 @@ IMAGE_STEP="$BATON_REGISTRY/busybox-step:dev-$(podman image inspect "$STEP_IMAGE
 tls=()
 case $BATON_REGISTRY in 127.0.0.1:*|localhost:*) tls=(--tls-verify=false) ;; esac
 for pair in "$BATON_IMAGE=$IMAGE_BATON" "$STEP_IMAGE=$IMAGE_STEP"; do
-  podman tag "${pair%%=*}" "${pair#*=}" && podman push -q "${tls[@]}" "${pair#*=}" >&2 || die "podman push ${pair#*=} failed"
+  { podman tag "${pair%%=*}" "${pair#*=}" && podman push -q "${tls[@]}" "${pair#*=}" >&2; } || die "podman push ${pair#*=} failed"
 done
 say "pushed $IMAGE_BATON and $IMAGE_STEP"
 
 BATONCTL_BIN=$(find_batonctl)
-[ -n "$BATONCTL_BIN" ] && [ "$BATONCTL_BIN" != BUILD-FAILED ] || die "batonctl does not build; the suite reads every pod with it"
+{ [ -n "$BATONCTL_BIN" ] && [ "$BATONCTL_BIN" != BUILD-FAILED ]; } || die "batonctl does not build; the suite reads every pod with it"
 export BATONCTL_BIN
 
 NS="baton-e2e-$(date +%s)"
@@ -137,6 +140,7 @@ wait_end() {
 play_and_wait() {
   local file=$1 pod dir
   pod=$(yaml_to_json "$file" | jq -er .metadata.name) || die "$file: not a Pod"
+  # shellcheck disable=SC2034 # lib.sh's, read by checks.sh
   PLAYED=$pod
   dir=$(pod_dir "$pod")
   mkdir -p "$dir"

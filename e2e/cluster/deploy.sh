@@ -26,6 +26,7 @@ push_batonctl_image() {
   podman build -q --layers=false -f "$REPO/batonctl.Containerfile" --build-arg BATONCTL_BIN=batonctl \
     --build-arg CA_BUNDLE=ca-certificates.crt -t localhost/batonctl:cluster-e2e "$ctx" >/dev/null || return 1
   tag="$BATON_REGISTRY/batonctl:dev-$(podman image inspect localhost/batonctl:cluster-e2e --format '{{.Id}}' | cut -c1-12)"
+  # shellcheck disable=SC2154 # tls: cluster.sh's registry flags
   podman tag localhost/batonctl:cluster-e2e "$tag" && podman push -q "${tls[@]}" "$tag" >&2 || return 1
   printf '%s\n' "$tag"
 }
@@ -130,6 +131,7 @@ install_deploy() {
     && kubectl -n "$DEPLOY_NS" rollout status deploy/baton-controller --timeout=60s >/dev/null 2>&1; then
     pass "$who: deploy/without-cert-manager applied in namespace $DEPLOY_NS through examples/deploy-namespace/ as docs/webhook.md says; the webhook's 2 replicas and the controller are ready"
     kubectl get mutatingwebhookconfiguration baton-webhook -o json > "$dir/webhook-config.json"
+    # shellcheck disable=SC2016 # jq's variables
     check "$who: the webhook configuration follows the namespace: it calls the Service in $DEPLOY_NS and leaves that namespace out" \
       jq -e --arg ns "$DEPLOY_NS" '.webhooks[0].clientConfig.service.namespace == $ns
         and (.webhooks[0].namespaceSelector.matchExpressions[0].values | index($ns) != null)' "$dir/webhook-config.json"
@@ -140,7 +142,7 @@ install_deploy() {
 }
 
 scenario_deploy() {
-  local dir pods job_pod rns
+  local dir rns
   [ "$LOCAL_CLUSTER" = 1 ] || { skip "deploy: needs e2e/cluster/up's cluster (its registry, no cert-manager)"; return; }
   dir=$E2E_WORK/deploy
   install_deploy deploy || return
@@ -187,6 +189,8 @@ scenario_deploy() {
     fail "deploy: the injected Job did not complete under restricted Pod Security and a ResourceQuota: $(kubectl -n "$rns" get events --field-selector reason=FailedCreate -o jsonpath='{.items[0].message}' 2>&1 | head -c 400)"
   fi
   kubectl delete namespace "$rns" --wait=false >/dev/null 2>&1
+  # The metrics of the replicas that answered (the patch below replaces them): 2 injected, 1 denied.
+  webhook_metrics deploy 2 1
 
   # --fail-open: the refused pod is let through unchanged, with the sentence as a warning.
   kubectl -n "$DEPLOY_NS" patch deploy baton-webhook --type=json \
@@ -375,7 +379,7 @@ EOS
 }
 
 scenario_mesh() {
-  local dir pod
+  local dir
   [ "$LOCAL_CLUSTER" = 1 ] || { skip "mesh: needs e2e/cluster/up's cluster (its registry, no cert-manager)"; return; }
   if ! kubectl api-resources 2>/dev/null | grep -qi '^mutatingadmissionpolicies '; then
     skip "mesh: this API server does not serve MutatingAdmissionPolicy"

@@ -66,8 +66,9 @@ fn pod_name(i: usize) -> String {
 /// A pod as `batonctl inject` leaves it, as far as the watcher looks: the label, steps by name. The
 /// scheduling gate keeps every node away.
 fn pod(i: usize, steps: usize) -> Pod {
-    let containers: Vec<Value> =
-        (0..steps).map(|s| json!({"name": format!("step-{s}"), "image": "registry.invalid/step:1"})).collect();
+    let containers: Vec<Value> = (0..steps)
+        .map(|s| json!({"name": format!("step-{s}"), "image": "registry.invalid/step:1"}))
+        .collect();
     serde_json::from_value(json!({
         "apiVersion": "v1",
         "kind": "Pod",

@@ -33,5 +33,6 @@ pub fn image_file(path: Option<&Path>) -> Result<ImageFile> {
 
 /// The docker config given as `--registry-auth`.
 pub fn registry_auth(path: &Path) -> Result<Credentials> {
-    Credentials::parse(&read_small(path)?).map_err(|e| anyhow::anyhow!("--registry-auth {}: {e}", path.display()))
+    Credentials::parse(&read_small(path)?)
+        .map_err(|e| anyhow::anyhow!("--registry-auth {}: {e}", path.display()))
 }

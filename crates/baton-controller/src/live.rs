@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use k8s_openapi::jiff::Timestamp;
 
-use crate::status::{PodRunStatus, State, StepStatus};
+use crate::status::{Kind, PodRunStatus, Source, State, StepStatus};
 use crate::table;
 use crate::timeline::Timeline;
 
@@ -32,7 +32,11 @@ pub fn frame(runs: &[PodRunStatus]) -> String {
 }
 
 /// Each step's start and end, oldest first, timed by baton's record (else the kubelet's): `TIME
-/// STEP  started`, `TIME  STEP  ended REASON, exit code N` (no code for a step that never ran). With several pods, STEP is `POD/STEP`.
+/// STEP  started`, `TIME  STEP  ended REASON, exit code N` (no code for a step that never ran). With
+/// several pods, STEP is `POD/STEP`. A running regular container has no record yet, and baton in it
+/// may still be waiting for the steps before it (the containers of a pod start at once): its line says
+/// only what the kubelet knows, `TIME  STEP  container started`, until the record gives the step's
+/// start. An init container runs alone: its container's start is its start.
 pub fn happened(runs: &[PodRunStatus]) -> Vec<String> {
     let mut timeline = Timeline::new(Duration::ZERO);
     let name = |run: &PodRunStatus, step: &StepStatus| {
@@ -49,7 +53,10 @@ pub fn happened(runs: &[PodRunStatus]) -> Vec<String> {
         for step in &run.status.steps {
             let who = format!("{:<width$}", name(run, step));
             if let Some(at) = time(step.started_at.as_deref()) {
-                timeline.add(Some(at), at, format!("{who}  started"));
+                let waits = step.kind == Kind::Container && step.source == Source::Kubelet;
+                let what =
+                    if waits && step.state == State::Running { "container started" } else { "started" };
+                timeline.add(Some(at), at, format!("{who}  {what}"));
             }
             if step.state == State::Terminated {
                 if let Some(at) = time(step.finished_at.as_deref()) {
@@ -76,7 +83,7 @@ fn clock(at: Timestamp) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::status::{Kind, Phase, RunStatus, Source};
+    use crate::status::{Phase, RunStatus};
 
     fn step(name: &str, started: Option<&str>, finished: Option<&str>) -> StepStatus {
         let mut s: StepStatus = serde_json::from_value(serde_json::json!({
@@ -123,6 +130,26 @@ mod tests {
                 "12:00:05.150  test      started",
                 "12:00:05.200  lint      started",
                 "12:00:06.000  lint      ended Completed, exit code 0",
+            ]
+        );
+    }
+
+    #[test]
+    fn a_running_container_without_a_record_is_only_a_started_container() {
+        // As the kubelet reports a three-step pod while its first step runs: every container started
+        // at once, and baton in package waits for test, so the step itself has not started.
+        let mut waiting = step("package", Some("2026-12-06T09:19:15Z"), None);
+        waiting.source = Source::Kubelet;
+        let done = step("test", Some("2026-12-06T09:19:16.202Z"), Some("2026-12-06T09:19:16.219Z"));
+        let mut init = step("baton-init", Some("2026-12-06T09:19:14Z"), None);
+        (init.kind, init.source) = (Kind::Init, Source::Kubelet);
+        assert_eq!(
+            happened(&[run("failure-x", vec![init, done, waiting])]),
+            [
+                "09:19:14.000  baton-init  started",
+                "09:19:15.000  package     container started",
+                "09:19:16.202  test        started",
+                "09:19:16.219  test        ended Completed, exit code 0",
             ]
         );
     }

@@ -195,7 +195,9 @@ fn run_server(args: ServeArgs) -> Result<()> {
         let mut metrics_registry = prometheus_client::registry::Registry::default();
         let metrics = WebhookMetrics::new(&mut metrics_registry);
         if let Some(address) = args.metrics_listen {
-            metrics::start(address, metrics_registry, "batonctl webhook").await.map_err(anyhow::Error::msg)?;
+            metrics::start(address, metrics_registry, "batonctl webhook")
+                .await
+                .map_err(anyhow::Error::msg)?;
         }
         let resolver = Resolver::new(file, Registry::new(registry)).with_metrics(metrics.clone());
         let webhook = Arc::new(Webhook { settings, resolver, limits: args.limits(), metrics });
