@@ -834,10 +834,56 @@ pub fn write(r: &Results) -> Result<String, String> {
     if !plots_failed.is_empty() {
         let _ = writeln!(md, "Plots that could not be drawn: {}\n", plots_failed.join("; "));
     }
-    let md = md.trim_end().to_string() + "\n";
     let path = docs.join("benchmarks.md");
+    // What other scripts wrote into the page (the webhook's, the controller's, the real kubelet's and
+    // the upstream engines' figures) stays, after this run's sections.
+    let old = fs::read_to_string(&path).unwrap_or_default();
+    for section in kept_sections(&old) {
+        let _ = writeln!(md, "{section}\n");
+    }
+    let md = md.trim_end().to_string() + "\n";
     let tmp = docs.join(".benchmarks.md.tmp");
     fs::write(&tmp, md).and_then(|()| fs::rename(&tmp, &path)).map_err(|e| format!("{}: {e}", path.display()))?;
     let _ = writeln!(summary, "wrote {}", path.display());
     Ok(summary)
+}
+
+/// The sections other scripts keep in the page, each between `<!-- NAME: …` and `<!-- /NAME -->`,
+/// in the order they come.
+fn kept_sections(page: &str) -> Vec<&str> {
+    let mut kept = Vec::new();
+    let mut at = 0;
+    while let Some(found) = page[at..].find("<!-- ") {
+        let start = at + found;
+        let name: String = page[start + 5..].chars().take_while(|c| c.is_ascii_alphanumeric() || *c == '-').collect();
+        let end_marker = format!("<!-- /{name} -->");
+        match page[start..].find(&end_marker) {
+            Some(end) if !name.is_empty() => {
+                let end = start + end + end_marker.len();
+                kept.push(&page[start..end]);
+                at = end;
+            }
+            _ => at = start + 5,
+        }
+    }
+    kept
+}
+
+#[cfg(test)]
+mod tests {
+    use super::kept_sections;
+
+    #[test]
+    fn the_marked_sections_of_other_scripts_are_kept_in_order() {
+        let page = "# Benchmarks\n\n## 1. Handoff\n<!-- not a section -->\n\
+            <!-- webhook-bench: written by bench/webhook.sh -->\n## Webhook\nrows\n<!-- /webhook-bench -->\n\
+            text\n<!-- kubelet-20-steps: by hand -->\n## Kubelet\n<!-- /kubelet-20-steps -->\n<!-- open: no end -->\n";
+        assert_eq!(
+            kept_sections(page),
+            [
+                "<!-- webhook-bench: written by bench/webhook.sh -->\n## Webhook\nrows\n<!-- /webhook-bench -->",
+                "<!-- kubelet-20-steps: by hand -->\n## Kubelet\n<!-- /kubelet-20-steps -->",
+            ]
+        );
+    }
 }
