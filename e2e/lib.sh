@@ -156,6 +156,13 @@ build_argo_images() {
   podman build -q --layers=false -f "$E2E_DIR/argo/upstream.Containerfile" -t "$1" "$ctx" >/dev/null \
     || die "podman build of $1 failed"
   rm -rf "$ctx"
+  build_argo_executor_image "$1" "$2"
+}
+
+# build_argo_executor_image UPSTREAM EXECUTOR: argo.Containerfile's executor image on the image
+# UPSTREAM (the stand-in, or e2e/argo-upstream.sh's image of the real argoexec), with $BATON_BIN.
+build_argo_executor_image() {
+  local ctx
   ctx=$(mktemp -d)
   cp "$BATON_BIN" "$ctx/baton"
   # With --layers=false, podman 4.3 drops the build's first stage, which is the upstream image itself:

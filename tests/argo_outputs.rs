@@ -77,6 +77,65 @@ fn an_artifact_folder_unpacks_to_what_was_there() {
     assert_eq!(fs::read_link(into.join("out/deep/link")).unwrap(), Path::new("../big"));
 }
 
+// The headers as Go's tar.Writer writes them (e2e/argo-upstream.sh found GNU headers with the file
+// type in the mode where upstream's argoexec writes USTAR ones): magic "ustar\0" and version "00",
+// the mode's permission bits only, the checksum as six digits, NUL, space, the owner's name from
+// /etc/passwd, the mtime rounded to the second; a name USTAR cannot hold in a PAX record, under a
+// PAX header named <dir>/PaxHeaders.0/<file>.
+#[test]
+fn artifact_headers_are_gos() {
+    let argo = Argo::new();
+    let art = argo.p("tmp/out");
+    argo.template(&format!(r#"{{"outputs":{{"artifacts":[{{"path":"{}"}}]}}}}"#, art.display()));
+    let long = "n".repeat(150);
+    let script = format!(
+        r#"d="$ROOT/tmp/out"; mkdir -p "$d/{long}"; echo x > "$d/{long}/{long}.txt"; echo y > "$d/y"; ln -s y "$d/l"
+        touch -d @1700000000 "$d/y""#
+    );
+    argo.emissary("main", &script).run().expect_code(0);
+    let tgz = argo.dir.join(format!("outputs/artifacts{}.tgz", art.display()));
+    let tar = Command::new("gzip").arg("-dc").arg(&tgz).output().unwrap().stdout;
+    let uid = fs::metadata(art.join("y")).unwrap().uid();
+    let passwd = fs::read_to_string("/etc/passwd").unwrap_or_default();
+    let owner =
+        passwd.lines().map(|l| l.split(':').collect::<Vec<_>>()).find(|f| f.len() > 3 && f[2] == uid.to_string());
+    let owner = owner.map_or("", |f| f[0]);
+    let mut at = 0;
+    let mut seen = Vec::new();
+    while at + 512 <= tar.len() && tar[at..at + 512] != [0; 512] {
+        let h = &tar[at..at + 512];
+        let text =
+            |from: usize, len: usize| String::from_utf8_lossy(&h[from..from + len]).trim_end_matches('\0').to_string();
+        let (name, kind) = (text(0, 100), h[156]);
+        assert_eq!(&h[257..265], b"ustar\000", "{name}: USTAR magic and version");
+        let mode = u32::from_str_radix(&text(100, 8), 8).unwrap();
+        assert_eq!(mode & !0o7777, 0, "{name}: no file type in the mode ({mode:o})");
+        let sum: u32 =
+            h.iter().enumerate().map(|(i, &c)| if (148..156).contains(&i) { 32 } else { u32::from(c) }).sum();
+        assert_eq!(&h[148..156], format!("{sum:06o}\0 ").as_bytes(), "{name}: checksum");
+        if kind != b'x' {
+            assert_eq!(text(265, 32), owner, "{name}: the owner's name");
+        }
+        if name == "out/y" {
+            assert_eq!(text(136, 12), format!("{:o}", 1_700_000_000), "the mtime");
+        }
+        seen.push((kind, name));
+        let size = u64::from_str_radix(&text(124, 12), 8).unwrap() as usize;
+        at += 512 + size.div_ceil(512) * 512;
+    }
+    let cut = |s: String| s[..s.len().min(100)].to_string();
+    let expect = [
+        (b'5', "out".to_string()),
+        (b'2', "out/l".to_string()),
+        (b'x', cut(format!("out/PaxHeaders.0/{long}"))),
+        (b'5', cut(format!("out/{long}"))),
+        (b'x', cut(format!("out/{long}/PaxHeaders.0/{long}.txt"))),
+        (b'0', cut(format!("out/{long}/{long}.txt"))),
+        (b'0', "out/y".to_string()),
+    ];
+    assert_eq!(seen, expect);
+}
+
 // As Argo's TarGzToWriter (filepath.Walk, tar.FileInfoHeader): a link at the artifact's path to a
 // folder is archived as the link only, a link to a file as that file under the link's name, a FIFO in
 // a folder as a header only; nothing waits on a FIFO.

@@ -12,6 +12,7 @@
 mod args;
 mod files;
 mod flags;
+mod gotar;
 mod outputs;
 mod ready;
 mod run;

@@ -14,6 +14,7 @@
 
 use std::fs::{self, File};
 use std::io::{self, Read, Write};
+use std::os::unix::ffi::{OsStrExt, OsStringExt};
 use std::os::unix::fs::FileTypeExt;
 use std::path::{Path, PathBuf};
 
@@ -21,6 +22,7 @@ use baton_contract::message::MAX_DECODED_RESULTS;
 use flate2::write::GzEncoder;
 use flate2::Compression;
 
+use super::gotar::{self, Entry, Names};
 use super::template::{clean, Template};
 use crate::folder::{self, Folder, ReadError};
 
@@ -160,8 +162,7 @@ fn save_artifact(top: &Folder, path: &str) -> Result<(), String> {
     };
     write_output(top, &dir, &name, |out| {
         let mut tar = tar::Builder::new(GzEncoder::new(out, Compression::new(GZIP_LEVEL)));
-        tar.follow_symlinks(false);
-        append(&mut tar, &source, &entry)?;
+        append(&mut tar, &mut Names::default(), &source, &entry)?;
         tar.into_inner()?.finish()?.flush()
     })
     .map_err(|e| {
@@ -173,24 +174,29 @@ fn save_artifact(top: &Folder, path: &str) -> Result<(), String> {
 /// following a link and never blocking: a folder, then everything below it in lexical order; a
 /// regular file with as many bytes as it had when opened; a link as a link; a FIFO or a device as
 /// a header only (nothing is read from it). A socket in a folder fails it, as Go's
-/// `tar.FileInfoHeader` does ("sockets not supported").
-fn append<W: Write>(tar: &mut tar::Builder<W>, path: &Path, name: &Path) -> io::Result<()> {
+/// `tar.FileInfoHeader` does ("sockets not supported"). Each header as Go writes it ([`gotar`]).
+fn append<W: Write>(tar: &mut tar::Builder<W>, names: &mut Names, path: &Path, name: &Path) -> io::Result<()> {
     let meta = fs::symlink_metadata(path)?;
     let kind = meta.file_type();
+    let header = |meta: &fs::Metadata, names: &mut Names| {
+        let link = if kind.is_symlink() { fs::read_link(path)?.into_os_string().into_vec() } else { Vec::new() };
+        let entry = name.as_os_str().as_bytes().to_vec();
+        Entry::of(entry, meta, link, names).ok_or_else(|| {
+            io::Error::other(format!(
+                "{} is a socket, which a tar archive cannot hold; remove it first",
+                path.display()
+            ))
+        })
+    };
     if kind.is_file() {
         let (file, st) = folder::open_file(path).map_err(|e| io::Error::other(format!("{}: {e}", path.display())))?;
-        let mut header = tar::Header::new_gnu();
-        header.set_metadata(&file.metadata()?);
+        // The size and the rest as the opened file has them.
+        let entry = header(&file.metadata()?, names)?;
         let path = path.to_path_buf();
-        return tar.append_data(&mut header, name, Exactly { file, left: st.st_size as u64, path });
+        return gotar::append(tar, &entry, Exactly { file, left: st.st_size as u64, path });
     }
-    if !kind.is_dir() && !kind.is_symlink() {
-        let mut header = tar::Header::new_gnu();
-        header.set_metadata(&meta);
-        return tar.append_data(&mut header, name, io::empty());
-    }
-    tar.append_path_with_name(path, name)?;
-    if kind.is_symlink() {
+    gotar::append(tar, &header(&meta, names)?, io::empty())?;
+    if !kind.is_dir() {
         return Ok(());
     }
     let mut entries: Vec<_> = fs::read_dir(path)?.collect::<io::Result<_>>()?;
@@ -201,7 +207,7 @@ fn append<W: Write>(tar: &mut tar::Builder<W>, path: &Path, name: &Path) -> io::
                 format!("{} is a socket, which a tar archive cannot hold; remove it first", entry.path().display());
             return Err(io::Error::other(why));
         }
-        append(tar, &entry.path(), &name.join(entry.file_name()))?;
+        append(tar, names, &entry.path(), &name.join(entry.file_name()))?;
     }
     Ok(())
 }
