@@ -3,6 +3,7 @@
 //! - [`termination`]: one container's termination message, classified (record, cut record, text, …).
 //! - [`status`]: the pure `Pod → RunStatus` function and the status types.
 //! - [`table`]: the status as a table for people.
+//! - [`waiting`]: which running containers baton is holding before their command (`--after`).
 //! - [`cluster`] (feature `watch`): `batonctl status` from the cluster — the pods of a pod, Job,
 //!   CronJob or label selector, listed or watched until their run ends.
 //! - [`timeline`]: the lines of a live view in the order things happened; [`live`]: `status -w`'s
@@ -31,6 +32,7 @@ pub mod step_events;
 pub mod table;
 pub mod termination;
 pub mod timeline;
+pub mod waiting;
 #[cfg(feature = "watch")]
 pub mod watch;
 #[cfg(feature = "webhook")]

@@ -128,6 +128,9 @@ pub struct StepStatus {
     /// What the command cost (CPU, largest resident set), from baton's record.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub usage: Option<Usage>,
+    /// A running container whose baton still waits: the `--after` steps that have not ended.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub waiting_for: Vec<String>,
 }
 
 fn is_zero(n: &u32) -> bool {
@@ -153,6 +156,7 @@ impl StepStatus {
             message: None,
             restarts: 0,
             usage: None,
+            waiting_for: Vec::new(),
         }
     }
 }
@@ -220,6 +224,8 @@ pub fn run_status(pod: &Pod) -> RunStatus {
             }
         }
     }
+
+    crate::waiting::mark(pod, &mut steps);
 
     let mut warnings = Vec::new();
     let pod_phase = status.and_then(|s| s.phase.as_deref());

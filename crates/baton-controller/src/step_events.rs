@@ -145,6 +145,7 @@ mod tests {
             message: None,
             restarts: 0,
             usage: None,
+            waiting_for: Vec::new(),
         }
     }
 

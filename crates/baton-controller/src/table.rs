@@ -52,12 +52,22 @@ fn row(s: &StepStatus) -> [String; COLUMNS] {
         _ => s.name.clone(),
     };
     let dash = || "-".to_string();
-    let note =
-        s.error.as_deref().or(s.message.as_deref()).map(|t| one_line(t, NOTE_WIDTH)).unwrap_or_default();
+    let waiting =
+        (!s.waiting_for.is_empty()).then(|| format!("baton waits for {}", s.waiting_for.join(", ")));
+    let note = s
+        .error
+        .as_deref()
+        .or(s.message.as_deref())
+        .or(waiting.as_deref())
+        .map(|t| one_line(t, NOTE_WIDTH))
+        .unwrap_or_default();
+    // The kubelet says running; baton has not started the command yet.
+    let state =
+        if waiting.is_some() { "waiting".to_string() } else { format!("{:?}", s.state).to_lowercase() };
     [
         name,
         format!("{:?}", s.kind).to_lowercase(),
-        format!("{:?}", s.state).to_lowercase(),
+        state,
         s.exit_code.map_or_else(dash, |c| c.to_string()),
         s.reason.clone().unwrap_or_else(dash),
         s.started_at.clone().unwrap_or_else(dash),

@@ -350,3 +350,30 @@ fn the_json_form_is_camel_case_and_drops_empty_fields() {
     let back: RunStatus = serde_json::from_value(v).unwrap();
     assert_eq!(back, s);
 }
+
+/// The kubelet says `build` and `test` both run; `test`'s baton still waits for `build` (its
+/// `--after`), and the status says so, in JSON and in the table. The annotation is unchanged: it
+/// holds only the steps that ended.
+#[test]
+fn a_running_container_whose_after_step_has_not_ended_is_waiting_for_it() {
+    let running = fixture("running");
+    let status = run_status(&pod(running.clone()));
+    assert_eq!(step(&status, "test").state, State::Running);
+    assert_eq!(step(&status, "test").waiting_for, ["build"]);
+    assert!(step(&status, "build").waiting_for.is_empty(), "fetch has ended: build runs its command");
+    let json = serde_json::to_value(step(&status, "test")).unwrap();
+    assert_eq!(json["waitingFor"], json!(["build"]));
+    let table = baton_controller::table::render(&baton_controller::PodRunStatus::of(&pod(running.clone())));
+    let row = table.lines().find(|l| l.starts_with("test ")).unwrap();
+    assert!(row.contains(" waiting ") && row.ends_with("baton waits for build"), "{row}");
+
+    // build ends: test's command runs.
+    let mut ended = running;
+    let statuses = ended["status"]["containerStatuses"].as_array_mut().unwrap();
+    let build = statuses.iter_mut().find(|s| s["name"] == "build").unwrap();
+    build["state"] = json!({"terminated": {"exitCode": 0, "reason": "Completed",
+        "startedAt": "2026-11-23T16:00:34Z", "finishedAt": "2026-11-23T16:00:49Z"}});
+    let status = run_status(&pod(ended));
+    assert!(step(&status, "test").waiting_for.is_empty());
+    assert_eq!(annotation_value(&status).map(|v| v.contains("waitingFor")), Some(false));
+}
