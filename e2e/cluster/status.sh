@@ -149,6 +149,9 @@ scenario_status() {
   check "status: no frame of job/failure -w says package or upload started (they were Skipped), only that their containers did" \
     all_ok grep -qE '^  [0-9:.]+  package +container started$' "$dir/failure.frames" -- \
       test "$(grep -cE '^  [0-9:.]+  (package|upload) +started$' "$dir/failure.frames")" = 0
+  # The kubelet says running while baton waits: such a step is waitingFor its --after steps.
+  check "status: no frame of job/failure -w shows package or upload running (baton held them, then they were Skipped); $(grep -cE '^package +container +waiting .*baton waits for test$' "$dir/failure.frames") frame(s) show package waiting for test" \
+    test "$(grep -cE '^(package|upload) +container +running ' "$dir/failure.frames")" = 0
   if [ "$retry" = 1 ]; then
     pods=$(kubectl -n "$NS" get pods -l batch.kubernetes.io/job-name=st-retry --sort-by=.metadata.creationTimestamp -o jsonpath='{.items[*].metadata.name}')
     st_watch_checks retry job/st-retry 0 "${pods##* }" "${pods%% *}"
