@@ -120,6 +120,29 @@ fn go_string(out: &mut String, bytes: &[u8]) {
     out.push('"');
 }
 
+/// A value as Go's JSON encoder writes it and its decoder reads it back: each byte that does not
+/// start a valid UTF-8 sequence becomes U+FFFD, one for each byte. Tekton's entrypoint writes the
+/// results into the termination file, then reads that file back and writes it again with the internal
+/// keys, so the results it leaves there hold U+FFFD itself (3 bytes) where a value written once holds
+/// the escape `\ufffd` (6 bytes, as the artifacts and internal keys do): measured against v1.15.0.
+pub fn go_round_trip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                out.extend_from_slice(valid.as_bytes());
+                return out;
+            }
+            Err(e) => {
+                out.extend_from_slice(&rest[..e.valid_up_to()]);
+                out.extend_from_slice("\u{fffd}".as_bytes());
+                rest = &rest[e.valid_up_to() + 1..];
+            }
+        }
+    }
+}
+
 /// `tknz:` + unpadded standard base64 of the raw DEFLATE (best compression) of `json`.
 pub fn compress(json: &str) -> String {
     let packed = miniz_oxide::deflate::compress_to_vec(json.as_bytes(), 10);
@@ -214,6 +237,19 @@ mod tests {
         );
         assert_eq!(encode(&entries), expected);
         assert_eq!(encode(&[]), "[]");
+    }
+
+    #[test]
+    fn go_round_trip_replaces_each_bad_byte() {
+        assert_eq!(go_round_trip(b"ok \xc3\xa9"), "ok \u{e9}".as_bytes());
+        // A truncated sequence is two bad bytes for Go (Rust's from_utf8_lossy would make it one).
+        assert_eq!(
+            go_round_trip(b"a\xff\xe2\x82 b\xed\xa0\x80"),
+            "a\u{fffd}\u{fffd}\u{fffd} b\u{fffd}\u{fffd}\u{fffd}".as_bytes()
+        );
+        assert_eq!(go_round_trip(b"\xf0\x9f\x98"), "\u{fffd}\u{fffd}\u{fffd}".as_bytes());
+        let once = encode(&[RunResult::new("r", go_round_trip(b"\xff<"), TASK_RESULT)]);
+        assert_eq!(once, "[{\"key\":\"r\",\"value\":\"\u{fffd}\\u003c\",\"type\":1}]");
     }
 
     #[test]
