@@ -225,8 +225,10 @@ fn invalid_utf8_as_tekton_leaves_it_results_decoded_artifacts_escaped() {
     assert_eq!(
         golden(&pod.message(0)),
         format!(
-            "[{{\"key\":\"t\",\"value\":\"a\u{fffd}b\",\"type\":1}},{{\"key\":\"s\",\"value\":\"x\u{fffd}\u{fffd}.\",\"type\":4}},\
-             {{\"key\":\"StartedAt\",\"value\":\"<T>\",\"type\":3}},{{\"key\":\"{prov}\",\"value\":\"{{\\\"x\\\":\\\"\\ufffd\\\"}}\",\"type\":5}}]"
+            "[{{\"key\":\"t\",\"value\":\"a\u{fffd}b\",\"type\":1}},\
+             {{\"key\":\"s\",\"value\":\"x\u{fffd}\u{fffd}.\",\"type\":4}},\
+             {{\"key\":\"StartedAt\",\"value\":\"<T>\",\"type\":3}},\
+             {{\"key\":\"{prov}\",\"value\":\"{{\\\"x\\\":\\\"\\ufffd\\\"}}\",\"type\":5}}]"
         )
     );
 }
@@ -281,6 +283,41 @@ fn existing_entry_with_a_type_name_is_kept() {
         golden(&pod.message(0)),
         r#"[{"key":"x","value":"y","type":1},{"key":"StartedAt","value":"<T>","type":3}]"#
     );
+}
+
+/// Issue 20, measured against Tekton's entrypoint v1.15.0 (e2e/tekton-upstream.sh, steps g4 to g7):
+/// entries the file already held are read as Go's `json.Unmarshal` reads them, so none is lost where
+/// Tekton keeps it. The expected bytes are upstream's own.
+#[test]
+fn existing_entries_are_read_as_go_reads_them() {
+    let cases: [(&[u8], &str); 4] = [
+        // A lone surrogate escape: U+FFFD (serde_json alone refused the whole file).
+        (
+            br#"[{"key":"k","value":"\ud800 \u00e9","type":1}]"#,
+            "[{\"key\":\"k\",\"value\":\"\u{fffd} \u{e9}\",\"type\":1}",
+        ),
+        // resourceName, a field of Tekton's struct, written back.
+        (
+            br#"[{"key":"k","value":"v","resourceName":"git","type":1}]"#,
+            r#"[{"key":"k","value":"v","resourceName":"git","type":1}"#,
+        ),
+        // Field names in any case; unknown fields ignored.
+        (br#"[{"Key":"k","VALUE":"v","Type":1,"extra":true}]"#, r#"[{"key":"k","value":"v","type":1}"#),
+        // Invalid UTF-8, a type of any integer, a null entry.
+        (
+            b"[{\"key\":\"k\",\"value\":\"a\xffb\",\"type\":-1},{\"key\":\"n\",\"value\":\"v\",\"type\":300},null]",
+            "[{\"key\":\"k\",\"value\":\"a\u{fffd}b\",\"type\":-1},{\"key\":\"n\",\"value\":\"v\",\"type\":300},\
+             {\"key\":\"\",\"value\":\"\"}",
+        ),
+    ];
+    for (held, kept) in cases {
+        let pod = Pod::new();
+        let mut c = pod.step(0, &[], &["true"]);
+        fs::write(pod.p("termination-0"), held).unwrap();
+        let o = run(c.stderr(Stdio::piped()));
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert_eq!(golden(&pod.message(0)), format!(r#"{kept},{{"key":"StartedAt","value":"<T>","type":3}}]"#));
+    }
 }
 
 #[test]
