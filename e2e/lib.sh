@@ -127,6 +127,31 @@ build_tekton_image() {
   rm -rf "$ctx"
 }
 
+# Tekton's downward API volume (/tekton/downward) and the controller's "ready" annotation, played on
+# a host folder (e2e/tekton.sh, e2e/tekton-upstream.sh).
+
+# downward_dir DIR: the kubelet's atomic-writer layout, with the annotation not set yet (empty file).
+downward_dir() {
+  local d=$1
+  mkdir -p "$d/..2026_01_01_00_00_00.000000001"
+  : > "$d/..2026_01_01_00_00_00.000000001/ready"
+  ln -s ..2026_01_01_00_00_00.000000001 "$d/..data"
+  ln -s ..data/ready "$d/ready"
+  chmod -R a+rX "$d"
+}
+
+# set_ready DIR: the kubelet's update after the controller sets tekton.dev/ready=READY: a new
+# timestamped folder, then ..data swapped by rename. Prints the time of the swap (ms).
+set_ready() {
+  local d=$1 new=..2026_01_01_00_00_01.000000002
+  mkdir -p "$d/$new"
+  printf READY > "$d/$new/ready"
+  chmod -R a+rX "$d/$new"
+  ln -s "$new" "$d/..data_tmp"
+  now_ms
+  mv -T "$d/..data_tmp" "$d/..data"
+}
+
 # Tekton's controller reading a Pod status (e2e/tekton.sh, e2e/cluster.sh's tekton):
 # step_json POD STEP: {exitCode, reason, message, entries: {key: value}, results, stepResults,
 # startedAt (from the message), exitCodeKey, reasonKey} for a step container, as the controller sees it.

@@ -80,29 +80,7 @@ fi
 say "images: $TEKTON_IMAGE ($(image_size "$TEKTON_IMAGE") bytes), $STEP_IMAGE"
 
 # ---------------------------------------------------------------------------------------------------
-# The downward API and the controller's "ready" annotation
-
-# downward_dir DIR: the kubelet's atomic-writer layout, with the annotation not set yet (empty file).
-downward_dir() {
-  local d=$1
-  mkdir -p "$d/..2026_01_01_00_00_00.000000001"
-  : > "$d/..2026_01_01_00_00_00.000000001/ready"
-  ln -s ..2026_01_01_00_00_00.000000001 "$d/..data"
-  ln -s ..data/ready "$d/ready"
-  chmod -R a+rX "$d"
-}
-
-# set_ready DIR: the kubelet's update after the controller sets tekton.dev/ready=READY: a new
-# timestamped folder, then ..data swapped by rename. Prints the time of the swap (ms).
-set_ready() {
-  local d=$1 new=..2026_01_01_00_00_01.000000002
-  mkdir -p "$d/$new"
-  printf READY > "$d/$new/ready"
-  chmod -R a+rX "$d/$new"
-  ln -s "$new" "$d/..data_tmp"
-  now_ms
-  mv -T "$d/..data_tmp" "$d/..data"
-}
+# The downward API (downward_dir, set_ready: e2e/lib.sh) and the git secret
 
 # secret_dir DIR: the kubelet's secret volume of git-creds (atomic-writer layout, files 0644).
 secret_dir() {

@@ -194,9 +194,43 @@ fn go_json_escaping_of_result_values() {
     let expected = concat!(
         r#"[{"key":"r","value":"\u003c\u0026\u003e\"\\\t\u0001"#,
         "\u{7f}",
-        r#"\u2028\ufffdok","type":1},{"key":"StartedAt","value":"<T>","type":3}]"#
+        r#"\u2028"#,
+        "\u{fffd}",
+        r#"ok","type":1},{"key":"StartedAt","value":"<T>","type":3}]"#
     );
     assert_eq!(golden(&pod.message(0)), expected);
+}
+
+/// Issue 20, measured against Tekton's entrypoint v1.15.0 (e2e/tekton-upstream.sh): it writes the
+/// results into the termination file, reads the file back and writes it again with the internal keys
+/// and the artifacts. So an invalid UTF-8 byte of a task or step result ends up as U+FFFD itself (3
+/// bytes; one per bad byte, as Go decodes), while one of an artifact, written once, stays the escape
+/// `\ufffd` (6 bytes). The controller reads both the same; the size the 4096 check sees differs.
+#[test]
+fn invalid_utf8_as_tekton_leaves_it_results_decoded_artifacts_escaped() {
+    let pod = Pod::new();
+    fs::write(pod.p("results/t"), b"a\xffb").unwrap();
+    let o = run(pod.step(
+        0,
+        &["-results", "t", "-step_results", "s"],
+        &[
+            "sh",
+            "-c",
+            "printf 'x\\342\\202.' > \"$0/results/s\"; printf '{\"x\":\"\\377\"}' > \"$0/artifacts/provenance.json\"",
+            &pod.s("run/0/status"),
+        ],
+    ));
+    assert_eq!(code(&o), 0, "{}", stderr(&o));
+    let prov = pod.s("run/0/status/artifacts/provenance.json");
+    assert_eq!(
+        golden(&pod.message(0)),
+        format!(
+            "[{{\"key\":\"t\",\"value\":\"a\u{fffd}b\",\"type\":1}},\
+             {{\"key\":\"s\",\"value\":\"x\u{fffd}\u{fffd}.\",\"type\":4}},\
+             {{\"key\":\"StartedAt\",\"value\":\"<T>\",\"type\":3}},\
+             {{\"key\":\"{prov}\",\"value\":\"{{\\\"x\\\":\\\"\\ufffd\\\"}}\",\"type\":5}}]"
+        )
+    );
 }
 
 #[test]
@@ -249,6 +283,41 @@ fn existing_entry_with_a_type_name_is_kept() {
         golden(&pod.message(0)),
         r#"[{"key":"x","value":"y","type":1},{"key":"StartedAt","value":"<T>","type":3}]"#
     );
+}
+
+/// Issue 20, measured against Tekton's entrypoint v1.15.0 (e2e/tekton-upstream.sh, steps g4 to g7):
+/// entries the file already held are read as Go's `json.Unmarshal` reads them, so none is lost where
+/// Tekton keeps it. The expected bytes are upstream's own.
+#[test]
+fn existing_entries_are_read_as_go_reads_them() {
+    let cases: [(&[u8], &str); 4] = [
+        // A lone surrogate escape: U+FFFD (serde_json alone refused the whole file).
+        (
+            br#"[{"key":"k","value":"\ud800 \u00e9","type":1}]"#,
+            "[{\"key\":\"k\",\"value\":\"\u{fffd} \u{e9}\",\"type\":1}",
+        ),
+        // resourceName, a field of Tekton's struct, written back.
+        (
+            br#"[{"key":"k","value":"v","resourceName":"git","type":1}]"#,
+            r#"[{"key":"k","value":"v","resourceName":"git","type":1}"#,
+        ),
+        // Field names in any case; unknown fields ignored.
+        (br#"[{"Key":"k","VALUE":"v","Type":1,"extra":true}]"#, r#"[{"key":"k","value":"v","type":1}"#),
+        // Invalid UTF-8, a type of any integer, a null entry.
+        (
+            b"[{\"key\":\"k\",\"value\":\"a\xffb\",\"type\":-1},{\"key\":\"n\",\"value\":\"v\",\"type\":300},null]",
+            "[{\"key\":\"k\",\"value\":\"a\u{fffd}b\",\"type\":-1},{\"key\":\"n\",\"value\":\"v\",\"type\":300},\
+             {\"key\":\"\",\"value\":\"\"}",
+        ),
+    ];
+    for (held, kept) in cases {
+        let pod = Pod::new();
+        let mut c = pod.step(0, &[], &["true"]);
+        fs::write(pod.p("termination-0"), held).unwrap();
+        let o = run(c.stderr(Stdio::piped()));
+        assert_eq!(code(&o), 0, "{}", stderr(&o));
+        assert_eq!(golden(&pod.message(0)), format!(r#"{kept},{{"key":"StartedAt","value":"<T>","type":3}}]"#));
+    }
 }
 
 #[test]

@@ -4,17 +4,17 @@
 
 use base64::Engine as _;
 
-/// RunResult types (tektoncd/pipeline pkg/result).
-pub const TASK_RESULT: u8 = 1;
-pub const INTERNAL: u8 = 3;
-pub const STEP_RESULT: u8 = 4;
-pub const STEP_ARTIFACTS: u8 = 5;
-pub const TASK_ARTIFACTS: u8 = 6;
+/// RunResult types (tektoncd/pipeline pkg/result; a Go `int`).
+pub const TASK_RESULT: i64 = 1;
+pub const INTERNAL: i64 = 3;
+pub const STEP_RESULT: i64 = 4;
+pub const STEP_ARTIFACTS: i64 = 5;
+pub const TASK_ARTIFACTS: i64 = 6;
 /// What a type name that Tekton does not know decodes to.
-pub const UNKNOWN: u8 = 10;
+pub const UNKNOWN: i64 = 10;
 
 /// The names of the types, as older controllers wrote them (Tekton's `ResultType` still reads them).
-const TYPE_NAMES: [(&str, u8); 5] = [
+const TYPE_NAMES: [(&str, i64); 5] = [
     ("TaskRunResult", TASK_RESULT),
     ("InternalTektonResult", INTERNAL),
     ("StepResult", STEP_RESULT),
@@ -35,17 +35,20 @@ pub const COMPRESSED_PREFIX: &str = "tknz:";
 pub struct RunResult {
     pub key: String,
     pub value: Vec<u8>,
-    pub kind: u8,
+    /// Only ever in an entry the file already held (Tekton's struct still has the field and writes
+    /// it back when it is not empty).
+    pub resource_name: String,
+    pub kind: i64,
 }
 
 impl RunResult {
-    pub fn new(key: impl Into<String>, value: impl Into<Vec<u8>>, kind: u8) -> RunResult {
-        RunResult { key: key.into(), value: value.into(), kind }
+    pub fn new(key: impl Into<String>, value: impl Into<Vec<u8>>, kind: i64) -> RunResult {
+        RunResult { key: key.into(), value: value.into(), resource_name: String::new(), kind }
     }
 }
 
-/// `json.Marshal([]RunResult)`: no spaces, HTML-safe escapes, invalid UTF-8 as U+FFFD, `type`
-/// omitted when 0.
+/// `json.Marshal([]RunResult)`: no spaces, HTML-safe escapes, invalid UTF-8 as U+FFFD, `resourceName`
+/// and `type` omitted when empty or 0.
 pub fn encode(entries: &[RunResult]) -> String {
     let mut out = String::with_capacity(64 * entries.len() + 2);
     out.push('[');
@@ -57,6 +60,10 @@ pub fn encode(entries: &[RunResult]) -> String {
         go_string(&mut out, e.key.as_bytes());
         out.push_str(",\"value\":");
         go_string(&mut out, &e.value);
+        if !e.resource_name.is_empty() {
+            out.push_str(",\"resourceName\":");
+            go_string(&mut out, e.resource_name.as_bytes());
+        }
         if e.kind != 0 {
             out.push_str(",\"type\":");
             out.push_str(&e.kind.to_string());
@@ -120,6 +127,29 @@ fn go_string(out: &mut String, bytes: &[u8]) {
     out.push('"');
 }
 
+/// A value as Go's JSON encoder writes it and its decoder reads it back: each byte that does not
+/// start a valid UTF-8 sequence becomes U+FFFD, one for each byte. Tekton's entrypoint writes the
+/// results into the termination file, then reads that file back and writes it again with the internal
+/// keys, so the results it leaves there hold U+FFFD itself (3 bytes) where a value written once holds
+/// the escape `\ufffd` (6 bytes, as the artifacts and internal keys do): measured against v1.15.0.
+pub fn go_round_trip(bytes: &[u8]) -> Vec<u8> {
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut rest = bytes;
+    loop {
+        match std::str::from_utf8(rest) {
+            Ok(valid) => {
+                out.extend_from_slice(valid.as_bytes());
+                return out;
+            }
+            Err(e) => {
+                out.extend_from_slice(&rest[..e.valid_up_to()]);
+                out.extend_from_slice("\u{fffd}".as_bytes());
+                rest = &rest[e.valid_up_to() + 1..];
+            }
+        }
+    }
+}
+
 /// `tknz:` + unpadded standard base64 of the raw DEFLATE (best compression) of `json`.
 pub fn compress(json: &str) -> String {
     let packed = miniz_oxide::deflate::compress_to_vec(json.as_bytes(), 10);
@@ -157,8 +187,11 @@ impl Rendered {
     }
 }
 
-/// Reads a termination message, plain or compressed, as Tekton's writer and controller read it.
-/// (Parsed through `serde_json::Value`, which baton already carries, to keep the binary small.)
+/// Reads a termination message, plain or compressed, as Tekton's writer and controller read it
+/// (Go's `json.Unmarshal` into `[]RunResult`): a byte of invalid UTF-8 and a `\u` escape of a lone
+/// UTF-16 surrogate are U+FFFD, field names match whatever their case, unknown fields are ignored,
+/// `type` is an integer or one of the older names. (Parsed through `serde_json::Value`, which baton
+/// already carries, to keep the binary small.)
 pub fn decode(text: &[u8]) -> Result<Vec<RunResult>, String> {
     let json = match text.strip_prefix(COMPRESSED_PREFIX.as_bytes()) {
         Some(encoded) => {
@@ -170,29 +203,82 @@ pub fn decode(text: &[u8]) -> Result<Vec<RunResult>, String> {
         }
         None => text.to_vec(),
     };
-    let json = std::str::from_utf8(&json).map_err(|e| e.to_string())?;
-    let value: serde_json::Value = serde_json::from_str(json).map_err(|e| e.to_string())?;
+    let json = String::from_utf8(go_round_trip(&json)).map_err(|e| e.to_string())?;
+    let value: serde_json::Value = serde_json::from_str(&go_lone_surrogates(&json)).map_err(|e| e.to_string())?;
     let entries = value.as_array().ok_or("not a JSON array")?;
     entries
         .iter()
         .map(|e| {
-            let text = |k: &str| match e.get(k) {
+            let map = match e {
+                serde_json::Value::Object(map) => map,
+                // Go leaves the struct as it is: an entry with everything empty.
+                serde_json::Value::Null => return Ok(RunResult::new("", "", 0)),
+                _ => return Err("an entry is not an object".to_string()),
+            };
+            let text = |k: &str| match go_field(map, k) {
                 None | Some(serde_json::Value::Null) => Ok(String::new()),
                 Some(serde_json::Value::String(s)) => Ok(s.clone()),
                 Some(_) => Err(format!("{k} is not a string")),
             };
-            let kind = match e.get("type") {
+            let kind = match go_field(map, "type") {
                 None | Some(serde_json::Value::Null) => 0,
                 Some(serde_json::Value::String(name)) => {
                     TYPE_NAMES.iter().find(|(n, _)| n == name).map_or(UNKNOWN, |&(_, kind)| kind)
                 }
-                Some(t) => {
-                    t.as_u64().and_then(|t| u8::try_from(t).ok()).ok_or("type is neither a name nor a small integer")?
-                }
+                Some(t) => t.as_i64().ok_or("type is neither a name nor an integer")?,
             };
-            Ok(RunResult { key: text("key")?, value: text("value")?.into_bytes(), kind })
+            Ok(RunResult {
+                key: text("key")?,
+                value: text("value")?.into_bytes(),
+                resource_name: text("resourceName")?,
+                kind,
+            })
         })
         .collect()
+}
+
+/// `json` with every `\u` escape of a UTF-16 surrogate that is not the first half of a pair followed
+/// by its second half replaced by `\ufffd`: Go's decoder reads it as U+FFFD (and then reads the
+/// escape after it on its own), serde_json refuses it.
+fn go_lone_surrogates(json: &str) -> std::borrow::Cow<'_, str> {
+    fn hex4(b: &[u8], at: usize) -> Option<u32> {
+        let digits = b.get(at..at + 4)?;
+        if !digits.iter().all(u8::is_ascii_hexdigit) {
+            return None;
+        }
+        u32::from_str_radix(std::str::from_utf8(digits).ok()?, 16).ok()
+    }
+    if !json.contains("\\u") {
+        return std::borrow::Cow::Borrowed(json);
+    }
+    let b = json.as_bytes();
+    let (mut out, mut start, mut i, mut in_string) = (String::with_capacity(json.len()), 0, 0, false);
+    while i < b.len() {
+        match b[i] {
+            b'"' => {
+                in_string = !in_string;
+                i += 1;
+            }
+            b'\\' if in_string => match (b.get(i + 1), hex4(b, i + 2)) {
+                (Some(b'u'), Some(0xd800..=0xdbff))
+                    if b.get(i + 6..i + 8) == Some(&b"\\u"[..]) && matches!(hex4(b, i + 8), Some(0xdc00..=0xdfff)) =>
+                {
+                    i += 12
+                }
+                (Some(b'u'), Some(0xd800..=0xdfff)) => {
+                    out.push_str(&json[start..i]);
+                    out.push_str("\\ufffd");
+                    i += 6;
+                    start = i;
+                }
+                (Some(b'u'), Some(_)) => i += 6,
+                _ => i += 2,
+            },
+            _ => i += 1,
+        }
+    }
+    out.push_str(&json[start..]);
+    std::borrow::Cow::Owned(out)
 }
 
 #[cfg(test)]
@@ -217,6 +303,19 @@ mod tests {
     }
 
     #[test]
+    fn go_round_trip_replaces_each_bad_byte() {
+        assert_eq!(go_round_trip(b"ok \xc3\xa9"), "ok \u{e9}".as_bytes());
+        // A truncated sequence is two bad bytes for Go (Rust's from_utf8_lossy would make it one).
+        assert_eq!(
+            go_round_trip(b"a\xff\xe2\x82 b\xed\xa0\x80"),
+            "a\u{fffd}\u{fffd}\u{fffd} b\u{fffd}\u{fffd}\u{fffd}".as_bytes()
+        );
+        assert_eq!(go_round_trip(b"\xf0\x9f\x98"), "\u{fffd}\u{fffd}\u{fffd}".as_bytes());
+        let once = encode(&[RunResult::new("r", go_round_trip(b"\xff<"), TASK_RESULT)]);
+        assert_eq!(once, "[{\"key\":\"r\",\"value\":\"\u{fffd}\\u003c\",\"type\":1}]");
+    }
+
+    #[test]
     fn compression_round_trip_only_when_smaller() {
         let small = [RunResult::new("a", "b", TASK_RESULT)];
         let r = render(&small, true);
@@ -232,10 +331,33 @@ mod tests {
     }
 
     #[test]
+    fn existing_entries_decode_as_go_decodes_them() {
+        // Measured against Tekton's entrypoint v1.15.0 (e2e/tekton-upstream.sh, steps g4 to g8).
+        let d = |text: &[u8]| decode(text).unwrap();
+        assert_eq!(
+            d(br#"[{"key":"k","value":"\ud800 \u00e9 \ud83d\ude00 \udc00\ud800\u0041","type":1}]"#)[0].value,
+            "\u{fffd} \u{e9} \u{1f600} \u{fffd}\u{fffd}A".as_bytes()
+        );
+        assert_eq!(d(b"[{\"key\":\"k\",\"value\":\"a\xffb\",\"type\":1}]")[0].value, "a\u{fffd}b".as_bytes());
+        let kept = d(br#"[{"key":"k","value":"v","resourceName":"git","type":1}]"#);
+        assert_eq!(kept[0].resource_name, "git");
+        assert_eq!(encode(&kept), r#"[{"key":"k","value":"v","resourceName":"git","type":1}]"#);
+        let folded = d(br#"[{"Key":"k","VALUE":"v","Type":1,"extra":true}]"#);
+        assert_eq!(folded, [RunResult::new("k", "v", TASK_RESULT)]);
+        let kinds: Vec<i64> = d(br#"[{"type":300},{"type":-1},null]"#).iter().map(|r| r.kind).collect();
+        assert_eq!(kinds, [300, -1, 0]);
+        assert_eq!(encode(&d(br#"[{"key":"a","type":-1}]"#)), r#"[{"key":"a","value":"","type":-1}]"#);
+        assert!(decode(br#"[{"key":"a","type":1.5}]"#).is_err());
+        assert!(decode(br#"[5]"#).is_err());
+        // An escaped backslash before a `u` is no escape.
+        assert_eq!(d(br#"[{"key":"\\ud800"}]"#)[0].key, "\\ud800");
+    }
+
+    #[test]
     fn type_names_decode_as_tekton_reads_them() {
         let text = r#"[{"key":"a","value":"1","type":"TaskRunResult"},{"key":"b","value":"2","type":"StepResult"},
             {"key":"c","value":"3","type":"SomethingElse"},{"key":"d","value":"4","type":3}]"#;
-        let kinds: Vec<u8> = decode(text.as_bytes()).unwrap().iter().map(|r| r.kind).collect();
+        let kinds: Vec<i64> = decode(text.as_bytes()).unwrap().iter().map(|r| r.kind).collect();
         assert_eq!(kinds, [TASK_RESULT, STEP_RESULT, UNKNOWN, INTERNAL]);
         assert!(decode(br#"[{"key":"a","value":"1","type":true}]"#).is_err());
     }

@@ -53,8 +53,9 @@ impl Outcome {
         }
     }
 }
-/// Task results, step results, then step and task artifacts: files read verbatim; a missing one is
-/// skipped.
+/// Task results, step results, then step and task artifacts: files read verbatim (results with
+/// invalid UTF-8 made valid as Tekton's two writes make them: `message::go_round_trip`); a missing
+/// one is skipped.
 pub fn collect(plan: &Plan) -> Result<(Vec<RunResult>, Vec<RunResult>), String> {
     let step_dir = plan.metadata_dir.clone().unwrap_or_default().join("results");
     let mut results = Vec::new();
@@ -64,7 +65,8 @@ pub fn collect(plan: &Plan) -> Result<(Vec<RunResult>, Vec<RunResult>), String> 
     {
         for name in names {
             match read_capped(&dir.join(name)) {
-                Ok(Some(value)) => results.push(RunResult::new(name.clone(), value, kind)),
+                // As Tekton's final message holds them: written, read back and written again.
+                Ok(Some(value)) => results.push(RunResult::new(name.clone(), message::go_round_trip(&value), kind)),
                 Ok(None) => {}
                 Err(e) => problems.push(format!("result {name} ({}): {e}", dir.join(name).display())),
             }
