@@ -28,6 +28,8 @@ use nix::sys::inotify::AddWatchFlags;
 
 pub use command::wait_command;
 pub use conditions::Cond;
+// `Holder` serves src/argo's wait only.
+#[cfg_attr(not(feature = "argo"), allow(unused_imports))]
 pub use predecessors::{lost_sentence, Holder, LOST_WHY};
 
 use crate::folder;
