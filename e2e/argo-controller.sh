@@ -145,6 +145,11 @@ NS=""
 CONTROLLER_PID=""
 CREATED_CRDS=()
 
+# The example whose running main container is looked into (its command is `sleep 10`), and the
+# background processes that look.
+LOOK_INSIDE=default-pdb-support.yaml
+LOOKERS=()
+
 # The controller started here: SIGTERM, and SIGKILL after 5 s (v4.0.5 may not end on SIGTERM alone).
 stop_controller() {
   local i
@@ -157,6 +162,8 @@ stop_controller() {
 }
 
 finish() {
+  local pid
+  for pid in "${LOOKERS[@]}"; do kill "$pid" 2>/dev/null; done
   stop_controller
   if [ "${E2E_KEEP:-0}" != 1 ]; then
     [ -z "$NS" ] || kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1
@@ -347,23 +354,39 @@ EXPECT_SHA=$(sha256sum < "$BATON_BIN" | cut -c1-64)
 
 not() { ! "$@"; }
 
-# exec_check EXAMPLE WORKFLOW: in the running main container, /var/run/argo/argoexec is baton (or
-# upstream's under ARGO_EXECUTOR=upstream) and ctr/main/ holds baton's beacon (or not). Returns 1 while
-# the container does not run yet.
-exec_check() {
-  local ex=$1 wf=$2 pod sha entries
-  pod=$(kubectl -n "$NS" get pods -l "workflows.argoproj.io/workflow=$wf" -o json \
-    | jq -r '.items[] | select(any(.status.containerStatuses[]?; .name == "main" and .state.running != null)) | .metadata.name' | head -n 1)
-  [ -n "$pod" ] || return 1
-  sha=$(kubectl -n "$NS" exec "$pod" -c main -- sha256sum /var/run/argo/argoexec 2>/dev/null | cut -c1-64)
-  entries=$(kubectl -n "$NS" exec "$pod" -c main -- ls /var/run/argo/ctr/main 2>/dev/null | tr '\n' ' ')
+# look_inside WORKFLOW FILE: in the background, from the Workflow's submission on: once its main
+# container runs, what `kubectl exec` finds in it: the sha256 of /var/run/argo/argoexec, then the
+# entries of ctr/main/, one line each, into FILE.
+look_inside() {
+  local wf=$1 file=$2 pod deadline=$(( $(date +%s) + WF_TIMEOUT ))
+  while [ "$(date +%s)" -lt "$deadline" ]; do
+    pod=$(kubectl -n "$NS" get pods -l "workflows.argoproj.io/workflow=$wf" -o json 2>/dev/null \
+      | jq -r '.items[] | select(any(.status.containerStatuses[]?; .name == "main" and .state.running != null)) | .metadata.name' | head -n 1)
+    if [ -n "$pod" ]; then
+      { kubectl -n "$NS" exec "$pod" -c main -- sha256sum /var/run/argo/argoexec 2>/dev/null | cut -c1-64
+        kubectl -n "$NS" exec "$pod" -c main -- ls /var/run/argo/ctr/main 2>/dev/null | tr '\n' ' '; } > "$file.tmp"
+      mv "$file.tmp" "$file"
+      return 0
+    fi
+    sleep 0.5
+  done
+}
+
+# inside_checks EXAMPLE FILE: /var/run/argo/argoexec in the running main container is baton (or
+# upstream's under ARGO_EXECUTOR=upstream), and ctr/main/ holds baton's beacon (or not).
+inside_checks() {
+  local ex=$1 sha entries
+  if [ ! -s "$2" ]; then
+    fail "$ex: its main container was never seen running (nothing was looked at inside it)"
+    return
+  fi
+  { read -r sha; read -r entries; } < "$2"
   check "$ex: while main runs, /var/run/argo/argoexec in it is $ARGO_EXECUTOR's binary (sha256 ${sha:0:16})" test "$sha" = "$EXPECT_SHA"
   if [ "$ARGO_EXECUTOR" = baton ]; then
     check "$ex: while main runs, its emissary holds baton's beacon ctr/main/baton.alive (ctr/main/: $entries)" matches "$entries" 'baton\.alive'
   else
     check "$ex: while main runs, ctr/main/ holds no baton.alive (ctr/main/: $entries)" not matches "$entries" 'baton\.alive'
   fi
-  return 0
 }
 
 # collect EXAMPLE WORKFLOW: its Workflow and pods as JSON, and the logs of every container the
@@ -411,7 +434,7 @@ check_workflow() {
 declare -A RESULT
 run_examples() {
   local -a queue=() running=()
-  local -A wf_of since want_of text_of execd phase_of
+  local -A wf_of since want_of text_of phase_of
   local ex want text wf json phase now i ended name susp shown=""
   while IFS=$'\t' read -r ex want text; do
     [ -n "$ex" ] || continue
@@ -427,16 +450,14 @@ run_examples() {
         continue
       fi
       wf_of[$ex]=$wf; since[$ex]=$(date +%s); running+=("$ex")
-    done
-    [ "${running[*]}" = "${shown:-}" ] || say "running: ${running[*]}"
-    shown="${running[*]}"
-    sleep 2
-    # The main container of default-pdb-support runs for 10 s: looked into first.
-    for ex in "${running[@]}"; do
-      if [ "$ex" = default-pdb-support.yaml ] && [ -z "${execd[$ex]:-}" ]; then
-        exec_check "$ex" "${wf_of[$ex]}" && execd[$ex]=1
+      if [ "$ex" = "$LOOK_INSIDE" ]; then
+        look_inside "$wf" "$E2E_WORK/$OUT_PREFIX${ex//\//_}.inside" &
+        LOOKERS+=($!)
       fi
     done
+    [ "${#running[@]}" = "$shown" ] || say "${#running[@]} Workflow(s) not ended yet, $(( $(date +%s) - START_S )) s in"
+    shown=${#running[@]}
+    sleep 2
     json=$(kubectl -n "$NS" get workflows -o json 2>/dev/null) || continue
     now=$(date +%s)
     phase_of=()
@@ -460,9 +481,7 @@ run_examples() {
       ended+=("$ex")
       collect_workflow "$ex" "$wf"
       check_workflow "$ex" "$wf" "$phase" "${want_of[$ex]}" "${text_of[$ex]}"
-      if [ "$ex" = default-pdb-support.yaml ] && [ -z "${execd[$ex]:-}" ]; then
-        fail "$ex: its main container was never seen running (the check of the binary in it did not run)"
-      fi
+      [ "$ex" != "$LOOK_INSIDE" ] || inside_checks "$ex" "$E2E_WORK/$OUT_PREFIX${ex//\//_}.inside"
     done
     for ex in "${ended[@]}"; do
       for i in "${!running[@]}"; do [ "${running[$i]}" = "$ex" ] && unset 'running[i]'; done
