@@ -115,7 +115,12 @@ dag-custom-metrics.yaml	Succeeded	console output-->TEST-ONE-A
 pod-metadata-wf-field.yaml	Succeeded	hello1
 arguments-parameters-from-configmap.yaml	Succeeded	hello world
 global-parameters-from-configmap.yaml	Succeeded	hello world
-global-parameters-from-configmap-referenced-as-local-variable.yaml	Succeeded	hello world'
+global-parameters-from-configmap-referenced-as-local-variable.yaml	Succeeded	hello world
+workflow-template/hello-world.yaml	Succeeded	hello world
+workflow-template/steps.yaml	Succeeded	inner-hello2b
+workflow-template/dag.yaml	Succeeded	inner-D
+workflow-template/workflow-template-ref.yaml	Succeeded	hello world
+workflow-template/workflow-template-ref-with-entrypoint-arg-passing.yaml	Succeeded	hello world'
 
 # Skipped, of the Workflows that need no artifact repository, database, network or external service,
 # and why (docs/argo.md counts the others).
@@ -134,7 +139,8 @@ suspend-template-outputs.yaml	resumed with a value for a supplied output (argo n
 gc-ttl.yaml	deletes the Workflow 5 s after its end: nothing left to check
 pod-gc-strategy.yaml	deletes the pods at their end: no log left to check
 pod-spec-from-previous-step.yaml	asks for 10Gi and 2 CPUs: more than this shared node gives
-synchronization-wf-level.yaml	needs the ConfigMap my-config, which examples/ does not have'
+synchronization-wf-level.yaml	needs the ConfigMap my-config, which examples/ does not have
+workflow-template/retry-with-steps.yaml	python (python:alpine3.23): the busybox step image has none'
 
 # ---------------------------------------------------------------------------------------------------
 # The cluster (as e2e/cluster.sh finds or brings it up)
@@ -247,6 +253,21 @@ IMG_UPSTREAM=$(push_image "$UPSTREAM_IMAGE" argoexec-upstream) || die "podman pu
 IMG_BATON=$(push_image "$BATON_EXEC_IMAGE" argoexec-baton) || die "podman push of $BATON_EXEC_IMAGE failed"
 say "pushed $IMG_STEP, $IMG_UPSTREAM, $IMG_BATON, $IMG_ARGOSAY"
 
+# retagged FILE: the documents of examples/FILE as JSON, one a line, each image the examples name
+# retagged to the registry's.
+retagged() {
+  yaml_to_json "$MODULE/examples/$1" | jq -c --arg step "$IMG_STEP" --arg argosay "$IMG_ARGOSAY" '
+    walk(if type == "object" and (.image | type) == "string" then
+           .image |= (if test("^(busybox|alpine|debian|ubuntu)(:.*)?$") then $step
+                      elif test("^argoproj/argosay:v[12]$") then $argosay else . end)
+         else . end)'
+}
+
+# workflow_json PATH: the example, retagged, annotated with its path.
+workflow_json() {
+  retagged "$1" | jq -c --arg ex "$1" '.metadata.annotations["baton.dev/example"] = $ex'
+}
+
 # ---------------------------------------------------------------------------------------------------
 # Argo: the CRDs, a namespace, the executor's Role, the controller's configmap, the controller
 
@@ -271,9 +292,12 @@ kubectl wait --for=condition=Established --timeout=60s "${CRD_FILES[@]}" >/dev/n
 kubectl -n "$NS" apply -f "$MODULE/manifests/quick-start/base/executor/emissary/executor-role.yaml" \
   -f "$MODULE/manifests/quick-start/base/executor-default-rolebinding.yaml" >/dev/null \
   || die "the executor Role does not apply"
-# What the examples expect to find: examples/configmaps/ (as upstream's test of its examples applies
-# them) and the Secret the comment of examples/secrets.yaml creates.
+# What the examples expect to find: examples/configmaps/ and the WorkflowTemplates of
+# examples/workflow-template/templates.yaml, retagged (as upstream's test of its examples applies them),
+# and the Secret the comment of examples/secrets.yaml creates.
 kubectl -n "$NS" apply -f "$MODULE/examples/configmaps" >/dev/null || die "examples/configmaps/ does not apply"
+retagged workflow-template/templates.yaml | jq -s '{apiVersion: "v1", kind: "List", items: .}' \
+  | kubectl -n "$NS" apply -f - >/dev/null || die "the WorkflowTemplates of examples/workflow-template/templates.yaml do not apply"
 kubectl -n "$NS" create secret generic my-secret --from-literal=mypassword=S00perS3cretPa55word >/dev/null \
   || die "the Secret my-secret of examples/secrets.yaml was not created"
 # The controller's configmap: no metrics or telemetry servers (they would listen on every interface of
@@ -316,16 +340,6 @@ start_controller() {
 # ---------------------------------------------------------------------------------------------------
 # Submitting an example, following it to its end, checking it
 
-# workflow_json PATH: the example as JSON, images retagged to the registry's, annotated with its path.
-workflow_json() {
-  yaml_to_json "$MODULE/examples/$1" | jq -c --arg step "$IMG_STEP" --arg argosay "$IMG_ARGOSAY" --arg ex "$1" '
-    walk(if type == "object" and (.image | type) == "string" then
-           .image |= (if test("^(busybox|alpine|debian|ubuntu)(:.*)?$") then $step
-                      elif test("^argoproj/argosay:v[12]$") then $argosay else . end)
-         else . end)
-    | .metadata.annotations["baton.dev/example"] = $ex'
-}
-
 # submit PATH: creates the Workflow; prints its name.
 submit() {
   workflow_json "$1" > "$E2E_WORK/submitted-${1//\//_}.json"
@@ -339,7 +353,7 @@ resume() {
   for i in 1 2 3 4 5; do
     json=$(kubectl -n "$NS" get workflow "$wf" -o json) || return 1
     json=$(jq -c --arg now "$(date -u +%Y-%m-%dT%H:%M:%SZ)" '
-      ([.spec.templates[] | select(.suspend != null and .suspend.duration == null) | .name]) as $manual
+      ([(.spec.templates // [])[] | select(.suspend != null and .suspend.duration == null) | .name]) as $manual
       | .status.nodes |= with_entries(if .value.type == "Suspend" and .value.phase == "Running"
                                           and ((.value.templateName // "") | IN($manual[]))
           then .value.phase = "Succeeded" | .value.message = "Resumed by e2e/argo-controller.sh" | .value.finishedAt = $now
@@ -466,7 +480,7 @@ run_examples() {
       if [ "$susp" = true ]; then
         if resume "$name"; then say "resumed $name"; else say "resuming $name failed"; fi
       fi
-    done < <(jq -r '.items[] | ([.spec.templates[] | select(.suspend != null and .suspend.duration == null) | .name]) as $manual
+    done < <(jq -r '.items[] | ([(.spec.templates // [])[] | select(.suspend != null and .suspend.duration == null) | .name]) as $manual
       | "\(.metadata.name) \(.status.phase // "Pending") \([.status.nodes // {} | .[]
           | select(.type == "Suspend" and .phase == "Running" and ((.templateName // "") | IN($manual[])))] | length > 0)"' <<<"$json")
     ended=()
