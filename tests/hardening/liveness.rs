@@ -64,6 +64,7 @@ fn a_stranger_holding_a_steps_lock_does_not_hold_back_its_successor() {
 fn a_stranger_holding_a_dead_steps_lock_does_not_hide_its_death() {
     let pod = Pod::open_to_all();
     let mut u = running_step_u(&pod, "sleep 60");
+    let command = pod.child_pid("u");
     let _attacker = attacker_in_background(&pod.dir(), HOLD_EVERYTHING);
     pod.wait_file(&pod.dir().join("tried"));
     let mut w = pod.step("w").args(["--after", "u"]).command(["true"]).spawn();
@@ -75,7 +76,8 @@ fn a_stranger_holding_a_dead_steps_lock_does_not_hide_its_death() {
     assert_eq!(pod.exit_record("w")["reason"], "PredecessorLost");
     let status = pod.baton("status").args(["status", "--dir"]).arg(pod.dir()).run();
     assert!(status.stdout.contains("lost"), "{}", status.stdout);
-    let _ = Command::new("pkill").args(["-KILL", "-f", "sleep 60"]).status();
+    // u's command outlived its killed wrapper: its own group ends here, nothing else on the machine.
+    unsafe { libc::kill(-command, libc::SIGKILL) };
 }
 
 #[test]
