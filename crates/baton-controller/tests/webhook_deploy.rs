@@ -381,3 +381,19 @@ fn the_metrics_ports_line_up_with_the_monitoring_folder() {
         Some(IntOrString::String("metrics".into()))
     );
 }
+
+/// deploy/ pins no architecture: no Deployment selects nodes by `kubernetes.io/arch` (a node
+/// selector or any affinity term), so the webhook and the controller run on amd64 and arm64 nodes
+/// alike, their images being manifest lists (build/multiarch-images.sh).
+#[test]
+fn no_deployment_is_pinned_to_an_architecture() {
+    let all = objects();
+    let deployments: Vec<_> = all.iter().filter(|(k, _)| k.starts_with("Deployment/")).collect();
+    assert!(deployments.len() >= 2, "{:?}", all.keys());
+    for (key, object) in deployments {
+        let pod = &object["spec"]["template"]["spec"];
+        let text = serde_json::to_string(&[&pod["nodeSelector"], &pod["affinity"]]).unwrap();
+        assert!(!text.contains("kubernetes.io/arch"), "{key} pins an architecture: {text}");
+        let _: Deployment = typed(&all, key);
+    }
+}
