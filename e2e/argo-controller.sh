@@ -19,7 +19,7 @@
 # with the output its pods are meant to print, and with baton as the emissary: the pods' init
 # container is the swapped image, and the log of no container the emissary wraps holds a line of
 # upstream's emissary (`time=… level=… msg=…`; baton says nothing when all is well); while the main
-# container of default-pdb-support runs, /var/run/argo/argoexec in it is baton and ctr/main/ holds
+# container of own/look-inside.yaml runs, /var/run/argo/argoexec in it is baton and ctr/main/ holds
 # baton's beacon. An example that fails under baton is then run once more with upstream's executor
 # image (no swap): a NOTE line tells a baton bug (upstream passes) from the environment (it fails too).
 #
@@ -29,6 +29,9 @@
 #   (CLUSTER_KEEP=1 keeps it), as e2e/cluster.sh does.
 #   ARGO_EXECUTOR=upstream   every example under upstream's executor image (the baseline; the baton
 #                            checks then expect upstream's emissary instead)
+#   SIDE_BY_SIDE_RUN=0       no side by side with upstream's executor (e2e/argo/controller-side-by-side.sh)
+#                            and no figure after the run under baton
+#   BENCH_ROUNDS=N           the figure's rounds per emissary (default 1; each about a minute here)
 #   PARALLEL=N               Workflows running at once (default 0: all); WF_TIMEOUT seconds each (default 480)
 #   E2E_KEEP=1               keep the namespace, the CRDs and the work folder (the controller's log)
 # Ends with one line `N passed, M failed`; exits 1 when a check failed.
@@ -42,6 +45,8 @@ source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 source "$E2E_DIR/checks.sh"
 # shellcheck source=e2e/cluster/frameworks.sh
 source "$E2E_DIR/cluster/frameworks.sh"
+# shellcheck source=e2e/argo/controller-side-by-side.sh
+source "$E2E_DIR/argo/controller-side-by-side.sh"
 
 ARGO_EXECUTOR=${ARGO_EXECUTOR:-baton}
 case $ARGO_EXECUTOR in baton | upstream) ;; *) die "ARGO_EXECUTOR=$ARGO_EXECUTOR: baton or upstream" ;; esac
@@ -120,7 +125,9 @@ workflow-template/hello-world.yaml	Succeeded	hello world
 workflow-template/steps.yaml	Succeeded	inner-hello2b
 workflow-template/dag.yaml	Succeeded	inner-D
 workflow-template/workflow-template-ref.yaml	Succeeded	hello world
-workflow-template/workflow-template-ref-with-entrypoint-arg-passing.yaml	Succeeded	hello world'
+workflow-template/workflow-template-ref-with-entrypoint-arg-passing.yaml	Succeeded	hello world
+own/containerset-fail.yaml	Failed	c runs
+own/look-inside.yaml	Succeeded	looked at'
 
 # Skipped, of the Workflows that need no artifact repository, database, network or external service,
 # and why (docs/argo.md counts the others).
@@ -151,9 +158,9 @@ NS=""
 CONTROLLER_PID=""
 CREATED_CRDS=()
 
-# The example whose running main container is looked into (its command is `sleep 10`), and the
+# The Workflow whose running main container is looked into (it runs until the look is done), and the
 # background processes that look.
-LOOK_INSIDE=default-pdb-support.yaml
+LOOK_INSIDE=own/look-inside.yaml
 LOOKERS=()
 
 # The controller started here: SIGTERM, and SIGKILL after 5 s (v4.0.5 may not end on SIGTERM alone).
@@ -256,7 +263,12 @@ say "pushed $IMG_STEP, $IMG_UPSTREAM, $IMG_BATON, $IMG_ARGOSAY"
 # retagged FILE: the documents of examples/FILE as JSON, one a line, each image the examples name
 # retagged to the registry's.
 retagged() {
-  yaml_to_json "$MODULE/examples/$1" | jq -c --arg step "$IMG_STEP" --arg argosay "$IMG_ARGOSAY" '
+  local path=${1%%#*} file
+  file="$MODULE/examples/$path"
+  # own/NAME: the project's own Workflows in e2e/argo/workflows/ (the side by side's, the figure's);
+  # PATH#TAG: the same Workflow again, as another example (the figure's rounds).
+  [ "${path#own/}" = "$path" ] || file="$E2E_DIR/argo/workflows/${path#own/}"
+  yaml_to_json "$file" | jq -c --arg step "$IMG_STEP" --arg argosay "$IMG_ARGOSAY" '
     walk(if type == "object" and (.image | type) == "string" then
            .image |= (if test("^(busybox|alpine|debian|ubuntu)(:.*)?$") then $step
                       elif test("^argoproj/argosay:v[12]$") then $argosay else . end)
@@ -370,7 +382,8 @@ not() { ! "$@"; }
 
 # look_inside WORKFLOW FILE: in the background, from the Workflow's submission on: once its main
 # container runs, what `kubectl exec` finds in it: the sha256 of /var/run/argo/argoexec, then the
-# entries of ctr/main/, one line each, into FILE.
+# entries of ctr/main/, one line each, into FILE; then /tmp/seen in it, which ends it
+# (e2e/argo/workflows/look-inside.yaml).
 look_inside() {
   local wf=$1 file=$2 pod sha entries deadline=$(( $(date +%s) + WF_TIMEOUT ))
   while [ "$(date +%s)" -lt "$deadline" ]; do
@@ -381,6 +394,10 @@ look_inside() {
       && entries=$(kubectl -n "$NS" exec "$pod" -c main -- ls /var/run/argo/ctr/main 2>/dev/null); then
       printf '%s\n%s\n' "${sha:0:64}" "$(tr '\n' ' ' <<<"$entries")" > "$file.tmp"
       mv "$file.tmp" "$file"
+      until kubectl -n "$NS" exec "$pod" -c main -- touch /tmp/seen 2>/dev/null; do
+        [ "$(date +%s)" -lt "$deadline" ] || return 1
+        sleep 0.5
+      done
       return 0
     fi
     sleep 0.5
@@ -524,11 +541,16 @@ if [ ${#WANT[@]} -eq 0 ]; then
 fi
 
 OUT_PREFIX=""
+STARTED_AS=$ARGO_EXECUTOR
 EXEC_IMAGE=$IMG_BATON
 [ "$ARGO_EXECUTOR" = upstream ] && EXEC_IMAGE=$IMG_UPSTREAM
 start_controller "$EXEC_IMAGE"
 say "workflow-controller (pid $CONTROLLER_PID) with --executor-image $EXEC_IMAGE; log $CONTROLLER_LOG"
 run_examples "$LIST"
+# The figure's rounds under baton, alone on the cluster (the side by side below runs upstream's).
+if [ "$STARTED_AS" = baton ] && [ "${SIDE_BY_SIDE_RUN:-1}" = 1 ]; then
+  figure_rounds baton
+fi
 
 # Every example that failed under baton, once more under upstream's executor image.
 RERUN=""
@@ -559,6 +581,11 @@ if [ -n "$RERUN" ]; then
       NOTES+=("$ex: baton ${BATON_RESULT[$ex]}, upstream's executor $phase, not $want either: the environment (or the expectation), not baton")
     fi
   done <<<"$RERUN"
+fi
+
+# The side by side with upstream's executor, and the figure (SIDE_BY_SIDE_RUN=0 leaves them out).
+if [ "$STARTED_AS" = baton ] && [ "${SIDE_BY_SIDE_RUN:-1}" = 1 ]; then
+  side_by_side "$LIST"
 fi
 
 echo
