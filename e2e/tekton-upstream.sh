@@ -114,7 +114,7 @@ play_shape() {
   rm -rf "$down"
   downward_dir "$down"
   file="$E2E_WORK/$R_POD.json"
-  pod_json "$E2E_WORK/$shape.spec" "$R_POD" "$(image_of "$engine")" "$STEP_IMAGE" "$down" "$(cat "$E2E_WORK/$shape.results")" > "$file"
+  shape_pod "$E2E_WORK/$shape.spec" "$R_POD" "$(image_of "$engine")" "$STEP_IMAGE" "$down" "$(cat "$E2E_WORK/$shape.results")" > "$file"
   play "$file" || { cat "$(pod_dir "$R_POD")/play.log" >&2; die "podman kube play of $R_POD failed"; }
   until_true 120 all_running "$R_POD" || die "$R_POD: the step containers never started"
   # The steps are all waiting: the first ones on the ready file, the others on their predecessor.

@@ -1,7 +1,7 @@
 # shellcheck shell=bash
 # e2e/upstream/tekton/side-by-side.sh: what e2e/tekton-upstream.sh (podman) and e2e/cluster.sh's scenario
 # tekton-upstream (e2e/cluster/tekton-upstream.sh, the real kubelet) share: the shapes of the pods (a list
-# of steps, `step`), the Pod in the shape Tekton's controller makes (`pod_json`), the facts of a
+# of steps, `step`), the Pod in the shape Tekton's controller makes (`shape_pod`), the facts of a
 # termination message (`message_facts`), the deliberate differences (DELIBERATE) and the comparison of
 # two runs' facts (`compare`, `unseen_listed`). Sourced after e2e/checks.sh (pass, fail, check).
 #
@@ -10,7 +10,7 @@
 # it cannot collect, whose DELIBERATE entries are then not expected to be seen.
 
 # ---------------------------------------------------------------------------------------------------
-# Pods: a list of steps, written by `step`, made into a Pod in the controller's shape by `pod_json`.
+# Pods: a list of steps, written by `step`, made into a Pod in the controller's shape by `shape_pod`.
 
 # step NAME WAIT SCRIPT [FLAG...]: a step of the pod being described ($SPEC). WAIT: `ready` (the
 # downward file, as the first step of a TaskRun), `-` (the step before), a step's name, or a path. SCRIPT runs
@@ -22,11 +22,11 @@ step() {
     --args -- "$@" >> "$SPEC"
 }
 
-# pod_json SPEC POD ENTRY_IMAGE STEP_IMAGE DOWNWARD RESULTS: the Pod, as Tekton's controller lays it out.
+# shape_pod SPEC POD ENTRY_IMAGE STEP_IMAGE DOWNWARD RESULTS: the Pod, as Tekton's controller lays it out.
 # DOWNWARD: a host folder (podman: the harness plays the downward volume there), `api` (the
 # controller's downwardAPI volume: `ready` from the annotation tekton.dev/ready) or `api+cancel` (also
 # `cancel` from tekton.dev/cancel, as with the feature keep-pod-on-cancel).
-pod_json() {
+shape_pod() {
   jq -s --arg pod "$2" --arg entry "$3" --arg stepimg "$4" --arg down "$5" --arg results "$6" '
     . as $spec | ($spec | length) as $n
     | (reduce range(0; $n) as $i ({}; .[$spec[$i].name] = $i)) as $index
