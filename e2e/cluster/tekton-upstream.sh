@@ -40,6 +40,8 @@ tku_state() {
     | jq -r --arg n "$2" '.status.containerStatuses[] | select(.name == $n) | .state | keys[0]'
 }
 
+tku_state_is() { [ "$(tku_state "$1" "$2")" = "$3" ]; }
+
 # tku_until SECONDS COMMAND...: retries every 200 ms (each try is a kubectl call).
 tku_until() {
   local deadline=$(( $(now_ms) + $1 * 1000 ))
@@ -105,7 +107,7 @@ tku_facts() {
     cat "$E2E_WORK/$pod.hook" 2>/dev/null
   } > "$E2E_WORK/$pod.facts"
   for name in $(jq -r '.spec.containers[].name' "$dir/spec.json"); do
-    printf '%s\t%s\n' "$name" "$(jq -r "$JQ_MS"'try (fromjson | map(select(.key == "StartedAt"))[-1].value | ms) catch "null"' \
+    printf '%s\t%s\n' "$name" "$(jq -Rrs "$JQ_MS"'try (fromjson | map(select(.key == "StartedAt"))[-1].value | ms) catch "null"' \
       < "$dir/containers/$name/message" 2>/dev/null)"
   done > "$E2E_WORK/$pod.times"
 }
@@ -138,7 +140,7 @@ stop_cluster_running() {
   tku_until 60 kubectl -n "$NS" exec "$pod" -c step-a -- pidof sleep >/dev/null 2>&1 \
     || { fail "$pod: step-a's command never started"; return; }
   kubectl -n "$NS" annotate pod "$pod" tekton.dev/cancel=CANCEL >/dev/null
-  tku_until 60 test "$(tku_state "$pod" step-a)" = terminated || fail "$pod: step-a was not cancelled within 60 s"
+  tku_until 60 tku_state_is "$pod" step-a terminated || fail "$pod: step-a was not cancelled within 60 s"
   sleep 1.5 # b sees a's out.err (upstream: at its next 1 s poll)
   printf 'stop states\t%s\n' "$(for c in a b c; do printf '%s=%s ' "$c" "$(tku_state "$pod" "step-$c")"; done)" > "$E2E_WORK/$pod.hook"
   kubectl -n "$NS" delete pod "$pod" --grace-period=3 --wait=false >/dev/null
@@ -209,7 +211,9 @@ scenario_tekton-upstream() {
   [ -x "$bin" ] || { fail "tekton-upstream: e2e/upstream/build-tekton-entrypoint built nothing"; return; }
   ctx=$(mktemp -d)
   cp "$bin" "$ctx/entrypoint"
-  podman build -q --layers=false -f "$E2E_DIR/upstream/tekton/entrypoint.Containerfile" \
+  # --timestamp 0: the same binary gives the same image, hence the same content tag: the node pulls
+  # its 46 MB once, not on every run.
+  podman build -q --layers=false --timestamp 0 -f "$E2E_DIR/upstream/tekton/entrypoint.Containerfile" \
     -t localhost/tekton-entrypoint-upstream:cluster "$ctx" >/dev/null || die "podman build of upstream's entrypoint image failed"
   rm -rf "$ctx"
   build_tekton_image localhost/baton-tekton:cluster
