@@ -53,7 +53,8 @@ tku_until() {
 }
 
 # tku_play SHAPE ENGINE: the pod of SHAPE under ENGINE's entrypoint on the cluster, the ready annotation
-# set once its steps all run (R_READY: ms, just before `kubectl annotate`), the shape's hook
+# set once its steps all run (R_READY: ms, just before `kubectl annotate`; R_ENDED: when the watch saw
+# the pod's phase Succeeded or Failed), the shape's hook
 # SHAPE_cluster_running run after it, until the pod ended; then its Pod JSON and facts. Returns 1 (after
 # a FAIL) when the pod does not start or end.
 tku_play() {
@@ -82,6 +83,7 @@ tku_play() {
   kubectl -n "$NS" annotate pod "$pod" tekton.dev/ready=READY >/dev/null
   if declare -F "${shape}_cluster_running" >/dev/null; then "${shape}_cluster_running" "$pod"; fi
   wait_end "$pod" || return 1
+  R_ENDED=$(now_ms)
   pod_json "$pod"
   tku_facts "$pod"
 }
@@ -169,7 +171,7 @@ tku_shape() {
 # the post files are gone with the pod's emptyDirs, and `true` prints nothing to timestamp in the logs.
 # A handoff is a step's StartedAt minus its predecessor's: `true`'s own run (a few ms) plus the wait.
 tku_bench() {
-  local engine round pod i ok walls firsts ends handoffs t0 seen
+  local engine round pod i ok walls firsts ends handoffs t0
   : > "$E2E_WORK/bench.spec"
   SPEC="$E2E_WORK/bench.spec" bench_spec
   bench_results | tr -d '\n' > "$E2E_WORK/bench.results"
@@ -178,7 +180,6 @@ tku_bench() {
     for round in $(seq 1 "${BENCH_ROUNDS:-1}"); do
       tku_play bench "$engine" || return
       pod=$R_POD
-      seen=$(now_ms)
       ok=0
       for i in $(seq 1 "$BENCH_STEPS"); do
         [ "$(fact_of "$pod" "step-s$i exit")" = 0 ] && [ "$(tku_started "$pod" "step-s$i")" != null ] && ok=$((ok + 1))
@@ -187,7 +188,7 @@ tku_bench() {
       if [ "$ok" = "$BENCH_STEPS" ]; then
         firsts+=("$(( $(tku_started "$pod" step-s1) - R_READY ))")
         walls+=("$(( $(tku_started "$pod" "step-s$BENCH_STEPS") - R_READY ))")
-        ends+=("$(( seen - R_READY ))")
+        ends+=("$(( R_ENDED - R_READY ))")
         for i in $(seq 2 "$BENCH_STEPS"); do
           t0=$(tku_started "$pod" "step-s$((i - 1))")
           handoffs+=("$(( $(tku_started "$pod" "step-s$i") - t0 ))")
