@@ -23,6 +23,8 @@ ENGINES=(upstream baton)
 declare -A TKU_IMAGE=()
 # The files under /tekton/run, /tekton/results and /workspace are gone with the pod.
 UNOBSERVED=('*/files *' 'workspace *' '*/paused *')
+TKU_STEP_WHAT="exit code, the kubelet's reason, termination message"
+TKU_INIT_WHAT="exit code, the kubelet's reason"
 
 # The kubelet's reason follows the exit code (Completed for 0, Error otherwise): where a listed
 # difference turns an exit code 0 into another, the reason differs too, for the same reason.

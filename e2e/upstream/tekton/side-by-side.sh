@@ -7,7 +7,8 @@
 #
 # The caller sets E2E_WORK (facts in $E2E_WORK/tku-<shape>-<engine>.facts), ENGINES (upstream baton),
 # SHAPES (the shapes it runs), BENCH_STEPS, and may set UNOBSERVED: key patterns (like `like`'s) of facts
-# it cannot collect, whose DELIBERATE entries are then not expected to be seen.
+# it cannot collect, whose DELIBERATE entries are then not expected to be seen, and TKU_STEP_WHAT,
+# TKU_INIT_WHAT: what a step's and init's facts are, as the PASS/FAIL lines name them.
 
 # ---------------------------------------------------------------------------------------------------
 # Pods: a list of steps, written by `step`, made into a Pod in the controller's shape by `shape_pod`.
@@ -210,10 +211,10 @@ compare_group() {
   case $group in
     */files) what="$group: /tekton/run/<i> (post file, exitCode, step results, metadata folder)" ;;
     */paused) what="$group: what the harness saw while the step was at its breakpoint" ;;
-    init) what="init: exit code and the links in /tekton/steps" ;;
+    init) what="init: ${TKU_INIT_WHAT:-exit code and the links in /tekton/steps}" ;;
     results) what="/tekton/results" ;;
     workspace) what="/workspace (the -stdout_path/-stderr_path copies)" ;;
-    *) what="$group: exit code and termination message" ;;
+    *) what="$group: ${TKU_STEP_WHAT:-exit code and termination message}" ;;
   esac
   if [ ${#unlisted[@]} -eq 0 ]; then
     if [ ${#reasons[@]} -eq 0 ]; then
