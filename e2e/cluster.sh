@@ -4,7 +4,8 @@
 # the same pod, faults (OOM kill, deletion mid-run, a container killed by the runtime), native sidecars,
 # a Job retried by backoffLimit, the watcher, deploy/ with the webhook called by the real API server (and
 # its metrics scraped), its controller (only labelled pods, a denied patch, a relist), a mesh-like proxy
-# added by a MutatingAdmissionPolicy, the Argo- and Tekton-shaped pods, `batonctl status` reading the API
+# added by a MutatingAdmissionPolicy, the Argo- and Tekton-shaped pods (the latter also side by side with
+# upstream Tekton's entrypoint), `batonctl status` reading the API
 # server (pod/, job/, cronjob/, selectors, -w until the run ends, as a kubectl plugin), and the 20-step
 # figure. docs/e2e.md describes it.
 #
@@ -31,8 +32,10 @@ source "$E2E_DIR/cluster/deploy.sh"
 source "$E2E_DIR/cluster/frameworks.sh"
 # shellcheck source=e2e/cluster/status.sh
 source "$E2E_DIR/cluster/status.sh"
+# shellcheck source=e2e/cluster/tekton-upstream.sh
+source "$E2E_DIR/cluster/tekton-upstream.sh"
 
-SCENARIOS=(smoke isolation kubelet pipeline dag sidecar failure plain faults native job watch deploy controller mesh argo tekton status bench)
+SCENARIOS=(smoke isolation kubelet pipeline dag sidecar failure plain faults native job watch deploy controller mesh argo tekton tekton-upstream status bench)
 WANT=("$@")
 [ ${#WANT[@]} -gt 0 ] || WANT=("${SCENARIOS[@]}")
 for s in "${WANT[@]}"; do
