@@ -37,9 +37,10 @@ push_batonctl_image() {
 DEPLOY_NS=${DEPLOY_NS:-baton-e2e-system}
 
 # An overlay of deploy/without-cert-manager/ for this cluster: examples/deploy-namespace/ as a user
-# copies it (its namespace set to $DEPLOY_NS, its base to without-cert-manager), the pushed images, and
-# the watcher pointed at the API server by the node's address (this cluster runs no kube-proxy:
-# docs/e2e.md).
+# copies it (its namespace set to $DEPLOY_NS, its base to without-cert-manager), the pushed images named
+# in kustomize's `images:` as a user would (baton-init's image through the webhook's env var
+# BATON_INIT_IMAGE, deploy/base/kustomizeconfig.yaml), and the watcher pointed at the API server by the
+# node's address (this cluster runs no kube-proxy: docs/e2e.md).
 write_overlay() {
   local dir=$1 image=$2 base
   mkdir -p "$dir/namespace"
@@ -56,12 +57,10 @@ images:
   - name: localhost/batonctl
     newName: ${image%:*}
     newTag: ${image##*:}
+  - name: localhost/baton
+    newName: ${IMAGE_BATON%:*}
+    newTag: ${IMAGE_BATON##*:}
 patches:
-  - target: {kind: Deployment, name: baton-webhook}
-    patch: |
-      - op: replace
-        path: /spec/template/spec/containers/0/command/5
-        value: --image=$IMAGE_BATON
   - target: {kind: Deployment, name: baton-controller}
     patch: |
       - op: add
@@ -131,6 +130,7 @@ install_deploy() {
     && kubectl -n "$DEPLOY_NS" rollout status deploy/baton-controller --timeout=60s >/dev/null 2>&1; then
     pass "$who: deploy/without-cert-manager applied in namespace $DEPLOY_NS through examples/deploy-namespace/ as docs/webhook.md says; the webhook's 2 replicas and the controller are ready"
     kubectl get mutatingwebhookconfiguration baton-webhook -o json > "$dir/webhook-config.json"
+    kubectl -n "$DEPLOY_NS" get deploy baton-webhook -o json > "$dir/webhook-deployment.json"
     # shellcheck disable=SC2016 # jq's variables
     check "$who: the webhook configuration follows the namespace: it calls the Service in $DEPLOY_NS and leaves that namespace out" \
       jq -e --arg ns "$DEPLOY_NS" '.webhooks[0].clientConfig.service.namespace == $ns
@@ -154,6 +154,12 @@ scenario_deploy() {
     '(.spec.initContainers // []) | length == 0'
   expect_admitted deploy-injected true "an annotated pod is injected by the API server's call (baton-init, the step wrapped)" \
     '.spec.initContainers[0].name == "baton-init" and .spec.containers[0].command[0] == "/var/run/baton/bin/baton"'
+  # shellcheck disable=SC2016 # jq's variables
+  check "deploy: baton-init's image is the one the overlay's kustomize images: named ($IMAGE_BATON), through the webhook's --image=\$(BATON_INIT_IMAGE)" \
+    all_ok jq -e --arg image "$IMAGE_BATON" '.spec.initContainers[0].image == $image' "$dir/deploy-injected.json" -- \
+      jq -e --arg image "$IMAGE_BATON" '.spec.template.spec.containers[0]
+        | (.command | index("--image=$(BATON_INIT_IMAGE)") != null)
+          and (.env[] | select(.name == "BATON_INIT_IMAGE") | .value == $image)' "$dir/webhook-deployment.json"
   if admit deploy-yes yes; then
     fail "deploy: baton.dev/inject: \"yes\" was admitted; it must be denied with a sentence"
   else
