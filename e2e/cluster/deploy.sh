@@ -191,6 +191,12 @@ scenario_deploy() {
     check "deploy: the Job's pod is Guaranteed, as its own containers make it (baton-init's requests = limits)" \
       jq -e '.items | length == 1 and .[0].status.qosClass == "Guaranteed"
         and (.[0].spec.initContainers[0] | .name == "baton-init" and .resources.requests == .resources.limits)' "$dir/restricted-pods.json"
+    kubectl -n "$rns" logs job/baton-restricted -c tamper > "$dir/tamper.log" 2>&1
+    check "deploy: a step of baton-init's UID cannot overwrite, remove or move the baton binary it runs (the read-only bin mount): $(grep -m 1 -F 'bin/baton' "$dir/tamper.log" | cut -c1-120)" \
+      all_ok grep -qxF "tamper: bin/baton unchanged" "$dir/tamper.log" -- \
+        test "$(grep -cF 'Read-only file system' "$dir/tamper.log")" -ge 2 -- \
+        jq -e '.items[0].spec.containers[] | select(.name == "tamper") | .volumeMounts[]
+          | select(.mountPath == "/var/run/baton/bin") | .readOnly == true' "$dir/restricted-pods.json"
   else
     fail "deploy: the injected Job did not complete under restricted Pod Security and a ResourceQuota: $(kubectl -n "$rns" get events --field-selector reason=FailedCreate -o jsonpath='{.items[0].message}' 2>&1 | head -c 400)"
   fi
