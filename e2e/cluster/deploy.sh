@@ -349,8 +349,35 @@ scenario_controller() {
     -l app.kubernetes.io/name=baton-controller -o jsonpath='{.items[0].metadata.name}'):9090/proxy/metrics" 2>&1)
   check "controller: after the relist the new controller wrote one patch, ctl-away's ($(grep -F 'batonctl_watch_patches_total{result="written"}' <<<"$metrics"))" \
     grep -qx 'batonctl_watch_patches_total{result="written"} 1' <<<"$metrics"
+  vap_checks
   kubectl delete -f "$dir/deny.yaml" >/dev/null 2>&1
   kubectl delete -k "$dir/overlay" --timeout=120s >/dev/null 2>&1
+}
+
+# deploy/'s ValidatingAdmissionPolicy (deploy/base/controller-policy.yaml) judging requests made as the
+# controller's ServiceAccount (kubectl --as; its RBAC lets it patch any pod): the run-status annotation
+# may change, the image or another annotation may not. On ctl-plain, which the controller does not watch.
+vap_checks() {
+  local as=(--as="system:serviceaccount:$DEPLOY_NS:baton-controller")
+  if kubectl -n "$NS" "${as[@]}" patch pod ctl-plain --type=json \
+      -p "[{\"op\": \"replace\", \"path\": \"/spec/containers/0/image\", \"value\": \"$IMAGE_STEP-evil\"}]" > "$dir/vap-image.out" 2>&1; then
+    fail "controller: the controller's ServiceAccount changed a pod's image: deploy/'s policy did not refuse it"
+  else
+    check "controller: deploy/'s policy refuses the controller's ServiceAccount a change of a pod's image: $(cut -c1-220 "$dir/vap-image.out")" \
+      grep -qF "ValidatingAdmissionPolicy 'baton-controller-writes-run-status-only' with binding 'baton-controller-writes-run-status-only' denied request: baton-controller may change only the baton.dev/run-status annotation of a pod, not its spec" "$dir/vap-image.out"
+  fi
+  if kubectl -n "$NS" "${as[@]}" annotate pod ctl-plain e2e.baton.dev/other=x > "$dir/vap-other.out" 2>&1; then
+    fail "controller: the controller's ServiceAccount set an annotation other than baton.dev/run-status"
+  else
+    check "controller: ... and another annotation than baton.dev/run-status: $(cut -c1-160 "$dir/vap-other.out")" \
+      grep -qF "baton-controller may change only the baton.dev/run-status annotation of a pod" "$dir/vap-other.out"
+  fi
+  if kubectl -n "$NS" "${as[@]}" annotate pod ctl-plain 'baton.dev/run-status={"phase":"Succeeded"}' > "$dir/vap-annotation.out" 2>&1; then
+    check "controller: deploy/'s policy lets the controller's ServiceAccount write the run-status annotation" \
+      test "$(annotation_of ctl-plain)" = '{"phase":"Succeeded"}'
+  else
+    fail "controller: the controller's ServiceAccount could not write the run-status annotation: $(cat "$dir/vap-annotation.out")"
+  fi
 }
 
 # ---------------------------------------------------------------------------------------------------
