@@ -382,8 +382,19 @@ vap_checks() {
 
 # ---------------------------------------------------------------------------------------------------
 # Scenario `mesh`: a second mutating admission step (a MutatingAdmissionPolicy, as a mesh's injector)
-# adds a proxy container `istio-proxy` to pods labelled e2e.baton.dev/mesh=true; the baton webhook
-# (reinvocationPolicy: IfNeeded) must wrap it as a sidecar that stops after the last step.
+# adds a proxy container `istio-proxy` AFTER baton's webhook injected the pod, as Istio's injector does
+# (webhooks run in name order): the baton webhook (reinvocationPolicy: IfNeeded) is called again and
+# must re-plan the pod: the proxy wrapped as a sidecar that stops after the last step, every step's
+# --message-limit lowered to the new share of the kubelet's budget.
+#
+# The API server runs the mutating admission policies before the webhooks, then the whole chain once
+# more when something changed (staging/src/k8s.io/apiserver/pkg/admission/reinvocation.go). A policy is
+# run on that second pass only if it was invoked on the first (its match constraints and conditions
+# held; plugin/policy/mutating/dispatcher.go: `ShouldReinvoke`): a policy that *matches* only pods
+# labelled baton.dev/injected would never run, since that label is baton's own, added after the first
+# pass. So this policy matches every pod labelled e2e.baton.dev/mesh=true and its patch adds nothing
+# until baton's label is there: a no-op on the first pass, the proxy on the reinvocation; then the
+# webhook, whose last output changed, is called again.
 
 mesh_policy() {
   cat <<EOS
@@ -397,17 +408,17 @@ spec:
     resourceRules:
     - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}
     objectSelector: {matchLabels: {e2e.baton.dev/mesh: "true"}}
-  # Reinvoked after baton's webhook, it must not add a second proxy.
-  matchConditions:
-  - name: no-proxy-yet
-    expression: "!object.spec.containers.exists(c, c.name == 'istio-proxy')"
   mutations:
-  # A JSON patch: an ApplyConfiguration may not set an atomic list such as a command.
+  # A JSON patch: an ApplyConfiguration may not set an atomic list such as a command. Empty (nothing
+  # changed) until baton's webhook labelled the pod, and once the proxy is there.
   - patchType: JSONPatch
     jsonPatch:
       expression: >-
-        [JSONPatch{op: "add", path: "/spec/containers/-", value: Object.spec.containers{name: "istio-proxy",
-          image: "$IMAGE_STEP", imagePullPolicy: "IfNotPresent", command: ["sleep", "3600"]}}]
+        has(object.metadata.labels) && 'baton.dev/injected' in object.metadata.labels
+          && !object.spec.containers.exists(c, c.name == 'istio-proxy')
+        ? [JSONPatch{op: "add", path: "/spec/containers/-", value: Object.spec.containers{name: "istio-proxy",
+            image: "$IMAGE_STEP", imagePullPolicy: "IfNotPresent", command: ["sleep", "3600"]}}]
+        : []
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingAdmissionPolicyBinding
@@ -452,9 +463,19 @@ EOS
     fail "mesh: the Job with the proxy did not complete within ${POD_TIMEOUT}s: $(kubectl -n "$NS" get events --field-selector reason=FailedCreate -o jsonpath='{.items[-1:].message}' 2>&1 | head -c 300)"
   fi
   kubectl -n "$NS" get pods -l batch.kubernetes.io/job-name=baton-mesh -o json > "$dir/pods.json"
-  check "mesh: the policy added istio-proxy and baton wrapped it as a sidecar until the last step (--until=test)" \
-    jq -e '.items[0].spec.containers[] | select(.name == "istio-proxy")
-      | .command[0] == "/var/run/baton/bin/baton" and (.command | index("--until=test") != null)' "$dir/pods.json"
+  kubectl -n "$DEPLOY_NS" logs -l app.kubernetes.io/name=baton-webhook --tail=-1 --prefix > "$dir/webhook.log" 2>&1
+  # The webhook's two calls for the Job's pod (generateName baton-mesh-), in the order they came.
+  grep -F "batonctl webhook: Pod $NS/baton-mesh-…: " "$dir/webhook.log" | sed 's/^\[[^]]*\] //' > "$dir/webhook-mesh.log"
+  check "mesh: baton's webhook saw the pod before the proxy (2 containers wrapped), then again after the policy added it (1 more wrapped): $(tr '\n' ';' < "$dir/webhook-mesh.log")" \
+    test "$(sed 's/^.*: //' "$dir/webhook-mesh.log" | sort | tr '\n' ';')" = "injected (1 container wrapped);injected (2 containers wrapped);"
+  check "mesh: the policy added istio-proxy to the labelled pod (baton.dev/injected) and baton wrapped it as a sidecar until the last step (--until=test)" \
+    jq -e '.items[0] | (.metadata.labels["baton.dev/injected"] != null) and (.spec.containers[] | select(.name == "istio-proxy")
+      | .command[0] == "/var/run/baton/bin/baton" and (.command | index("--until=test") != null))' "$dir/pods.json"
+  # baton-init and 2 steps: min(4096, 12288 / 3) = 4096 each at the first call; with the proxy 12288 / 4.
+  # shellcheck disable=SC2016 # jq's variables
+  check "mesh: the re-plan lowered every wrapped container's --message-limit to the new share, 3072 (was 4096 for 3 containers): $(jq -c '[.items[0].spec.containers[] | {(.name): (.command[] | select(startswith("--message-limit")))}] | add' "$dir/pods.json")" \
+    jq -e '[.items[0].spec.containers[] | [.command[] | select(startswith("--message-limit="))]] as $l
+      | ($l | length) == 3 and all($l[]; . == ["--message-limit=3072"])' "$dir/pods.json"
   check "mesh: the proxy ended exit 0 after the steps (stopped by baton, not killed)" \
     jq -e '.items[0].status.containerStatuses[] | select(.name == "istio-proxy") | .state.terminated.exitCode == 0' "$dir/pods.json"
   kubectl delete -f "$dir/mesh.yaml" >/dev/null 2>&1
