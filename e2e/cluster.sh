@@ -3,9 +3,10 @@
 # inject | kubectl apply`, `batonctl status` on the real Pod JSON against what `batonctl play` prints for
 # the same pod, faults (OOM kill, deletion mid-run, a container killed by the runtime), native sidecars,
 # a Job retried by backoffLimit, the watcher, deploy/ with the webhook called by the real API server (and
-# its metrics scraped), its controller (only labelled pods, a denied patch, a relist), a mesh-like proxy
-# added by a MutatingAdmissionPolicy, the Argo- and Tekton-shaped pods (the latter also side by side with
-# upstream Tekton's entrypoint), `batonctl status` reading the API
+# its metrics scraped), its controller (only labelled pods, a denied patch, a relist, deploy/'s policy), a
+# mesh-like proxy added by a MutatingAdmissionPolicy after the webhook (which re-plans the pod), the
+# Argo- and Tekton-shaped pods (the latter also side by side with upstream Tekton's entrypoint),
+# `batonctl status` reading the API
 # server (pod/, job/, cronjob/, selectors, -w until the run ends, as a kubectl plugin), and the 20-step
 # figure. docs/e2e.md describes it.
 #

@@ -37,9 +37,10 @@ push_batonctl_image() {
 DEPLOY_NS=${DEPLOY_NS:-baton-e2e-system}
 
 # An overlay of deploy/without-cert-manager/ for this cluster: examples/deploy-namespace/ as a user
-# copies it (its namespace set to $DEPLOY_NS, its base to without-cert-manager), the pushed images, and
-# the watcher pointed at the API server by the node's address (this cluster runs no kube-proxy:
-# docs/e2e.md).
+# copies it (its namespace set to $DEPLOY_NS, its base to without-cert-manager), the pushed images named
+# in kustomize's `images:` as a user would (baton-init's image through the webhook's env var
+# BATON_INIT_IMAGE, deploy/base/kustomizeconfig.yaml), and the watcher pointed at the API server by the
+# node's address (this cluster runs no kube-proxy: docs/e2e.md).
 write_overlay() {
   local dir=$1 image=$2 base
   mkdir -p "$dir/namespace"
@@ -56,12 +57,10 @@ images:
   - name: localhost/batonctl
     newName: ${image%:*}
     newTag: ${image##*:}
+  - name: localhost/baton
+    newName: ${IMAGE_BATON%:*}
+    newTag: ${IMAGE_BATON##*:}
 patches:
-  - target: {kind: Deployment, name: baton-webhook}
-    patch: |
-      - op: replace
-        path: /spec/template/spec/containers/0/command/5
-        value: --image=$IMAGE_BATON
   - target: {kind: Deployment, name: baton-controller}
     patch: |
       - op: add
@@ -131,6 +130,7 @@ install_deploy() {
     && kubectl -n "$DEPLOY_NS" rollout status deploy/baton-controller --timeout=60s >/dev/null 2>&1; then
     pass "$who: deploy/without-cert-manager applied in namespace $DEPLOY_NS through examples/deploy-namespace/ as docs/webhook.md says; the webhook's 2 replicas and the controller are ready"
     kubectl get mutatingwebhookconfiguration baton-webhook -o json > "$dir/webhook-config.json"
+    kubectl -n "$DEPLOY_NS" get deploy baton-webhook -o json > "$dir/webhook-deployment.json"
     # shellcheck disable=SC2016 # jq's variables
     check "$who: the webhook configuration follows the namespace: it calls the Service in $DEPLOY_NS and leaves that namespace out" \
       jq -e --arg ns "$DEPLOY_NS" '.webhooks[0].clientConfig.service.namespace == $ns
@@ -154,6 +154,12 @@ scenario_deploy() {
     '(.spec.initContainers // []) | length == 0'
   expect_admitted deploy-injected true "an annotated pod is injected by the API server's call (baton-init, the step wrapped)" \
     '.spec.initContainers[0].name == "baton-init" and .spec.containers[0].command[0] == "/var/run/baton/bin/baton"'
+  # shellcheck disable=SC2016 # jq's variables
+  check "deploy: baton-init's image is the one the overlay's kustomize images: named ($IMAGE_BATON), through the webhook's --image=\$(BATON_INIT_IMAGE)" \
+    all_ok jq -e --arg image "$IMAGE_BATON" '.spec.initContainers[0].image == $image' "$dir/deploy-injected.json" -- \
+      jq -e --arg image "$IMAGE_BATON" '.spec.template.spec.containers[0]
+        | (.command | index("--image=$(BATON_INIT_IMAGE)") != null)
+          and (.env[] | select(.name == "BATON_INIT_IMAGE") | .value == $image)' "$dir/webhook-deployment.json"
   if admit deploy-yes yes; then
     fail "deploy: baton.dev/inject: \"yes\" was admitted; it must be denied with a sentence"
   else
@@ -185,6 +191,12 @@ scenario_deploy() {
     check "deploy: the Job's pod is Guaranteed, as its own containers make it (baton-init's requests = limits)" \
       jq -e '.items | length == 1 and .[0].status.qosClass == "Guaranteed"
         and (.[0].spec.initContainers[0] | .name == "baton-init" and .resources.requests == .resources.limits)' "$dir/restricted-pods.json"
+    kubectl -n "$rns" logs job/baton-restricted -c tamper > "$dir/tamper.log" 2>&1
+    check "deploy: a step of baton-init's UID cannot overwrite, remove or move the baton binary it runs (the read-only bin mount): $(grep -m 1 -F 'bin/baton' "$dir/tamper.log" | cut -c1-120)" \
+      all_ok grep -qxF "tamper: bin/baton unchanged" "$dir/tamper.log" -- \
+        test "$(grep -cF 'Read-only file system' "$dir/tamper.log")" -ge 2 -- \
+        jq -e '.items[0].spec.containers[] | select(.name == "tamper") | .volumeMounts[]
+          | select(.mountPath == "/var/run/baton/bin") | .readOnly == true' "$dir/restricted-pods.json"
   else
     fail "deploy: the injected Job did not complete under restricted Pod Security and a ResourceQuota: $(kubectl -n "$rns" get events --field-selector reason=FailedCreate -o jsonpath='{.items[0].message}' 2>&1 | head -c 400)"
   fi
@@ -337,14 +349,52 @@ scenario_controller() {
     -l app.kubernetes.io/name=baton-controller -o jsonpath='{.items[0].metadata.name}'):9090/proxy/metrics" 2>&1)
   check "controller: after the relist the new controller wrote one patch, ctl-away's ($(grep -F 'batonctl_watch_patches_total{result="written"}' <<<"$metrics"))" \
     grep -qx 'batonctl_watch_patches_total{result="written"} 1' <<<"$metrics"
+  vap_checks
   kubectl delete -f "$dir/deny.yaml" >/dev/null 2>&1
   kubectl delete -k "$dir/overlay" --timeout=120s >/dev/null 2>&1
 }
 
+# deploy/'s ValidatingAdmissionPolicy (deploy/base/controller-policy.yaml) judging requests made as the
+# controller's ServiceAccount (kubectl --as; its RBAC lets it patch any pod): the run-status annotation
+# may change, the image or another annotation may not. On ctl-plain, which the controller does not watch.
+vap_checks() {
+  local as=(--as="system:serviceaccount:$DEPLOY_NS:baton-controller")
+  if kubectl -n "$NS" "${as[@]}" patch pod ctl-plain --type=json \
+      -p "[{\"op\": \"replace\", \"path\": \"/spec/containers/0/image\", \"value\": \"$IMAGE_STEP-evil\"}]" > "$dir/vap-image.out" 2>&1; then
+    fail "controller: the controller's ServiceAccount changed a pod's image: deploy/'s policy did not refuse it"
+  else
+    check "controller: deploy/'s policy refuses the controller's ServiceAccount a change of a pod's image: $(cut -c1-220 "$dir/vap-image.out")" \
+      grep -qF "ValidatingAdmissionPolicy 'baton-controller-writes-run-status-only' with binding 'baton-controller-writes-run-status-only' denied request: baton-controller may change only the baton.dev/run-status annotation of a pod, not its spec" "$dir/vap-image.out"
+  fi
+  if kubectl -n "$NS" "${as[@]}" annotate pod ctl-plain e2e.baton.dev/other=x > "$dir/vap-other.out" 2>&1; then
+    fail "controller: the controller's ServiceAccount set an annotation other than baton.dev/run-status"
+  else
+    check "controller: ... and another annotation than baton.dev/run-status: $(cut -c1-160 "$dir/vap-other.out")" \
+      grep -qF "baton-controller may change only the baton.dev/run-status annotation of a pod" "$dir/vap-other.out"
+  fi
+  if kubectl -n "$NS" "${as[@]}" annotate pod ctl-plain 'baton.dev/run-status={"phase":"Succeeded"}' > "$dir/vap-annotation.out" 2>&1; then
+    check "controller: deploy/'s policy lets the controller's ServiceAccount write the run-status annotation" \
+      test "$(annotation_of ctl-plain)" = '{"phase":"Succeeded"}'
+  else
+    fail "controller: the controller's ServiceAccount could not write the run-status annotation: $(cat "$dir/vap-annotation.out")"
+  fi
+}
+
 # ---------------------------------------------------------------------------------------------------
 # Scenario `mesh`: a second mutating admission step (a MutatingAdmissionPolicy, as a mesh's injector)
-# adds a proxy container `istio-proxy` to pods labelled e2e.baton.dev/mesh=true; the baton webhook
-# (reinvocationPolicy: IfNeeded) must wrap it as a sidecar that stops after the last step.
+# adds a proxy container `istio-proxy` AFTER baton's webhook injected the pod, as Istio's injector does
+# (webhooks run in name order): the baton webhook (reinvocationPolicy: IfNeeded) is called again and
+# must re-plan the pod: the proxy wrapped as a sidecar that stops after the last step, every step's
+# --message-limit lowered to the new share of the kubelet's budget.
+#
+# The API server runs the mutating admission policies before the webhooks, then the whole chain once
+# more when something changed (staging/src/k8s.io/apiserver/pkg/admission/reinvocation.go). A policy is
+# run on that second pass only if it was invoked on the first (its match constraints and conditions
+# held; plugin/policy/mutating/dispatcher.go: `ShouldReinvoke`): a policy that *matches* only pods
+# labelled baton.dev/injected would never run, since that label is baton's own, added after the first
+# pass. So this policy matches every pod labelled e2e.baton.dev/mesh=true and its patch adds nothing
+# until baton's label is there: a no-op on the first pass, the proxy on the reinvocation; then the
+# webhook, whose last output changed, is called again.
 
 mesh_policy() {
   cat <<EOS
@@ -358,17 +408,17 @@ spec:
     resourceRules:
     - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [pods]}
     objectSelector: {matchLabels: {e2e.baton.dev/mesh: "true"}}
-  # Reinvoked after baton's webhook, it must not add a second proxy.
-  matchConditions:
-  - name: no-proxy-yet
-    expression: "!object.spec.containers.exists(c, c.name == 'istio-proxy')"
   mutations:
-  # A JSON patch: an ApplyConfiguration may not set an atomic list such as a command.
+  # A JSON patch: an ApplyConfiguration may not set an atomic list such as a command. Empty (nothing
+  # changed) until baton's webhook labelled the pod, and once the proxy is there.
   - patchType: JSONPatch
     jsonPatch:
       expression: >-
-        [JSONPatch{op: "add", path: "/spec/containers/-", value: Object.spec.containers{name: "istio-proxy",
-          image: "$IMAGE_STEP", imagePullPolicy: "IfNotPresent", command: ["sleep", "3600"]}}]
+        has(object.metadata.labels) && 'baton.dev/injected' in object.metadata.labels
+          && !object.spec.containers.exists(c, c.name == 'istio-proxy')
+        ? [JSONPatch{op: "add", path: "/spec/containers/-", value: Object.spec.containers{name: "istio-proxy",
+            image: "$IMAGE_STEP", imagePullPolicy: "IfNotPresent", command: ["sleep", "3600"]}}]
+        : []
 ---
 apiVersion: admissionregistration.k8s.io/v1
 kind: MutatingAdmissionPolicyBinding
@@ -413,9 +463,19 @@ EOS
     fail "mesh: the Job with the proxy did not complete within ${POD_TIMEOUT}s: $(kubectl -n "$NS" get events --field-selector reason=FailedCreate -o jsonpath='{.items[-1:].message}' 2>&1 | head -c 300)"
   fi
   kubectl -n "$NS" get pods -l batch.kubernetes.io/job-name=baton-mesh -o json > "$dir/pods.json"
-  check "mesh: the policy added istio-proxy and baton wrapped it as a sidecar until the last step (--until=test)" \
-    jq -e '.items[0].spec.containers[] | select(.name == "istio-proxy")
-      | .command[0] == "/var/run/baton/bin/baton" and (.command | index("--until=test") != null)' "$dir/pods.json"
+  kubectl -n "$DEPLOY_NS" logs -l app.kubernetes.io/name=baton-webhook --tail=-1 --prefix > "$dir/webhook.log" 2>&1
+  # The webhook's two calls for the Job's pod (generateName baton-mesh-), in the order they came.
+  grep -F "batonctl webhook: Pod $NS/baton-mesh-…: " "$dir/webhook.log" | sed 's/^\[[^]]*\] //' > "$dir/webhook-mesh.log"
+  check "mesh: baton's webhook saw the pod before the proxy (2 containers wrapped), then again after the policy added it (1 more wrapped): $(tr '\n' ';' < "$dir/webhook-mesh.log")" \
+    test "$(sed 's/^.*: //' "$dir/webhook-mesh.log" | sort | tr '\n' ';')" = "injected (1 container wrapped);injected (2 containers wrapped);"
+  check "mesh: the policy added istio-proxy to the labelled pod (baton.dev/injected) and baton wrapped it as a sidecar until the last step (--until=test)" \
+    jq -e '.items[0] | (.metadata.labels["baton.dev/injected"] != null) and (.spec.containers[] | select(.name == "istio-proxy")
+      | .command[0] == "/var/run/baton/bin/baton" and (.command | index("--until=test") != null))' "$dir/pods.json"
+  # baton-init and 2 steps: min(4096, 12288 / 3) = 4096 each at the first call; with the proxy 12288 / 4.
+  # shellcheck disable=SC2016 # jq's variables
+  check "mesh: the re-plan lowered every wrapped container's --message-limit to the new share, 3072 (was 4096 for 3 containers): $(jq -c '[.items[0].spec.containers[] | {(.name): (.command[] | select(startswith("--message-limit")))}] | add' "$dir/pods.json")" \
+    jq -e '[.items[0].spec.containers[] | [.command[] | select(startswith("--message-limit="))]] as $l
+      | ($l | length) == 3 and all($l[]; . == ["--message-limit=3072"])' "$dir/pods.json"
   check "mesh: the proxy ended exit 0 after the steps (stopped by baton, not killed)" \
     jq -e '.items[0].status.containerStatuses[] | select(.name == "istio-proxy") | .state.terminated.exitCode == 0' "$dir/pods.json"
   kubectl delete -f "$dir/mesh.yaml" >/dev/null 2>&1

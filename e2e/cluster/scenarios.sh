@@ -182,6 +182,7 @@ wait_log() {
 
 scenario_faults() {
   fault_delete
+  fault_shutdown
   fault_grace
   fault_oom
   if [ "$LOCAL_CLUSTER" = 1 ]; then fault_runtime_kill; else skip "runtime kill: needs the node's containerd (e2e/cluster/up's cluster)"; fi
@@ -210,6 +211,52 @@ fault_delete() {
   expect_step "$pod" next 143 null Cancelled
   expect_step "$pod" last 143 null Cancelled
   expect_error "$pod" next "the command never started"
+}
+
+# Deletion of a pod with a sidecar mid-run (podman's `shutdown` scenario, e2e/run.sh, on the real
+# kubelet): examples/sidecar.yaml, renamed, deleted while main writes. The kubelet sends SIGTERM to both
+# containers at once; --stop-after main holds the shipper's back until main, which takes a second to
+# stop, has ended: the shipper ships main's last line, then ends Stopped, after main, and both publish
+# their records (termination messages).
+fault_shutdown() {
+  local pod=baton-e2e-shutdown dir t0 took gap last follower
+  dir=$(pod_dir "$pod")
+  mkdir -p "$dir"
+  yaml_to_json "$REPO/examples/sidecar.yaml" | jq --arg n "$pod" '.metadata.name = $n' > "$dir/spec.json"
+  hold "$dir/spec.json" "$dir/apply.json"
+  apply "$dir/apply.json" || return
+  if ! wait_log "$pod" log-shipper "shipped: main: line 2" 60; then
+    fail "$pod: main did not start writing"
+    release "$pod"
+    kubectl -n "$NS" delete pod "$pod" --wait=false >/dev/null 2>&1
+    return
+  fi
+  # The shipper's whole log (baton's own lines among them), followed until the container ends.
+  kubectl -n "$NS" logs -f "$pod" -c log-shipper > "$dir/log-shipper.log" 2>&1 &
+  follower=$!
+  t0=$(now_ms)
+  kubectl -n "$NS" delete pod "$pod" --grace-period=10 --wait=false >/dev/null
+  wait_end "$pod" 30 || { kill "$follower" 2>/dev/null; release "$pod"; return; }
+  took=$(( $(now_ms) - t0 ))
+  collect "$pod"
+  { sleep 10; kill "$follower" 2>/dev/null; } &
+  wait "$follower" 2>/dev/null
+  release "$pod"
+  figure "$pod" "kubectl delete, main + a --stop-after sidecar (main needs ~1 s on SIGTERM)" delete "$took"
+  check "$pod: the pod ended $took ms after the deletion, on SIGTERM alone (grace 10 s)" test "$took" -lt 8000
+  expect_phase "$pod" Failed
+  expect_step "$pod" main 143 143 Failed
+  expect_step "$pod" log-shipper 0 0 Stopped
+  check "$pod: both containers published their record (a termination message each)" \
+    jq -e '[.status.containerStatuses[] | .state.terminated.message // "" | length > 0] == [true, true]' "$dir/pod.json"
+  last=$(jq -r '.steps[] | select(.name == "log-shipper") | .results.last // ""' "$(status_file "$pod")")
+  check "$pod: the shipper outlived main's shutdown (its last shipped line: \"$last\")" test "$last" = "main: stopped"
+  gap=$(( $(step_ms "$pod" log-shipper finishedAt) - $(step_ms "$pod" main finishedAt) ))
+  figure "$pod" "main -> log-shipper (deletion)" finishedAt "$gap"
+  check "$pod: on deletion the shipper ended $gap ms after main, in order (limit 0..$SIDECAR_MS ms)" \
+    test "$gap" -ge 0 -a "$gap" -le "$SIDECAR_MS"
+  check "$pod: the shipper's baton said it held SIGTERM back ($(grep -m 1 -F 'holding SIGTERM' "$dir/log-shipper.log"))" \
+    grep -qF 'holding SIGTERM until step main' "$dir/log-shipper.log"
 }
 
 # Deletion of a pod whose command ignores SIGTERM: the kubelet's SIGKILL at the end of the grace period.
