@@ -274,7 +274,7 @@ EOS
 }
 
 scenario_controller() {
-  local dir rv_before mf_before logs metrics
+  local dir rv_before mf_before logs metrics _
   [ "$LOCAL_CLUSTER" = 1 ] || { skip "controller: needs e2e/cluster/up's cluster (its registry, no cert-manager)"; return; }
   dir=$E2E_WORK/controller
   install_deploy controller || return
@@ -345,9 +345,16 @@ scenario_controller() {
       test "$(kubectl -n "$NS" get pod ctl-failing --show-managed-fields -o json | jq -c .metadata.managedFields)" = "$mf_before"
   # The API server drops an apply that changes nothing, so the resourceVersion alone cannot tell a
   # needless write: the new controller's own count of written patches must be 1 (ctl-away's).
-  metrics=$(kubectl get --raw "/api/v1/namespaces/$DEPLOY_NS/pods/$(kubectl -n "$DEPLOY_NS" get pod \
-    -l app.kubernetes.io/name=baton-controller -o jsonpath='{.items[0].metadata.name}'):9090/proxy/metrics" 2>&1)
-  check "controller: after the relist the new controller wrote one patch, ctl-away's ($(grep -F 'batonctl_watch_patches_total{result="written"}' <<<"$metrics"))" \
+  # The scrape goes through the API server's proxy, which a busy node may answer with an error: tried
+  # again until the controller's patch counters are in it.
+  for _ in 1 2 3 4 5; do
+    metrics=$(kubectl get --raw "/api/v1/namespaces/$DEPLOY_NS/pods/$(kubectl -n "$DEPLOY_NS" get pod \
+      -l app.kubernetes.io/name=baton-controller --field-selector=status.phase=Running \
+      -o jsonpath='{.items[0].metadata.name}'):9090/proxy/metrics" 2>&1)
+    grep -q '^batonctl_watch_patches_total' <<<"$metrics" && break
+    sleep 2
+  done
+  check "controller: after the relist the new controller wrote one patch, ctl-away's ($(grep -F 'batonctl_watch_patches_total{result="written"}' <<<"$metrics" || head -c 300 <<<"$metrics"))" \
     grep -qx 'batonctl_watch_patches_total{result="written"} 1' <<<"$metrics"
   vap_checks
   kubectl delete -f "$dir/deny.yaml" >/dev/null 2>&1
