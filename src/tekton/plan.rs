@@ -148,17 +148,27 @@ pub fn select_platform(commands: &BTreeMap<String, Vec<String>>, platform: &str)
 
 fn platform_command() -> Result<Vec<String>, String> {
     let env = std::env::var("TEKTON_PLATFORM_COMMANDS").unwrap_or_default();
+    select_platform(&platform_commands(&env)?, platform())
+}
+
+/// TEKTON_PLATFORM_COMMANDS read as upstream's `json.Unmarshal` into `map[string][]string` reads it:
+/// `null` for a platform is no command (an image with no ENTRYPOINT: the step's args run alone).
+fn platform_commands(env: &str) -> Result<BTreeMap<String, Vec<String>>, String> {
     let invalid = |why: String| {
         format!("no -entrypoint, and TEKTON_PLATFORM_COMMANDS is not a JSON map of platform to command ({why})")
     };
-    let value: serde_json::Value = serde_json::from_str(&env).map_err(|e| invalid(e.to_string()))?;
+    let value: serde_json::Value = serde_json::from_str(env).map_err(|e| invalid(e.to_string()))?;
     let mut commands = BTreeMap::new();
     for (platform, argv) in value.as_object().ok_or_else(|| invalid("not an object".into()))? {
+        if argv.is_null() {
+            commands.insert(platform.clone(), Vec::new());
+            continue;
+        }
         let argv = argv.as_array().ok_or_else(|| invalid(format!("{platform}: not an array")))?;
         let argv: Option<Vec<String>> = argv.iter().map(|a| a.as_str().map(str::to_string)).collect();
         commands.insert(platform.clone(), argv.ok_or_else(|| invalid(format!("{platform}: not an array of strings")))?);
     }
-    select_platform(&commands, platform())
+    Ok(commands)
 }
 
 /// Tekton checks 4096 bytes, but the kubelet keeps only 12288 / (containers in the pod) of each
@@ -191,5 +201,13 @@ mod tests {
         assert_eq!(select_platform(&map, "linux/amd64").unwrap(), ["/amd", "x"]);
         assert_eq!(select_platform(&map, "linux/arm64/v8").unwrap(), ["/arm"]);
         assert!(select_platform(&map, "linux/s390x").unwrap_err().contains("linux/s390x"));
+    }
+
+    #[test]
+    fn a_platform_without_a_command_is_an_empty_one_as_upstream_reads_it() {
+        let map = platform_commands(r#"{"linux/amd64": null, "linux/arm64": ["/bin/sh"]}"#).unwrap();
+        assert_eq!(map["linux/amd64"], Vec::<String>::new());
+        assert_eq!(map["linux/arm64"], ["/bin/sh"]);
+        assert!(platform_commands(r#"{"linux/amd64": "sh"}"#).unwrap_err().contains("linux/amd64: not an array"));
     }
 }
