@@ -58,7 +58,6 @@ RUN_ID="tkctl-$START_S"
 EXAMPLES_TSV='steps-run-in-order.yaml
 unnamed-steps.yaml
 custom-env.yaml
-configmap.yaml
 custom-volume.yaml
 default_task_params.yaml
 home-is-set.yaml
@@ -77,7 +76,6 @@ sidecar-interp.yaml
 sidecar-ready-script.yaml
 sidecar-ready.yaml
 step-by-digest.yaml
-stepaction-params.yaml
 stepaction-passing-results.yaml
 stepaction-results.yaml
 stepaction.yaml
@@ -91,13 +89,9 @@ workingdir.yaml
 workspace-in-sidecar.yaml
 workspace-volume.yaml
 5080-entrypoint-init-regression.yaml
-array-default.yaml
 object-param-result.yaml
 creds-init-only-mounts-provided-credentials.yaml
 beta/emit-array-results.yaml
-beta/large-task-result.yaml
-beta/param_array_indexing.yaml
-beta/propagated-object-parameters.yaml
 beta/workspace-in-sidecar.yaml
 beta/workspace-isolation.yaml'
 
@@ -107,6 +101,12 @@ dind-sidecar.yaml	docker:dind, privileged, and the network
 step-script.yaml	node, perl and python images
 steptemplate-variable-interop.yaml	its image is a parameter, ubuntu, from docker.io
 entrypoint-resolution.yaml	the controller looks up a ghcr.io image'"'"'s entrypoint over the network
+configmap.yaml	bash syntax ("sh: are: unknown operand"): fails under upstream'"'"'s entrypoint too
+stepaction-params.yaml	bash arrays ("unexpected \"(\""): fails under upstream'"'"'s entrypoint too
+beta/large-task-result.yaml	its bash script exits 1 under busybox ash: fails under upstream'"'"'s entrypoint too
+array-default.yaml	args [echo, …] with no command: the bash image'"'"'s docker-entrypoint.sh runs them, the stand-in'"'"'s CMD sh does not
+beta/param_array_indexing.yaml	args [echo, …] with no command (bash'"'"'s docker-entrypoint.sh): fails under upstream'"'"'s entrypoint too
+beta/propagated-object-parameters.yaml	args [echo, …] with no command (bash'"'"'s docker-entrypoint.sh): fails under upstream'"'"'s entrypoint too
 workspace.yaml	a PersistentVolumeClaim: the cluster has no storage class
 workspace-readonly.yaml	a PersistentVolumeClaim: the cluster has no storage class
 workspace-with-volumeClaimTemplate.yaml	a PersistentVolumeClaim: the cluster has no storage class
