@@ -8,6 +8,7 @@
 #   4. crates/baton-controller/tests/registry.sh: batonctl inject against a real registry
 #   5. the real cluster, briefly: e2e/cluster.sh smoke pipeline, when its Kubernetes binaries are
 #      already built (e2e/cluster/build's cache) and no test cluster is running; skipped otherwise
+#      (and with TEST_CLUSTER=0, as .ci/run sets it: it runs the whole suite itself)
 # and ends with one summary line. `./test.sh --fuzz` also builds the fuzz targets and runs each for
 # 10 s (cargo-fuzz); CI (.ci/run) does, and then runs the longer checks itself: the whole suite on the
 # real cluster (building Kubernetes when needed) and the arm64 binary's tests under qemu-user.
@@ -90,7 +91,9 @@ checks=$(grep -c '^PASS ' "$log/e2e.log" || true)
 stage="cluster"
 cluster="not run (its Kubernetes binaries are not built yet: e2e/cluster/build, or .ci/run)"
 k8s_bin="${BATON_CLUSTER_CACHE:-${XDG_CACHE_HOME:-$HOME/.cache}/baton-cluster}/$(sed -n 's/^require k8s.io\/kubernetes \(v[0-9.]*\)$/\1/p' e2e/cluster/go.mod)/bin"
-if pgrep -x kube-apiserver >/dev/null 2>&1 || pgrep -x kubelet >/dev/null 2>&1; then
+if [ "${TEST_CLUSTER:-1}" = 0 ]; then
+  cluster="not run (TEST_CLUSTER=0: .ci/run runs the whole real-cluster suite afterwards)"
+elif pgrep -x kube-apiserver >/dev/null 2>&1 || pgrep -x kubelet >/dev/null 2>&1; then
   cluster="not run (a cluster is already running on this machine)"
 elif [ "$(id -u)" = 0 ] && [ -x "$k8s_bin/kubelet" ] && [ -x "$k8s_bin/kube-apiserver" ]; then
   echo "== the real cluster, briefly: e2e/cluster.sh smoke pipeline"
