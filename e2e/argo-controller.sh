@@ -126,6 +126,9 @@ workflow-template/steps.yaml	Succeeded	inner-hello2b
 workflow-template/dag.yaml	Succeeded	inner-D
 workflow-template/workflow-template-ref.yaml	Succeeded	hello world
 workflow-template/workflow-template-ref-with-entrypoint-arg-passing.yaml	Succeeded	hello world
+parallelism-limit.yaml	Succeeded	-
+parallelism-template-limit.yaml	Succeeded	-
+dag-nested.yaml	Succeeded	-
 own/containerset-fail.yaml	Failed	c runs
 own/look-inside.yaml	Succeeded	looked at'
 
@@ -138,9 +141,6 @@ timeouts-step.yaml	bash: the busybox step image has none
 volumes-emptydir.yaml	[[ ]]: the ash of Debian'"'"'s busybox lacks it (the example prints "Not found" and succeeds)
 container-set-template/workspace-workflow.yaml	an output artifact: needs an artifact repository
 sidecar.yaml	apk and curl from the network, and an influxdb sidecar
-parallelism-limit.yaml	duration: five waves of sleep 10, about a minute each on this cluster (see docs/argo.md)
-parallelism-template-limit.yaml	duration: five waves of sleep 10, about a minute each on this cluster
-dag-nested.yaml	duration: nine steps in sequence, about a minute each on this cluster
 intermediate-parameters.yaml	resumed with a value for a supplied output (argo node set), which this script does not do
 suspend-template-outputs.yaml	resumed with a value for a supplied output (argo node set), which this script does not do
 gc-ttl.yaml	deletes the Workflow 5 s after its end: nothing left to check
