@@ -73,11 +73,7 @@ say "baton: $BATON_BIN, $(stat -c %s "$BATON_BIN") bytes"
 old_ids=()
 images=("$STEP_IMAGE" "$ARGO_UPSTREAM_EXEC_IMAGE" "$ARGO_BATON_EXEC_IMAGE" "$ARGO_WAIT_IMAGE")
 for image in "${images[@]}"; do old_ids+=("$(podman image inspect "$image" --format '{{.Id}}' 2>/dev/null)"); done
-ctx=$(mktemp -d)
-cp "$BUSYBOX" "$ctx/busybox"
-podman build -q --layers=false -f "$E2E_DIR/busybox-step.Containerfile" -t "$STEP_IMAGE" "$ctx" >/dev/null \
-  || die "podman build of $STEP_IMAGE failed"
-rm -rf "$ctx"
+build_step_image
 ctx=$(mktemp -d)
 cp "$ARGOEXEC" "$ctx/argoexec"
 cp "$E2E_DIR/upstream/kubeconfig" "$ctx/kubeconfig"
@@ -107,14 +103,6 @@ finished_ms() {
   echo $((t / 1000000))
 }
 running() { podman inspect "$1-$2" --format '{{.State.Status}}' 2>/dev/null | grep -q running; }
-until_true() {
-  local deadline=$(( $(now_ms) + $1 * 1000 ))
-  shift
-  until "$@"; do
-    [ "$(now_ms)" -lt "$deadline" ] || return 1
-    sleep 0.02
-  done
-}
 
 # template_json SHAPE: the Argo template of e2e/argo/side-by-side/SHAPE.yaml, images set.
 template_json() {

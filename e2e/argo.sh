@@ -62,11 +62,7 @@ old_ids=()
 for image in "$STEP_IMAGE" "$ARGO_UPSTREAM_IMAGE" "$ARGO_EXECUTOR_IMAGE"; do
   old_ids+=("$(podman image inspect "$image" --format '{{.Id}}' 2>/dev/null)")
 done
-ctx=$(mktemp -d)
-cp "$BUSYBOX" "$ctx/busybox"
-podman build -q --layers=false -f "$E2E_DIR/busybox-step.Containerfile" -t "$STEP_IMAGE" "$ctx" >/dev/null \
-  || die "podman build of $STEP_IMAGE failed"
-rm -rf "$ctx"
+build_step_image
 build_argo_images "$ARGO_UPSTREAM_IMAGE" "$ARGO_EXECUTOR_IMAGE"
 # The images these replaced, now untagged: removed unless a container still uses them.
 forget_image "${old_ids[0]}" "$STEP_IMAGE"
@@ -99,15 +95,6 @@ finished_ms() {
   local t
   t=$(podman inspect "$1-$2" --format '{{.State.FinishedAt.UnixNano}}' 2>/dev/null) || return 1
   echo $((t / 1000000))
-}
-# until_true SECONDS COMMAND...: polls the harness's own condition every 20 ms.
-until_true() {
-  local deadline=$(( $(now_ms) + $1 * 1000 ))
-  shift
-  until "$@"; do
-    [ "$(now_ms)" -lt "$deadline" ] || return 1
-    sleep 0.02
-  done
 }
 members_ended() { ! pod_states "$1" | grep -E "^$1-($2) " | grep -Eq ' (running|created|configured|initialized)$'; }
 

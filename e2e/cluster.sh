@@ -25,6 +25,8 @@ source "$(dirname "$0")/lib.sh"
 POD_TIMEOUT=${POD_TIMEOUT:-120}
 # shellcheck source=e2e/checks.sh
 source "$E2E_DIR/checks.sh"
+# shellcheck source=e2e/cluster/attach.sh
+source "$E2E_DIR/cluster/attach.sh"
 # shellcheck source=e2e/cluster/scenarios.sh
 source "$E2E_DIR/cluster/scenarios.sh"
 # shellcheck source=e2e/cluster/deploy.sh
@@ -45,18 +47,13 @@ done
 
 E2E_WORK=$(mktemp -d "${TMPDIR:-/tmp}/baton-cluster.XXXXXX")
 : > "$E2E_WORK/figures.tsv"
-OWN_CLUSTER=0
 NS=""
 
 finish() {
   if [ -n "$NS" ] && [ "${E2E_KEEP:-0}" != 1 ]; then
     kubectl delete namespace "$NS" --wait=false >/dev/null 2>&1
   fi
-  if [ "$OWN_CLUSTER" = 1 ] && [ "${CLUSTER_KEEP:-0}" != 1 ]; then
-    "$E2E_DIR/cluster/down" >&2
-  elif [ "$OWN_CLUSTER" = 1 ]; then
-    say "CLUSTER_KEEP=1: the test cluster stays up; KUBECONFIG=$KUBECONFIG; e2e/cluster/down takes it away"
-  fi
+  cluster_detach
   if [ "$FAILED" -eq 0 ] && [ "${E2E_KEEP:-0}" != 1 ]; then rm -rf "$E2E_WORK"; else say "artifacts (manifests, Pod JSON, run status) in $E2E_WORK"; fi
 }
 trap finish EXIT
@@ -66,34 +63,16 @@ trap 'exit 130' INT TERM
 # The cluster, the images, batonctl
 
 ensure_tools
-# shellcheck source=e2e/cluster/env.sh
-source "$E2E_DIR/cluster/env.sh"
-if [ -z "${KUBECONFIG:-}" ]; then
-  t0=$(now_ms)
-  KUBECONFIG=$("$E2E_DIR/cluster/up" | tail -n 1) || die "e2e/cluster/up failed (its logs: $LOGS)"
-  export KUBECONFIG
-  OWN_CLUSTER=1
-  figure cluster "e2e/cluster/up" up "$(( $(now_ms) - t0 ))"
-fi
-# The test cluster of e2e/cluster/up (brought up here, or given): its kubectl, registry and containerd.
-LOCAL_CLUSTER=0
-if [ "$KUBECONFIG" = "$KUBECONFIG_OUT" ] && [ -f "$RUN/bin" ]; then
-  LOCAL_CLUSTER=1
-  PATH=$(cat "$RUN/bin"):$PATH
-  BATON_REGISTRY=$REGISTRY
-fi
-kubectl version -o json --request-timeout=5s 2>/dev/null | grep -q '"serverVersion"' \
-  || die "kubectl cannot reach the API server of KUBECONFIG=$KUBECONFIG"
-[ -n "${BATON_REGISTRY:-}" ] || die "KUBECONFIG is set but BATON_REGISTRY is not: name a registry the cluster pulls from"
+# The test cluster (e2e/cluster/attach.sh): KUBECONFIG's, or e2e/cluster/up's brought up here.
+cluster_attach
+[ -z "$CLUSTER_UP_MS" ] || figure cluster "e2e/cluster/up" up "$CLUSTER_UP_MS"
 
 ensure_baton_binary
 say "building images $BATON_IMAGE and $STEP_IMAGE (podman build, no network)"
 build_images
-# A tag per content, so that IfNotPresent never runs a stale image. A registry on loopback is plain HTTP.
+# A tag per content, so that IfNotPresent never runs a stale image.
 IMAGE_BATON="$BATON_REGISTRY/baton:dev-$(podman image inspect "$BATON_IMAGE" --format '{{.Id}}' | cut -c1-12)"
 IMAGE_STEP="$BATON_REGISTRY/busybox-step:dev-$(podman image inspect "$STEP_IMAGE" --format '{{.Id}}' | cut -c1-12)"
-tls=()
-case $BATON_REGISTRY in 127.0.0.1:*|localhost:*) tls=(--tls-verify=false) ;; esac
 for pair in "$BATON_IMAGE=$IMAGE_BATON" "$STEP_IMAGE=$IMAGE_STEP"; do
   { podman tag "${pair%%=*}" "${pair#*=}" && podman push -q "${tls[@]}" "${pair#*=}" >&2; } || die "podman push ${pair#*=} failed"
 done

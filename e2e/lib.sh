@@ -44,6 +44,17 @@ all_ok() {
 
 # Milliseconds since the epoch.
 now_ms() { date +%s%3N; }
+
+# until_true SECONDS COMMAND...: COMMAND again every UNTIL_EVERY seconds (default 0.02, for the
+# harness's own conditions) until it succeeds; fails once SECONDS have passed.
+until_true() {
+  local deadline=$(( $(now_ms) + $1 * 1000 ))
+  shift
+  until "$@"; do
+    [ "$(now_ms)" -lt "$deadline" ] || return 1
+    sleep "${UNTIL_EVERY:-0.02}"
+  done
+}
 # A jq definition: RFC 3339 UTC time (any fraction of a second, or none) -> milliseconds since the epoch.
 # shellcheck disable=SC2016
 JQ_MS='def ms: (.[0:19] + "Z" | fromdateiso8601) * 1000
@@ -97,21 +108,27 @@ ensure_baton_binary() {
 # Builds both images offline: the baton image (Dockerfile: scratch + /baton) and the step image
 # (e2e/busybox-step.Containerfile: scratch + Debian's static busybox).
 build_images() {
-  local ctx rc old_baton old_step
+  local old_baton old_step
   old_baton=$(podman image inspect "$BATON_IMAGE" --format '{{.Id}}' 2>/dev/null)
   old_step=$(podman image inspect "$STEP_IMAGE" --format '{{.Id}}' 2>/dev/null)
   podman build -q --layers=false --platform "$BATON_PLATFORM" -f "$REPO/Dockerfile" \
     --build-arg "BATON_BIN=${BATON_BIN#"$REPO"/}" -t "$BATON_IMAGE" "$REPO" >/dev/null \
     || die "podman build of $BATON_IMAGE failed"
+  build_step_image
+  # The images these replaced, now untagged: removed unless a container still uses them.
+  forget_image "$old_baton" "$BATON_IMAGE"
+  forget_image "$old_step" "$STEP_IMAGE"
+}
+
+# build_step_image: $STEP_IMAGE, e2e/busybox-step.Containerfile (scratch + Debian's static busybox).
+build_step_image() {
+  local ctx rc
   ctx=$(mktemp -d)
   cp "$BUSYBOX" "$ctx/busybox"
   podman build -q --layers=false -f "$E2E_DIR/busybox-step.Containerfile" -t "$STEP_IMAGE" "$ctx" >/dev/null
   rc=$?
   rm -rf "$ctx"
   [ $rc -eq 0 ] || die "podman build of $STEP_IMAGE failed"
-  # The images these replaced, now untagged: removed unless a container still uses them.
-  forget_image "$old_baton" "$BATON_IMAGE"
-  forget_image "$old_step" "$STEP_IMAGE"
 }
 
 # build_tekton_image IMAGE: tekton.Containerfile's image with the static baton and baton-cel built

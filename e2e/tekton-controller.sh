@@ -37,6 +37,8 @@ STEP_IMAGE=${STEP_IMAGE:-localhost/busybox-step:tekton-controller}
 source "$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)/lib.sh"
 # shellcheck source=e2e/checks.sh
 source "$E2E_DIR/checks.sh"
+# shellcheck source=e2e/cluster/attach.sh
+source "$E2E_DIR/cluster/attach.sh"
 # shellcheck source=e2e/cluster/frameworks.sh
 source "$E2E_DIR/cluster/frameworks.sh"
 
@@ -121,20 +123,8 @@ no-ci/	not run by upstream'"'"'s own test either'
 # The cluster (as e2e/argo-controller.sh finds or brings it up)
 
 E2E_WORK=$(mktemp -d "${TMPDIR:-/tmp}/baton-tekton-controller.XXXXXX")
-OWN_CLUSTER=0
 SYS_NS=""
-CONTROLLER_PID=""
 CREATED_CRDS=()
-
-stop_controller() {
-  local i
-  [ -n "$CONTROLLER_PID" ] || return 0
-  kill -TERM "$CONTROLLER_PID" 2>/dev/null
-  for i in $(seq 50); do kill -0 "$CONTROLLER_PID" 2>/dev/null || break; sleep 0.1; done
-  kill -KILL "$CONTROLLER_PID" 2>/dev/null
-  wait "$CONTROLLER_PID" 2>/dev/null
-  CONTROLLER_PID=""
-}
 
 finish() {
   stop_controller
@@ -144,33 +134,15 @@ finish() {
   else
     say "E2E_KEEP=1: namespaces labelled baton.dev/e2e=$RUN_ID and CRDs ${CREATED_CRDS[*]:-(none created)} kept"
   fi
-  if [ "$OWN_CLUSTER" = 1 ] && [ "${CLUSTER_KEEP:-0}" != 1 ]; then
-    "$E2E_DIR/cluster/down" >&2
-  elif [ "$OWN_CLUSTER" = 1 ]; then
-    say "CLUSTER_KEEP=1: the test cluster stays up; KUBECONFIG=$KUBECONFIG; e2e/cluster/down takes it away"
-  fi
+  cluster_detach
   if [ "$FAILED" -eq 0 ] && [ "${E2E_KEEP:-0}" != 1 ]; then rm -rf "$E2E_WORK"; else say "artifacts (the controller's log, TaskRuns, pods, logs) in $E2E_WORK"; fi
 }
 trap finish EXIT
 trap 'exit 130' INT TERM
 
 ensure_tools
-# shellcheck source=e2e/cluster/env.sh
-source "$E2E_DIR/cluster/env.sh"
-if [ -z "${KUBECONFIG:-}" ]; then
-  KUBECONFIG=$("$E2E_DIR/cluster/up" | tail -n 1) || die "e2e/cluster/up failed (its logs: $LOGS)"
-  export KUBECONFIG
-  OWN_CLUSTER=1
-fi
-if [ "$KUBECONFIG" = "$KUBECONFIG_OUT" ] && [ -f "$RUN/bin" ]; then
-  PATH=$(cat "$RUN/bin"):$PATH
-  BATON_REGISTRY=$REGISTRY
-fi
-kubectl version -o json --request-timeout=5s 2>/dev/null | grep -q '"serverVersion"' \
-  || die "kubectl cannot reach the API server of KUBECONFIG=$KUBECONFIG"
-[ -n "${BATON_REGISTRY:-}" ] || die "KUBECONFIG is set but BATON_REGISTRY is not: name a registry the cluster pulls from"
-tls=()
-case $BATON_REGISTRY in 127.0.0.1:*|localhost:*) tls=(--tls-verify=false) ;; esac
+# The test cluster (e2e/cluster/attach.sh): KUBECONFIG's, or e2e/cluster/up's brought up here.
+cluster_attach
 
 # ---------------------------------------------------------------------------------------------------
 # Upstream's binaries, the Go module's copy, the images
@@ -190,11 +162,7 @@ say "upstream: Tekton Pipelines $(basename "$(dirname "$CONTROLLER")"); the modu
 old_ids=()
 images=("$STEP_IMAGE" "$EXAMPLES_STEP_IMAGE" "$BATON_TEKTON_IMAGE" "$UPSTREAM_IMAGE" "$WORKINGDIRINIT_IMAGE" "$NOP_IMAGE")
 for image in "${images[@]}"; do old_ids+=("$(podman image inspect "$image" --format '{{.Id}}' 2>/dev/null)"); done
-ctx=$(mktemp -d)
-cp "$BUSYBOX" "$ctx/busybox"
-podman build -q --layers=false -f "$E2E_DIR/busybox-step.Containerfile" -t "$STEP_IMAGE" "$ctx" >/dev/null \
-  || die "podman build of $STEP_IMAGE failed"
-rm -rf "$ctx"
+build_step_image
 ctx=$(mktemp -d)
 printf '#!/bin/sh\n# bash, played by busybox ash (e2e/upstream/tekton/examples.Containerfile)\nexec /bin/sh "$@"\n' > "$ctx/bash"
 chmod 0755 "$ctx/bash"

@@ -69,11 +69,7 @@ podman build -q --layers=false -f "$E2E_DIR/upstream/tekton/entrypoint.Container
   || die "podman build of $UPSTREAM_IMAGE failed"
 rm -rf "$ctx"
 build_tekton_image "$BATON_TEKTON_IMAGE"
-ctx=$(mktemp -d)
-cp "$BUSYBOX" "$ctx/busybox"
-podman build -q --layers=false -f "$E2E_DIR/busybox-step.Containerfile" -t "$STEP_IMAGE" "$ctx" >/dev/null \
-  || die "podman build of $STEP_IMAGE failed"
-rm -rf "$ctx"
+build_step_image
 say "images: $UPSTREAM_IMAGE ($(image_size "$UPSTREAM_IMAGE") bytes), $BATON_TEKTON_IMAGE ($(image_size "$BATON_TEKTON_IMAGE") bytes), $STEP_IMAGE"
 
 image_of() { if [ "$1" = upstream ]; then echo "$UPSTREAM_IMAGE"; else echo "$BATON_TEKTON_IMAGE"; fi; }
@@ -95,14 +91,8 @@ all_running() { # all_running POD: every step container has started
     grep -Eq "^$1-$c (running|exited|stopped)$" <<<"$states" || return 1
   done
 }
-until_true() { # until_true SECONDS COMMAND...: retries every 50 ms
-  local deadline=$(( $(now_ms) + $1 * 1000 ))
-  shift
-  until "$@"; do
-    [ "$(now_ms)" -lt "$deadline" ] || return 1
-    sleep 0.05
-  done
-}
+# lib.sh's until_true retries every 50 ms here.
+UNTIL_EVERY=0.05
 
 # play_shape SHAPE ENGINE: plays the pod SHAPE described in $E2E_WORK/SHAPE.spec under ENGINE's
 # entrypoint image; runs the shape's hooks (SHAPE_before_ready, SHAPE_running) when defined. Sets

@@ -71,11 +71,7 @@ check "the static binary is at most 1.25 MiB ($size <= $MAX_BINARY)" [ "$size" -
 
 build_tekton_image "$TEKTON_IMAGE"
 if ! podman image exists "$STEP_IMAGE"; then
-  ctx=$(mktemp -d)
-  cp "$BUSYBOX" "$ctx/busybox"
-  podman build -q --layers=false -f "$E2E_DIR/busybox-step.Containerfile" -t "$STEP_IMAGE" "$ctx" >/dev/null \
-    || die "podman build of $STEP_IMAGE failed"
-  rm -rf "$ctx"
+  build_step_image
 fi
 say "images: $TEKTON_IMAGE ($(image_size "$TEKTON_IMAGE") bytes), $STEP_IMAGE"
 

@@ -45,14 +45,7 @@ tku_state() {
 tku_state_is() { [ "$(tku_state "$1" "$2")" = "$3" ]; }
 
 # tku_until SECONDS COMMAND...: retries every 200 ms (each try is a kubectl call).
-tku_until() {
-  local deadline=$(( $(now_ms) + $1 * 1000 ))
-  shift
-  until "$@"; do
-    [ "$(now_ms)" -lt "$deadline" ] || return 1
-    sleep 0.2
-  done
-}
+tku_until() { UNTIL_EVERY=0.2 until_true "$@"; }
 
 # tku_play SHAPE ENGINE: the pod of SHAPE under ENGINE's entrypoint on the cluster, the ready annotation
 # set once its steps all run (R_READY: ms, just before `kubectl annotate`; R_ENDED: when the watch saw
